@@ -1,0 +1,1 @@
+"""Policy-optimization algorithms, each a short composition of :mod:`rl` and :mod:`trustregion`."""

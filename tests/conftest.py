@@ -1,0 +1,25 @@
+"""Hypothesis profiles: ``ci`` is derandomized (same examples every run), ``dev`` explores.
+
+The profile is chosen by ``HYPOTHESIS_PROFILE``; with ``CI`` set it defaults to ``ci``.
+"""
+
+import os
+
+import matplotlib
+from hypothesis import HealthCheck, settings
+
+matplotlib.use("Agg")
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    deadline=None,
+    max_examples=40,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=60, print_blob=True)
+settings.register_profile("thorough", deadline=None, max_examples=500, print_blob=True)
+
+_default = "ci" if os.environ.get("CI") else "dev"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))

@@ -1,0 +1,111 @@
+"""Hypothesis strategies that build valid inputs by construction.
+
+SPD matrices are ``Q diag(lam) Q^T`` with ``Q`` orthogonal (from a drawn matrix's
+QR factorisation) and a drawn spectrum; random MDPs have drawn non-negative
+weights normalised into probabilities. No random number generator is used
+inside a strategy: every number is drawn by Hypothesis, so failures shrink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+__all__ = [
+    "finite_floats",
+    "vectors",
+    "orthogonal_matrices",
+    "spd_matrices",
+    "spd_with_distinct_eigenvalues",
+    "symmetric_matrices",
+    "indefinite_matrices",
+    "random_mdps",
+    "stochastic_matrices",
+]
+
+
+def finite_floats(min_value=-10.0, max_value=10.0):
+    """Bounded floats without NaN, inf or subnormals."""
+    return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+
+
+def vectors(n, *, min_value=-10.0, max_value=10.0):
+    return hnp.arrays(np.float64, (n,), elements=finite_floats(min_value, max_value))
+
+
+@st.composite
+def orthogonal_matrices(draw, n):
+    """An orthogonal ``n x n`` matrix: the Q factor of a drawn, well-conditioned matrix."""
+    G = draw(hnp.arrays(np.float64, (n, n), elements=finite_floats(-1.0, 1.0)))
+    G = G + 3.0 * np.eye(n)  # keep it comfortably nonsingular so QR is well defined
+    Q, R = np.linalg.qr(G)
+    return Q * np.sign(np.diag(R))
+
+
+@st.composite
+def spd_matrices(draw, n=None, *, max_n=12, max_log10_cond=6.0, return_spectrum=False):
+    """``A = Q diag(lam) Q^T`` with eigenvalues log-uniform in ``[1, 10**max_log10_cond]``."""
+    if n is None:
+        n = draw(st.integers(1, max_n))
+    Q = draw(orthogonal_matrices(n))
+    logs = draw(hnp.arrays(np.float64, (n,), elements=finite_floats(0.0, max_log10_cond)))
+    lam = 10.0**logs
+    A = (Q * lam) @ Q.T
+    A = 0.5 * (A + A.T)
+    return (A, lam, Q) if return_spectrum else A
+
+
+@st.composite
+def spd_with_distinct_eigenvalues(draw, n, k):
+    """SPD ``n x n`` matrix whose spectrum has exactly ``k`` distinct values (``k <= n``)."""
+    Q = draw(orthogonal_matrices(n))
+    values = draw(st.lists(st.integers(1, 1000), min_size=k, max_size=k, unique=True))
+    counts = draw(st.lists(st.integers(1, n), min_size=k, max_size=k))
+    # distribute n eigenvalues among the k distinct values, each used at least once
+    mult = np.ones(k, dtype=int)
+    extra = n - k
+    for i in range(extra):
+        mult[counts[i % k] % k] += 1
+    lam = np.repeat(np.asarray(values, dtype=np.float64) / 10.0, mult)
+    A = (Q * lam) @ Q.T
+    return 0.5 * (A + A.T)
+
+
+@st.composite
+def symmetric_matrices(draw, n, *, scale=10.0):
+    Q = draw(orthogonal_matrices(n))
+    lam = draw(hnp.arrays(np.float64, (n,), elements=finite_floats(-scale, scale)))
+    A = (Q * lam) @ Q.T
+    return 0.5 * (A + A.T)
+
+
+@st.composite
+def indefinite_matrices(draw, n):
+    """Symmetric with at least one eigenvalue <= -0.1 (``n >= 1``)."""
+    Q = draw(orthogonal_matrices(n))
+    lam = draw(hnp.arrays(np.float64, (n,), elements=finite_floats(-10.0, 10.0)))
+    i = draw(st.integers(0, n - 1))
+    lam[i] = -draw(finite_floats(0.1, 10.0))
+    A = (Q * lam) @ Q.T
+    return 0.5 * (A + A.T)
+
+
+@st.composite
+def stochastic_matrices(draw, rows, cols, *, min_weight=0.0):
+    """Row-stochastic ``rows x cols`` matrix from drawn non-negative weights."""
+    W = draw(hnp.arrays(np.float64, (rows, cols), elements=finite_floats(0.0, 1.0)))
+    W = W + min_weight + 1e-3
+    return W / W.sum(axis=1, keepdims=True)
+
+
+@st.composite
+def random_mdps(draw, *, max_states=5, max_actions=3, min_gamma=0.5, max_gamma=0.95):
+    """Arguments ``(P, R, gamma, mu0)`` of a random tabular MDP with full support."""
+    S = draw(st.integers(1, max_states))
+    A = draw(st.integers(1, max_actions))
+    P = draw(stochastic_matrices(S * A, S)).reshape(S, A, S)
+    R = draw(hnp.arrays(np.float64, (S, A), elements=finite_floats(-1.0, 1.0)))
+    gamma = draw(finite_floats(min_gamma, max_gamma))
+    mu0 = draw(stochastic_matrices(1, S))[0]
+    return P, R, gamma, mu0
