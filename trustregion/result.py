@@ -81,6 +81,12 @@ class SubproblemStatus(Status):
     )
     NON_FINITE = (4, "stopped: a non-finite value appeared; the last finite iterate is returned", False)
     ZERO_GRADIENT = (5, "converged: the gradient is zero and no direction of negative curvature is known", True)
+    BREAKDOWN = (
+        6,
+        "stopped: breakdown, r^T M r <= 0, so the preconditioner M is not positive definite; "
+        "the last iterate is returned",
+        False,
+    )
 
 
 class LineSearchStatus(Status):

@@ -1,0 +1,500 @@
+"""Conjugate gradient: the theorems of Nocedal & Wright (2006), Chapter 5, checked numerically.
+
+Tolerances scale with ``n * kappa * eps``. Global orthogonality of CG residuals is an
+exact-arithmetic theorem that finite-precision CG keeps only until a Ritz value
+converges (Greenbaum & Strakos 1992; Meurant & Strakos 2006), so it is checked on
+well-conditioned systems, while the local relations (consecutive residuals and
+directions), which rounding cannot destroy (Paige 1980), are checked up to
+``kappa = 1e6``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trustregion as tr
+from tests.strategies import (
+    finite_floats,
+    indefinite_matrices,
+    orthogonal_matrices,
+    spd_matrices,
+    spd_with_distinct_eigenvalues,
+    vectors,
+)
+from trustregion.conjugate_gradient import _cg_iterations, _CGLog
+from trustregion.result import CGStatus
+
+EPS = np.finfo(np.float64).eps
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies and helpers
+
+
+def nonzero_vectors(n, *, min_norm=1e-3):
+    """Vectors of :func:`vectors` with ``||v|| >= min_norm`` (``b = 0`` has its own test) and
+    no entry below 1e-100 in magnitude (those would make CG's products underflow)."""
+    return (
+        vectors(n)
+        .map(lambda v: np.where(np.abs(v) < 1e-100, 0.0, v))
+        .filter(lambda v: np.linalg.norm(v) >= min_norm)
+    )
+
+
+def is_orthogonal(Q):
+    return np.allclose(Q.T @ Q, np.eye(Q.shape[0]), rtol=0.0, atol=1e-12)
+
+
+def spd_with_spectrum(n=None, **kwargs):
+    """``spd_matrices(..., return_spectrum=True)`` restricted to a truly orthogonal ``Q``
+    (so that ``lam`` is the spectrum of ``A``)."""
+    return spd_matrices(n, return_spectrum=True, **kwargs).filter(lambda t: is_orthogonal(t[2]))
+
+
+@st.composite
+def spd_systems(draw, *, max_n=12, max_log10_cond=6.0):
+    """``(A, b, kappa)`` with ``A`` SPD of condition number ``kappa`` and ``b != 0``."""
+    A, lam, _ = draw(spd_with_spectrum(max_n=max_n, max_log10_cond=max_log10_cond))
+    b = draw(nonzero_vectors(A.shape[0]))
+    return A, b, lam.max() / lam.min()
+
+
+@st.composite
+def indefinite_systems(draw, max_n=8):
+    """``(A, b)``: ``A`` symmetric with eigenvalues ``|lambda| in [0.1, 10]``, at least one
+    negative, and ``b`` with a component of size >= 1 on a negative eigenvector while the
+    others are <= 1."""
+    n = draw(st.integers(1, max_n))
+    Q = draw(orthogonal_matrices(n).filter(is_orthogonal))
+    mags = draw(vectors(n, min_value=0.1, max_value=10.0))
+    signs = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    i = draw(st.integers(0, n - 1))
+    signs[i] = -1.0
+    lam = signs * mags
+    w = draw(vectors(n, min_value=-1.0, max_value=1.0))
+    w[i] = draw(st.sampled_from([-1.0, 1.0])) * draw(finite_floats(1.0, 10.0))
+    A = (Q * lam) @ Q.T
+    return 0.5 * (A + A.T), Q @ w
+
+
+def cg_trajectory(A, b, *, M=None, rtol=1e-10, maxiter=None):
+    """Residuals ``r_0..r_k``, directions ``p_0..p_{k-1}``, iterates ``x_0..x_k`` (``x_0 = 0``)."""
+    n = b.shape[0]
+    log = _CGLog()
+    x = np.zeros(n)
+    r = b.copy()
+    xs, rs, ps = [x.copy()], [r.copy()], []
+    psolve = None if M is None else M.dot
+    tol = rtol * np.linalg.norm(b)
+    maxiter = 10 * n if maxiter is None else maxiter
+    for xk, rk, pk in _cg_iterations(A.dot, x, r, psolve=psolve, tol=tol, maxiter=maxiter, log=log):
+        xs.append(xk.copy())
+        rs.append(rk.copy())
+        ps.append(pk.copy())
+    return xs, rs, ps, log
+
+
+def max_pairwise(vectors_, inner, *, local=False):
+    """``max |<u_i, u_j>| / (||u_i|| ||u_j||)`` weighted by ``min(||u_i||, ||u_j||) / ||u_0||``.
+
+    The weight turns the cosine into an absolute error relative to the first vector:
+    a vector that has converged to rounding level has no meaningful direction.
+    """
+    norms = [np.sqrt(inner(u, u)) for u in vectors_]
+    worst = 0.0
+    for i in range(len(vectors_)):
+        for j in [i - 1] if local else range(i):
+            if j < 0 or norms[i] == 0.0 or norms[j] == 0.0:
+                continue
+            cos = abs(inner(vectors_[i], vectors_[j])) / (norms[i] * norms[j])
+            worst = max(worst, cos * min(norms[i], norms[j]) / norms[0])
+    return worst
+
+
+# ---------------------------------------------------------------------------------------------
+# the theorems of CG
+
+
+@given(spd_systems(max_log10_cond=0.5))
+def test_residuals_orthogonal_and_directions_conjugate(system):
+    """N&W Thm. 5.3: at every iteration k, r_k^T r_j = 0 and p_k^T A p_j = 0 for all j < k.
+
+    Checked on well-conditioned A (kappa <= 10^0.5), where finite-precision CG keeps
+    global orthogonality, to 10 n kappa eps (relative to ||r_0||).
+    """
+    A, b, kappa = system
+    n = b.shape[0]
+    _, rs, ps, _ = cg_trajectory(A, b)
+    tol = 10 * n * kappa * EPS
+    assert max_pairwise(rs, np.dot) <= tol
+    assert max_pairwise(ps, lambda u, v: u @ A @ v) <= tol
+
+
+@given(spd_systems(max_log10_cond=6.0))
+def test_consecutive_residuals_orthogonal_when_ill_conditioned(system):
+    """N&W eq. (5.16)-(5.17) locally: r_{k+1}^T r_k = 0 and p_{k+1}^T A p_k = 0.
+
+    Rounding cannot destroy local orthogonality (Paige 1980), so this holds up to
+    kappa = 1e6 to 100 n kappa eps (relative to ||r_0||).
+    """
+    A, b, kappa = system
+    n = b.shape[0]
+    _, rs, ps, _ = cg_trajectory(A, b)
+    tol = 100 * n * kappa * EPS
+    assert max_pairwise(rs, np.dot, local=True) <= tol
+    assert max_pairwise(ps, lambda u, v: u @ A @ v, local=True) <= tol
+
+
+@st.composite
+def preconditioned_systems(draw):
+    n = draw(st.integers(1, 10))
+    A, lam_A, _ = draw(spd_with_spectrum(n, max_log10_cond=0.25))
+    M, lam_M, _ = draw(spd_with_spectrum(n, max_log10_cond=0.25))
+    M = M / draw(finite_floats(0.1, 10.0))  # M need not be scaled like A^{-1}
+    b = draw(nonzero_vectors(n))
+    return A, M, b, (lam_A.max() / lam_A.min()) * (lam_M.max() / lam_M.min())
+
+
+@given(preconditioned_systems())
+def test_preconditioned_residuals_orthogonal_and_directions_conjugate(system):
+    """N&W Alg. 5.3: r_i^T z_j = r_i^T M r_j = 0 and p_i^T A p_j = 0 for i != j.
+
+    Preconditioned CG is CG on M^{1/2} A M^{1/2}; tolerance 10 n kappa(A) kappa(M) eps.
+    """
+    A, M, b, kappa = system
+    n = b.shape[0]
+    _, rs, ps, _ = cg_trajectory(A, b, M=M)
+    tol = 10 * n * kappa * EPS
+    assert max_pairwise(rs, lambda u, v: u @ M @ v) <= tol
+    assert max_pairwise(ps, lambda u, v: u @ A @ v) <= tol
+
+
+@st.composite
+def few_distinct_eigenvalues(draw):
+    k = draw(st.integers(1, 5))
+    n = draw(st.integers(k, 12))
+    # eigenvalues are multiples of 0.1 (the filter drops a degenerate Q)
+    A = draw(
+        spd_with_distinct_eigenvalues(n, k).filter(lambda A: np.linalg.eigvalsh(A).min() > 0.05)
+    )
+    return A, draw(nonzero_vectors(n)), k
+
+
+@given(few_distinct_eigenvalues())
+def test_converges_within_k_iterations_for_k_distinct_eigenvalues(system):
+    """N&W Thm. 5.4: if A has k distinct eigenvalues, CG converges in at most k iterations.
+
+    The residual polynomial after k steps is P_k(t) = prod_i (1 - t / lambda_i) over the
+    distinct eigenvalues. Finite-precision CG acts like exact CG with each eigenvalue
+    spread by O(eps ||A||) (Greenbaum 1989), so the k-th residual is zero to
+    O(eps ||A|| max_j |P_k'(lambda_j)| ||b||).
+    """
+    A, b, k = system
+    n = b.shape[0]
+    distinct = np.unique(np.round(np.linalg.eigvalsh(A), 6))
+    assert len(distinct) == k
+
+    def dP(lam_j):  # P_k'(lambda_j) = -(1 / lambda_j) prod_{i != j} (1 - lambda_j / lambda_i)
+        others = distinct[distinct != lam_j]
+        return -np.prod(1.0 - lam_j / others) / lam_j
+
+    amplification = np.linalg.norm(A, 2) * max(abs(dP(lam_j)) for lam_j in distinct)
+    res = tr.cg(A, b, rtol=10 * n * EPS * (1.0 + amplification), maxiter=k)
+    assert res.status is CGStatus.CONVERGED
+    assert res.nit <= k
+
+
+@given(spd_systems(max_log10_cond=4.0))
+def test_exact_inverse_preconditioner_converges_in_one_iteration(system):
+    """With M = A^{-1}, z_0 = x*, alpha_0 = 1 and x_1 = A^{-1} b: PCG ends after one iteration."""
+    A, b, kappa = system
+    n = b.shape[0]
+    Ainv = np.linalg.inv(A)
+    Ainv = 0.5 * (Ainv + Ainv.T)
+    res = tr.cg(A, b, M=Ainv, rtol=100 * n * kappa * EPS)
+    assert res.status is CGStatus.CONVERGED
+    assert res.nit == 1
+
+
+@given(preconditioned_systems(), st.integers(-30, 30))
+def test_scaling_preconditioner_by_power_of_two_gives_identical_iterates(system, e):
+    """M -> c M scales z_k, rho_k and p_k by c and alpha_k by 1/c, so x_k is unchanged.
+
+    For c = 2^e every one of these scalings is exact in binary floating point, so the
+    iterates agree bit for bit.
+    """
+    A, M, b, _ = system
+    xs, _, _, _ = cg_trajectory(A, b, M=M)
+    xs_c, _, _, _ = cg_trajectory(A, b, M=np.ldexp(M, e))
+    assert len(xs) == len(xs_c)
+    for x, x_c in zip(xs, xs_c, strict=True):
+        np.testing.assert_array_equal(x, x_c)
+
+
+@given(preconditioned_systems(), finite_floats(1e-3, 1e3))
+def test_scaling_preconditioner_leaves_iterates_unchanged(system, c):
+    """M -> c M leaves every iterate x_k unchanged (to 100 n kappa eps ||x_k||), any c > 0."""
+    A, M, b, kappa = system
+    n = b.shape[0]
+    xs, rs, _, _ = cg_trajectory(A, b, M=M)
+    xs_c, _, _, _ = cg_trajectory(A, b, M=c * M)
+    tol = 100 * n * kappa * EPS
+    for x, x_c, r in zip(xs, xs_c, rs, strict=False):
+        if np.linalg.norm(r) < np.sqrt(EPS) * np.linalg.norm(b):
+            break  # past this point the iterates only differ by rounding of the solution
+        assert np.linalg.norm(x - x_c) <= tol * max(np.linalg.norm(x), np.linalg.norm(xs[-1]))
+
+
+@given(indefinite_systems())
+def test_indefinite_matrix_reports_nonpositive_curvature(system):
+    """If b has a component on an eigenvector of negative eigenvalue, the Krylov space holds
+    a direction of negative curvature, so CG cannot converge with all p_k^T A p_k > 0
+    (they would be an A-conjugate basis making A positive definite on it): it stops with
+    NONPOSITIVE_CURVATURE, never success, and returns a finite iterate."""
+    A, b = system
+    res = tr.cg(A, b, rtol=1e-12)
+    assert res.status is CGStatus.NONPOSITIVE_CURVATURE
+    assert not res.success
+    assert np.all(np.isfinite(res.x))
+    assert res.curvatures[-1] <= 0.0
+    assert np.all(res.curvatures[:-1] > 0.0)
+    assert len(res.residual_norms) == res.nit + 1
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(indefinite_matrices(n), vectors(n))))
+def test_success_is_never_claimed_falsely_on_symmetric_matrices(system):
+    """On any symmetric (possibly indefinite) A, success implies the true residual meets the
+    tolerance up to rounding, and failure returns a finite iterate and a reason."""
+    A, b = system
+    n = b.shape[0]
+    x_norms = [0.0]
+    res = tr.cg(A, b, rtol=1e-8, callback=lambda xk: x_norms.append(np.linalg.norm(xk)))
+    assert np.all(np.isfinite(res.x))
+    if res.success:
+        # true minus recurrence residual: O(k eps (||b|| + ||A|| max_j ||x_j||)) (Greenbaum 1997)
+        A_norm = np.linalg.norm(A, 2)
+        slack = 100 * n * max(res.nit, 1) * EPS * (np.linalg.norm(b) + A_norm * max(x_norms))
+        assert res.residual_norm <= 1e-8 * np.linalg.norm(b) + slack
+    else:
+        assert res.status in (
+            CGStatus.NONPOSITIVE_CURVATURE,
+            CGStatus.MAX_ITERATIONS,
+            CGStatus.NON_FINITE,
+        )
+
+
+@given(spd_systems(max_log10_cond=6.0), finite_floats(-10.0, -2.0))
+def test_true_residual_meets_tolerance_when_converged(system, log10_rtol):
+    """CONVERGED means ||b - A x|| <= rtol ||b|| up to the gap between the true and the
+    recurrence residual, O(k kappa eps ||b||) (Greenbaum 1997)."""
+    A, b, kappa = system
+    n = b.shape[0]
+    rtol = 10.0**log10_rtol
+    res = tr.cg(A, b, rtol=rtol)
+    assert res.status is CGStatus.CONVERGED
+    gap = 10 * n * max(res.nit, 1) * kappa * EPS * np.linalg.norm(b)
+    assert res.residual_norms[-1] <= rtol * np.linalg.norm(b)
+    assert res.residual_norm <= rtol * np.linalg.norm(b) + gap
+    assert res.residual_norm == pytest.approx(np.linalg.norm(b - A @ res.x), rel=1e-12, abs=0)
+
+
+@given(spd_systems(max_log10_cond=3.0))
+def test_history_and_counts_are_consistent(system):
+    """residual_norms has nit + 1 entries starting at ||b||; callback runs once per
+    iteration; nmatvec = nit + 1 (one product per iteration plus the true residual)."""
+    A, b, _ = system
+    seen = []
+    res = tr.cg(A, b, rtol=1e-8, callback=lambda xk: seen.append(xk.copy()))
+    assert len(res.residual_norms) == res.nit + 1
+    assert res.residual_norms[0] == np.linalg.norm(b)
+    assert len(seen) == res.nit
+    assert len(res.curvatures) == res.nit
+    assert res.nmatvec == res.nit + 1
+    np.testing.assert_array_equal(seen[-1], res.x)
+
+
+@given(spd_systems(max_log10_cond=6.0), finite_floats(-10.0, -2.0))
+def test_same_iterates_as_scipy_and_never_more_iterations(system, log10_rtol):
+    """Without M, cg performs the floating-point operations of scipy.sparse.linalg.cg with
+    the test ||r|| <= tol (scipy: < tol): identical iterates, never more iterations."""
+    A, b, _ = system
+    rtol = 10.0**log10_rtol
+    scipy_iterates = []
+    x_scipy, _ = spla.cg(A, b, rtol=rtol, callback=lambda xk: scipy_iterates.append(xk.copy()))
+    ours = []
+    res = tr.cg(A, b, rtol=rtol, callback=lambda xk: ours.append(xk.copy()))
+    assert res.nit <= len(scipy_iterates)
+    for x, y in zip(ours, scipy_iterates, strict=False):
+        np.testing.assert_array_equal(x, y)
+    if res.nit == len(scipy_iterates):
+        np.testing.assert_array_equal(res.x, x_scipy)
+
+
+# ---------------------------------------------------------------------------------------------
+# edge cases and statuses
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(spd_matrices(n), vectors(n))))
+def test_zero_rhs_returns_zero_without_iterating(system):
+    """A x = 0 has the solution x = 0: returned at once (nit 0, converged), whatever x0."""
+    A, x0 = system
+    n = x0.shape[0]
+    res = tr.cg(A, np.zeros(n), x0=x0)
+    assert res.status is CGStatus.CONVERGED
+    assert res.nit == 0
+    assert res.nmatvec == 0
+    np.testing.assert_array_equal(res.x, np.zeros(n))
+    np.testing.assert_array_equal(res.residual_norms, [0.0])
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(spd_matrices(n), vectors(n), vectors(n))))
+def test_x0_is_not_modified(system):
+    """The starting guess is copied: cg never writes into x0."""
+    A, b, x0 = system
+    before = x0.copy()
+    res = tr.cg(A, b, x0=x0, rtol=1e-8)
+    np.testing.assert_array_equal(x0, before)
+    assert res.x is not x0
+
+
+@given(spd_systems(max_log10_cond=4.0))
+def test_warm_start_at_the_solution_needs_no_iteration(system):
+    """x0 = A^{-1} b (to rounding) satisfies the test ||b - A x0|| <= rtol ||b|| at k = 0."""
+    A, b, _ = system
+    x0 = np.linalg.solve(A, b)
+    res = tr.cg(A, b, x0=x0, rtol=1e-6)
+    assert res.nit == 0
+    assert res.status is CGStatus.CONVERGED
+
+
+@given(spd_systems(max_log10_cond=4.0))
+def test_dense_sparse_operator_and_callable_agree(system):
+    """The operator is the same whatever its form: a LinearOperator or a callable wrapping
+    the dense matrix gives bit-identical results; a sparse copy agrees to rounding."""
+    A, b, kappa = system
+    n = b.shape[0]
+    dense = tr.cg(A, b, rtol=1e-10)
+    for form in (spla.aslinearoperator(A), lambda v: A @ v):
+        other = tr.cg(form, b, rtol=1e-10)
+        assert other.nit == dense.nit
+        np.testing.assert_array_equal(other.x, dense.x)
+    sparse = tr.cg(sp.csr_array(A), b, rtol=1e-10)
+    assert sparse.status is dense.status
+    x_star = np.linalg.solve(A, b)
+    tol = kappa * (2e-10 + 100 * n * EPS) * np.linalg.norm(x_star)
+    assert np.linalg.norm(sparse.x - x_star) <= tol
+    assert np.linalg.norm(dense.x - x_star) <= tol
+
+
+@given(spd_systems(max_log10_cond=3.0), st.sampled_from([-700, -400, 400, 700]))
+def test_scaling_b_by_a_power_of_two_scales_the_solution_exactly(system, e):
+    """CG is equivariant under b -> 2^e b (x_k -> 2^e x_k exactly), also when r^T r would
+    underflow or overflow: a tiny right-hand side is solved, not declared converged at x = 0."""
+    A, b, _ = system
+    res = tr.cg(A, b, rtol=1e-8)
+    scaled = tr.cg(A, np.ldexp(b, e), rtol=1e-8)
+    assert scaled.nit == res.nit
+    assert scaled.status is res.status
+    np.testing.assert_array_equal(scaled.x, np.ldexp(res.x, e))
+    np.testing.assert_array_equal(scaled.residual_norms, np.ldexp(res.residual_norms, e))
+
+
+def test_maxiter_stops_with_status():
+    """After maxiter iterations without meeting the test: MAX_ITERATIONS, not success."""
+    A = np.diag(np.arange(1.0, 11.0))
+    res = tr.cg(A, np.ones(10), rtol=1e-12, maxiter=3)
+    assert res.status is CGStatus.MAX_ITERATIONS
+    assert not res.success
+    assert res.nit == 3
+    assert len(res.residual_norms) == 4
+
+
+def test_default_maxiter_is_ten_n():
+    """maxiter=None means 10 n iterations, as in scipy."""
+    n = 5
+    A = np.diag(np.arange(1.0, n + 1))
+    res = tr.cg(A, np.ones(n), rtol=0.0, atol=0.0)
+    assert res.nit <= 10 * n
+    if res.status is CGStatus.MAX_ITERATIONS:
+        assert res.nit == 10 * n
+
+
+def test_indefinite_preconditioner_reports_breakdown():
+    """r^T z <= 0 with r != 0 means M is not positive definite: BREAKDOWN, no division."""
+    A = np.diag([1.0, 2.0, 3.0])
+    res = tr.cg(A, np.ones(3), M=-np.eye(3))
+    assert res.status is CGStatus.BREAKDOWN
+    assert not res.success
+    np.testing.assert_array_equal(res.x, np.zeros(3))
+
+
+def test_non_finite_operator_output_reports_status_and_finite_iterate():
+    """NaN from A ends the solve with NON_FINITE and the last finite iterate."""
+    A = np.diag([1.0, 2.0, 3.0, 4.0])
+    calls = {"n": 0}
+
+    def matvec(v):
+        calls["n"] += 1
+        out = A @ v
+        if calls["n"] == 3:
+            out[0] = np.nan
+        return out
+
+    res = tr.cg(matvec, np.ones(4), rtol=1e-12)
+    assert res.status is CGStatus.NON_FINITE
+    assert not res.success
+    assert res.nit == 2
+    assert np.all(np.isfinite(res.x))
+
+
+def test_zero_curvature_is_not_divided_by():
+    """p^T A p = 0 (A singular, b in its null space) stops with NONPOSITIVE_CURVATURE."""
+    res = tr.cg(np.diag([0.0, 1.0]), np.array([1.0, 0.0]))
+    assert res.status is CGStatus.NONPOSITIVE_CURVATURE
+    assert res.curvatures.tolist() == [0.0]
+    np.testing.assert_array_equal(res.x, np.zeros(2))
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+
+A2 = np.eye(2)
+b2 = np.ones(2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"A": np.ones((2, 3)), "b": b2}, "A"),
+        ({"A": np.eye(3), "b": b2}, "A"),
+        ({"A": np.array([[1.0, np.inf], [0.0, 1.0]]), "b": b2}, "A"),
+        ({"A": np.eye(2) * 1j, "b": b2}, "A"),
+        ({"A": "not a matrix", "b": b2}, "A"),
+        ({"A": sp.csr_array(np.eye(3)), "b": b2}, "A"),
+        ({"A": A2, "b": np.ones((2, 1))}, "b"),
+        ({"A": A2, "b": np.array([1.0, np.nan])}, "b"),
+        ({"A": A2, "b": "ab"}, "b"),
+        ({"A": A2, "b": b2, "x0": np.ones(3)}, "x0"),
+        ({"A": A2, "b": b2, "x0": np.array([np.inf, 0.0])}, "x0"),
+        ({"A": A2, "b": b2, "M": np.eye(3)}, "M"),
+        ({"A": A2, "b": b2, "M": "identity"}, "M"),
+        ({"A": A2, "b": b2, "rtol": -1.0}, "rtol"),
+        ({"A": A2, "b": b2, "rtol": np.nan}, "rtol"),
+        ({"A": A2, "b": b2, "atol": -1e-3}, "atol"),
+        ({"A": A2, "b": b2, "maxiter": -1}, "maxiter"),
+        ({"A": A2, "b": b2, "maxiter": 2.5}, "maxiter"),
+        ({"A": A2, "b": b2, "callback": 3}, "callback"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
+    """Invalid input is rejected before any work with a ValueError that names the argument."""
+    A = kwargs.pop("A")
+    b = kwargs.pop("b")
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        tr.cg(A, b, **kwargs)

@@ -1,0 +1,264 @@
+"""The natural-gradient step of NPG / TRPO (Schulman et al. 2015, App. C; Kakade 2001),
+checked numerically: the step lies on the quadratic KL boundary, its direction is
+F^{-1} g, and that direction does not depend on the parameterisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trustregion as tr
+from tests.strategies import finite_floats, orthogonal_matrices, spd_matrices, vectors
+from trustregion.result import CGStatus, StepStatus
+
+EPS = np.finfo(np.float64).eps
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies
+
+
+def nonzero_vectors(n, *, min_norm=1e-3):
+    """Vectors with ``||v|| >= min_norm`` and no entry below 1e-100 in magnitude."""
+    return (
+        vectors(n)
+        .map(lambda v: np.where(np.abs(v) < 1e-100, 0.0, v))
+        .filter(lambda v: np.linalg.norm(v) >= min_norm)
+    )
+
+
+def is_orthogonal(Q):
+    return np.allclose(Q.T @ Q, np.eye(Q.shape[0]), rtol=0.0, atol=1e-12)
+
+
+def spd_with_spectrum(n=None, **kwargs):
+    """``spd_matrices(..., return_spectrum=True)`` with a truly orthogonal ``Q``."""
+    return spd_matrices(n, return_spectrum=True, **kwargs).filter(lambda t: is_orthogonal(t[2]))
+
+
+max_kls = finite_floats(-4.0, 0.0).map(lambda e: 10.0**e)
+
+
+@st.composite
+def fisher_problems(draw, *, max_n=12, max_log10_cond=6.0):
+    """``(g, F, kappa)``: ``F`` SPD with condition number ``kappa``, ``g != 0``."""
+    F, lam, _ = draw(spd_with_spectrum(max_n=max_n, max_log10_cond=max_log10_cond))
+    return draw(nonzero_vectors(F.shape[0])), F, lam.max() / lam.min()
+
+
+@st.composite
+def reparameterisations(draw, n):
+    """An invertible ``A = Q1 diag(s) Q2^T`` with singular values ``s`` in ``[1/2, 2]``."""
+    Q1 = draw(orthogonal_matrices(n).filter(is_orthogonal))
+    Q2 = draw(orthogonal_matrices(n).filter(is_orthogonal))
+    s = draw(vectors(n, min_value=0.5, max_value=2.0))
+    return (Q1 * s) @ Q2.T
+
+
+# ---------------------------------------------------------------------------------------------
+# the theorems
+
+
+def curvature_rounding(d, F, g):
+    """Rounding bound for d^T F d computed as d^T (g - (g - F d)) or as d^T (F d):
+    100 n eps |d|^T (|g| + |F| |d|), relative to d^T F d (Higham 2002, Sec. 3.1)."""
+    d_abs = np.abs(d)
+    bound = 100 * d.shape[0] * EPS * d_abs @ (np.abs(g) + np.abs(F) @ d_abs)
+    return bound / (d @ F @ d)
+
+
+@given(fisher_problems(), max_kls)
+def test_quadratic_kl_equals_max_kl(problem, max_kl):
+    """beta = sqrt(2 delta / d^T F d) puts the step on the boundary: 1/2 s^T F s = delta
+    (Schulman et al. 2015, App. C), for the truncated (10-iteration) CG direction too."""
+    g, F, _ = problem
+    res = tr.natural_step(g, F, max_kl)
+    assert res.status is StepStatus.OK
+    assert res.success
+    assert res.quadratic_kl == pytest.approx(max_kl, rel=10 * EPS)
+    np.testing.assert_array_equal(res.step, res.beta * res.direction)
+    dense_kl = 0.5 * res.step @ F @ res.step
+    assert dense_kl == pytest.approx(max_kl, rel=curvature_rounding(res.direction, F, g))
+
+
+@given(fisher_problems(), max_kls)
+def test_curvature_is_d_F_d_and_improvement_is_positive(problem, max_kl):
+    """curvature = d^T F d (taken from CG's true residual, F d = g - r, with no extra
+    product), and the predicted improvement g^T s is positive."""
+    g, F, _ = problem
+    res = tr.natural_step(g, F, max_kl)
+    d = res.direction
+    assert res.curvature == pytest.approx(d @ F @ d, rel=curvature_rounding(d, F, g))
+    assert res.expected_improvement > 0.0
+
+
+@given(fisher_problems(max_log10_cond=0.5), max_kls)
+def test_expected_improvement_follows_from_the_galerkin_condition(problem, max_kl):
+    """For CG from d_0 = 0 the residual is orthogonal to d_k (Galerkin), so g^T d = d^T F d
+    and g^T s = beta d^T F d = sqrt(2 delta d^T F d) (Schulman et al. 2015, App. C).
+    Checked where finite-precision CG keeps orthogonality (kappa <= 10^0.5), to 100 n kappa eps."""
+    g, F, kappa = problem
+    res = tr.natural_step(g, F, max_kl)
+    assert res.expected_improvement == pytest.approx(
+        np.sqrt(2 * max_kl * res.curvature), rel=100 * g.shape[0] * kappa * EPS
+    )
+
+
+@given(fisher_problems(max_log10_cond=4.0), max_kls)
+def test_direction_is_the_natural_gradient(problem, max_kl):
+    """Run to convergence, the direction is d = F^{-1} g (to kappa (rtol + 100 n eps))."""
+    g, F, kappa = problem
+    n = g.shape[0]
+    res = tr.natural_step(g, F, max_kl, rtol=1e-12, maxiter=10 * n)
+    assert res.cg.status is CGStatus.CONVERGED
+    d_star = np.linalg.solve(F, g)
+    err = np.linalg.norm(res.direction - d_star)
+    assert err <= kappa * (1e-12 + 100 * n * EPS) * np.linalg.norm(d_star)
+
+
+@st.composite
+def reparameterised_problems(draw):
+    g, F, kappa = draw(fisher_problems(max_n=8, max_log10_cond=3.0))
+    return g, F, kappa, draw(reparameterisations(g.shape[0]))
+
+
+@given(reparameterised_problems(), max_kls)
+def test_natural_gradient_is_invariant_under_linear_reparameterisation(problem, max_kl):
+    """theta = A phi gives g_phi = A^T g and F_phi = A^T F A, so
+    d_phi = F_phi^{-1} g_phi = A^{-1} F^{-1} g: A d_phi = d_theta, the same step
+    (A s_phi = s_theta) and the same predicted improvement and KL (Kakade 2001)."""
+    g, F, kappa, A = problem
+    n = g.shape[0]
+    F_phi = A.T @ F @ A
+    F_phi = 0.5 * (F_phi + F_phi.T)
+    theta = tr.natural_step(g, F, max_kl, rtol=1e-13, maxiter=10 * n)
+    phi = tr.natural_step(A.T @ g, F_phi, max_kl, rtol=1e-13, maxiter=10 * n)
+    kappa_phi = kappa * np.linalg.cond(A) ** 2
+    tol = 1e3 * n * kappa_phi * EPS
+    np.testing.assert_allclose(
+        A @ phi.direction, theta.direction, rtol=0, atol=tol * np.linalg.norm(theta.direction)
+    )
+    np.testing.assert_allclose(
+        A @ phi.step, theta.step, rtol=0, atol=tol * np.linalg.norm(theta.step)
+    )
+    assert phi.expected_improvement == pytest.approx(theta.expected_improvement, rel=tol)
+    assert phi.quadratic_kl == pytest.approx(theta.quadratic_kl, rel=10 * EPS)
+
+
+@st.composite
+def rotated_problems(draw):
+    g, F, kappa = draw(fisher_problems(max_n=10, max_log10_cond=3.0))
+    return g, F, kappa, draw(orthogonal_matrices(g.shape[0]).filter(is_orthogonal))
+
+
+@given(rotated_problems(), max_kls)
+def test_truncated_step_is_invariant_under_rotations(problem, max_kl):
+    """For an orthogonal reparameterisation theta = Q phi the Krylov spaces rotate with it
+    (K_k(Q^T F Q, Q^T g) = Q^T K_k(F, g)), so even a truncated CG step (3 iterations)
+    satisfies Q s_phi = s_theta."""
+    g, F, kappa, Q = problem
+    n = g.shape[0]
+    F_phi = Q.T @ F @ Q
+    F_phi = 0.5 * (F_phi + F_phi.T)
+    theta = tr.natural_step(g, F, max_kl, maxiter=3)
+    phi = tr.natural_step(Q.T @ g, F_phi, max_kl, maxiter=3)
+    tol = 1e3 * n * kappa * EPS * np.linalg.norm(theta.step)
+    np.testing.assert_allclose(Q @ phi.step, theta.step, rtol=0, atol=tol)
+
+
+# ---------------------------------------------------------------------------------------------
+# no step, statuses and counts
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(spd_matrices(n), nonzero_vectors(n))), max_kls)
+def test_negative_definite_fisher_gives_no_step(problem, max_kl):
+    """F < 0: g^T F g < 0 on CG's first direction, so there is no direction and no step
+    (status NONPOSITIVE_CURVATURE, step 0), never a step scaled by a fudged curvature."""
+    F, g = problem
+    res = tr.natural_step(g, -F, max_kl)
+    assert res.status is StepStatus.NONPOSITIVE_CURVATURE
+    assert not res.success
+    np.testing.assert_array_equal(res.step, np.zeros_like(g))
+    assert res.beta == 0.0
+    assert res.expected_improvement == 0.0
+    assert res.quadratic_kl == 0.0
+
+
+def test_zero_fisher_gives_no_step():
+    """F = 0 (d^T F d = 0): no step, status NONPOSITIVE_CURVATURE."""
+    res = tr.natural_step(np.ones(3), np.zeros((3, 3)), 0.01)
+    assert res.status is StepStatus.NONPOSITIVE_CURVATURE
+    np.testing.assert_array_equal(res.step, np.zeros(3))
+
+
+def test_later_negative_curvature_keeps_the_positive_curvature_direction():
+    """If CG meets p^T F p <= 0 after its first iteration, the last iterate is a combination
+    of directions of positive curvature and is used (d^T F d > 0)."""
+    F = np.diag([4.0, -1.0])
+    g = np.array([1.0, 0.5])
+    res = tr.natural_step(g, F, 0.01)
+    assert res.cg.status is CGStatus.NONPOSITIVE_CURVATURE
+    assert res.cg.nit == 1
+    assert res.status is StepStatus.OK
+    assert res.curvature > 0
+    assert res.quadratic_kl == pytest.approx(0.01)
+
+
+def test_zero_gradient_gives_no_step():
+    """g = 0: nothing to improve, status ZERO_GRADIENT, no products with F."""
+    res = tr.natural_step(np.zeros(4), np.eye(4), 0.01)
+    assert res.status is StepStatus.ZERO_GRADIENT
+    assert res.cg.nmatvec == 0
+    np.testing.assert_array_equal(res.step, np.zeros(4))
+
+
+def test_non_finite_fisher_product_gives_no_step():
+    """NaN from F: status NON_FINITE and no step."""
+    res = tr.natural_step(np.ones(2), lambda v: np.full(2, np.nan), 0.01)
+    assert res.status is StepStatus.NON_FINITE
+    np.testing.assert_array_equal(res.step, np.zeros(2))
+
+
+@given(fisher_problems(), max_kls)
+def test_truncated_cg_is_normal_and_costs_one_product_per_iteration(problem, max_kl):
+    """At most maxiter = 10 CG iterations (Schulman et al. 2015); stopping on the limit is
+    still a step, and d^T F d comes from CG's own true residual: nit + 1 products."""
+    g, F, _ = problem
+    res = tr.natural_step(g, F, max_kl)
+    assert res.cg.nit <= 10
+    assert res.status is StepStatus.OK
+    assert res.cg.nmatvec == res.cg.nit + 1
+
+
+def test_x0_is_not_modified():
+    """A warm start is copied, never written into."""
+    x0 = np.array([0.5, -0.5])
+    before = x0.copy()
+    tr.natural_step(np.ones(2), np.diag([1.0, 2.0]), 0.01, x0=x0)
+    np.testing.assert_array_equal(x0, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"max_kl": 0.0}, "max_kl"),
+        ({"max_kl": -0.01}, "max_kl"),
+        ({"max_kl": np.inf}, "max_kl"),
+        ({"max_kl": None}, "max_kl"),
+        ({"g": np.array([1.0, np.nan])}, "g"),
+        ({"g": np.ones(3)}, "F"),
+        ({"F": np.ones((2, 3))}, "F"),
+        ({"x0": np.ones(3)}, "x0"),
+        ({"maxiter": -1}, "maxiter"),
+        ({"rtol": -1.0}, "rtol"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
+    """Invalid input is rejected before any work with a ValueError naming the argument."""
+    args = {"g": np.ones(2), "F": np.eye(2), "max_kl": 0.01}
+    args.update(kwargs)
+    g, F, max_kl = args.pop("g"), args.pop("F"), args.pop("max_kl")
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        tr.natural_step(g, F, max_kl, **args)

@@ -1,0 +1,392 @@
+"""Steihaug–Toint truncated CG: the properties of Nocedal & Wright (2006), Section 7.1,
+Steihaug (1983) and Conn, Gould & Toint (2000), Section 7.5, checked numerically.
+
+The model is m(p) = g^T p + 1/2 p^T H p; tolerances scale with n eps and the sizes of
+the terms of m.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trustregion as tr
+from tests.strategies import (
+    finite_floats,
+    orthogonal_matrices,
+    spd_matrices,
+    symmetric_matrices,
+    vectors,
+)
+from trustregion.result import SubproblemStatus
+from trustregion.steihaug import _steihaug_iterations, _SteihaugLog
+
+EPS = np.finfo(np.float64).eps
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies and helpers
+
+
+def nonzero_vectors(n, *, min_norm=1e-3):
+    """Vectors with ``||v|| >= min_norm`` and no entry below 1e-100 in magnitude."""
+    return (
+        vectors(n)
+        .map(lambda v: np.where(np.abs(v) < 1e-100, 0.0, v))
+        .filter(lambda v: np.linalg.norm(v) >= min_norm)
+    )
+
+
+def is_orthogonal(Q):
+    return np.allclose(Q.T @ Q, np.eye(Q.shape[0]), rtol=0.0, atol=1e-12)
+
+
+def spd_with_spectrum(n=None, **kwargs):
+    """``spd_matrices(..., return_spectrum=True)`` with a truly orthogonal ``Q``."""
+    return spd_matrices(n, return_spectrum=True, **kwargs).filter(lambda t: is_orthogonal(t[2]))
+
+
+radii = finite_floats(-2.0, 2.0).map(lambda e: 10.0**e)
+
+
+@st.composite
+def subproblems(draw, *, max_n=10):
+    """``(g, H, Delta)``: ``H`` symmetric, possibly indefinite or singular, ``g != 0``."""
+    n = draw(st.integers(1, max_n))
+    return draw(nonzero_vectors(n)), draw(symmetric_matrices(n)), draw(radii)
+
+
+@st.composite
+def preconditioned_subproblems(draw, *, max_n=8):
+    """``(g, H, Delta, M)`` with ``M`` SPD, ``kappa(M) <= 10``."""
+    g, H, Delta = draw(subproblems(max_n=max_n))
+    M, _, _ = draw(spd_with_spectrum(g.shape[0], max_log10_cond=1.0))
+    return g, H, Delta, M / draw(finite_floats(0.1, 10.0))
+
+
+def model(g, H, p):
+    return g @ p + 0.5 * p @ H @ p
+
+
+def model_tolerance(g, H, p, Delta):
+    """Rounding scale of m near p: 100 n eps (||g|| r + ||H|| r^2), r = max(||p||, Delta)."""
+    r = max(np.linalg.norm(p), Delta)
+    return 100 * g.shape[0] * EPS * (np.linalg.norm(g) * r + np.linalg.norm(H, 2) * r * r)
+
+
+def steihaug_path(g, H, Delta, *, M=None, rtol=1e-12, maxiter=None):
+    """The iterates ``p_0 = 0, p_1, ...`` of Steihaug's method (the last one is the step)."""
+    log = _SteihaugLog()
+    n = g.shape[0]
+    iterates = _steihaug_iterations(
+        H.dot,
+        g,
+        psolve=None if M is None else M.dot,
+        Delta=Delta,
+        tol=rtol * np.linalg.norm(g),
+        maxiter=10 * n if maxiter is None else maxiter,
+        log=log,
+    )
+    return [p.copy() for p in iterates], log
+
+
+def cauchy_point(g, H, Delta):
+    """N&W eqs. (4.11)-(4.12): p_C = -tau Delta g / ||g||."""
+    gnorm = np.linalg.norm(g)
+    gHg = g @ H @ g
+    tau = 1.0 if gHg <= 0 else min(gnorm**3 / (Delta * gHg), 1.0)
+    return -tau * Delta * g / gnorm
+
+
+# ---------------------------------------------------------------------------------------------
+# the theorems
+
+
+@given(subproblems())
+def test_step_stays_in_the_trust_region(problem):
+    """||p|| <= Delta always, and ||p|| = Delta when the step hits the boundary."""
+    g, H, Delta = problem
+    n = g.shape[0]
+    res = tr.steihaug(g, H, Delta)
+    norm = np.linalg.norm(res.p)
+    assert norm <= Delta * (1 + 100 * n * EPS)
+    if res.hits_boundary:
+        assert norm == pytest.approx(Delta, rel=100 * n * EPS)
+    assert res.hits_boundary == (
+        res.status in (SubproblemStatus.BOUNDARY, SubproblemStatus.NEGATIVE_CURVATURE)
+    )
+
+
+@given(subproblems())
+def test_iterates_grow_in_norm_and_decrease_the_model(problem):
+    """Steihaug (1983), Thm. 2.1 / N&W Thm. 7.3: 0 = ||p_0|| < ||p_1|| < ... and
+    m(p_0) > m(p_1) > ...: the path never re-enters the region once it leaves it, and
+    every iterate improves the model."""
+    g, H, Delta = problem
+    path, _ = steihaug_path(g, H, Delta)
+    norms = [np.linalg.norm(p) for p in path]
+    values = [model(g, H, p) for p in path]
+    for j in range(len(path) - 1):
+        assert norms[j + 1] >= norms[j] * (1 - 10 * g.shape[0] * EPS)
+        assert values[j + 1] <= values[j] + model_tolerance(g, H, path[j + 1], Delta)
+
+
+@given(preconditioned_subproblems())
+def test_preconditioned_iterates_grow_in_the_M_norm(problem):
+    """Conn, Gould & Toint (2000), Thm. 7.5.1: with y = M r the iterates grow in
+    ||p||_{M^{-1}} = sqrt(p^T M^{-1} p), the model decreases along them, and the step
+    satisfies ||p||_{M^{-1}} <= Delta (= Delta on the boundary)."""
+    g, H, Delta, M = problem
+    n = g.shape[0]
+    Minv = np.linalg.inv(M)
+
+    def m_norm(p):
+        return np.sqrt(p @ Minv @ p)
+
+    path, log = steihaug_path(g, H, Delta, M=M)
+    norms = [m_norm(p) for p in path]
+    values = [model(g, H, p) for p in path]
+    kappa_M = np.linalg.cond(M)
+    for j in range(len(path) - 1):
+        assert norms[j + 1] >= norms[j] * (1 - 10 * n * kappa_M * EPS)
+        assert values[j + 1] <= values[j] + kappa_M * model_tolerance(g, H, path[j + 1], Delta)
+    res = tr.steihaug(g, H, Delta, M=M, rtol=1e-12)
+    np.testing.assert_array_equal(res.p, path[-1])
+    assert m_norm(res.p) <= Delta * (1 + 100 * n * kappa_M * EPS)
+    if res.hits_boundary:
+        assert m_norm(res.p) == pytest.approx(Delta, rel=100 * n * kappa_M * EPS)
+
+
+@given(subproblems())
+def test_fraction_of_cauchy_decrease(problem):
+    """The first iterate is the Cauchy point and the model decreases afterwards, so
+    m(0) - m(p) >= m(0) - m(p_C) >= 1/2 ||g|| min(Delta, ||g|| / ||H||)
+    (N&W Lemma 4.3 and eq. (4.20)), with p_C from N&W eqs. (4.11)-(4.12)."""
+    g, H, Delta = problem
+    res = tr.steihaug(g, H, Delta)
+    decrease = -model(g, H, res.p)
+    p_C = cauchy_point(g, H, Delta)
+    tol = model_tolerance(g, H, res.p, Delta)
+    gnorm = np.linalg.norm(g)
+    H_norm = np.linalg.norm(H, 2)
+    bound = 0.5 * gnorm * (Delta if H_norm == 0 else min(Delta, gnorm / H_norm))
+    assert decrease >= -model(g, H, p_C) - tol
+    assert decrease >= bound - tol
+
+
+@given(subproblems())
+def test_model_decrease_is_reported_correctly(problem):
+    """model_decrease = m(0) - m(p) >= 0, computed without extra products with H."""
+    g, H, Delta = problem
+    res = tr.steihaug(g, H, Delta)
+    assert res.model_decrease >= 0.0
+    assert res.model_decrease == pytest.approx(
+        -model(g, H, res.p), abs=model_tolerance(g, H, res.p, Delta)
+    )
+    assert res.nmatvec == res.nit
+
+
+@st.composite
+def newton_problems(draw):
+    H, lam, _ = draw(spd_with_spectrum(max_n=10, max_log10_cond=4.0))
+    g = draw(nonzero_vectors(H.shape[0]))
+    p_newton = -np.linalg.solve(H, g)
+    factor = draw(finite_floats(1.01, 100.0))
+    return g, H, factor * np.linalg.norm(p_newton), p_newton, lam.max() / lam.min()
+
+
+@given(newton_problems())
+def test_interior_solution_is_the_newton_step(problem):
+    """If H > 0 and ||H^{-1} g|| < Delta, the iterates (growing in norm towards the Newton
+    step) stay inside and the solution is p = -H^{-1} g (to kappa (rtol + 100 n eps))."""
+    g, H, Delta, p_newton, kappa = problem
+    n = g.shape[0]
+    res = tr.steihaug(g, H, Delta, rtol=1e-12)
+    assert res.status is SubproblemStatus.INTERIOR
+    assert not res.hits_boundary
+    err = np.linalg.norm(res.p - p_newton)
+    assert err <= kappa * (1e-12 + 100 * n * EPS) * np.linalg.norm(p_newton)
+
+
+@given(newton_problems())
+def test_default_forcing_tolerance(problem):
+    """With rtol=None an interior solve stops at ||g + H p|| <= min(1/2, sqrt||g||) ||g||
+    (scipy's trust-ncg forcing term)."""
+    g, H, Delta, _, kappa = problem
+    res = tr.steihaug(g, H, Delta)
+    assert res.status is SubproblemStatus.INTERIOR
+    gnorm = np.linalg.norm(g)
+    residual = np.linalg.norm(g + H @ res.p)
+    rounding = 100 * g.shape[0] * kappa * EPS * gnorm
+    assert residual <= min(0.5, np.sqrt(gnorm)) * gnorm + rounding
+
+
+@st.composite
+def negative_definite_problems(draw):
+    H, _, _ = draw(spd_with_spectrum(max_n=8, max_log10_cond=3.0))
+    return draw(nonzero_vectors(H.shape[0])), -H, draw(radii)
+
+
+@given(negative_definite_problems())
+def test_negative_curvature_on_the_first_direction_gives_the_cauchy_point(problem):
+    """H < 0: d_0 = -g has g^T H g < 0, so the step is the boundary point -Delta g / ||g||
+    after one iteration (N&W Alg. 7.2, first branch)."""
+    g, H, Delta = problem
+    res = tr.steihaug(g, H, Delta)
+    assert res.status is SubproblemStatus.NEGATIVE_CURVATURE
+    assert res.nit == 1
+    assert res.hits_boundary
+    np.testing.assert_allclose(res.p, -Delta * g / np.linalg.norm(g), rtol=0, atol=1e-14 * Delta)
+
+
+@st.composite
+def indefinite_problems(draw, max_n=8):
+    """``H`` with eigenvalues ``|lambda| in [0.1, 10]``, at least one negative, and ``g``
+    with a component >= 1 on a negative eigenvector (the others <= 1)."""
+    n = draw(st.integers(1, max_n))
+    Q = draw(orthogonal_matrices(n).filter(is_orthogonal))
+    mags = draw(vectors(n, min_value=0.1, max_value=10.0))
+    signs = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    i = draw(st.integers(0, n - 1))
+    signs[i] = -1.0
+    w = draw(vectors(n, min_value=-1.0, max_value=1.0))
+    w[i] = draw(st.sampled_from([-1.0, 1.0])) * draw(finite_floats(1.0, 10.0))
+    H = (Q * (signs * mags)) @ Q.T
+    return Q @ w, 0.5 * (H + H.T), draw(radii)
+
+
+@given(indefinite_problems())
+def test_negative_curvature_leads_to_the_boundary(problem):
+    """When g has a component on a negative eigenvector, the Krylov space holds negative
+    curvature, so the step cannot end inside: it lies on the boundary, and at a
+    negative-curvature exit it is the intersection of lower model value."""
+    g, H, Delta = problem
+    n = g.shape[0]
+    path, log = steihaug_path(g, H, Delta)
+    res = tr.steihaug(g, H, Delta, rtol=1e-12)
+    np.testing.assert_array_equal(res.p, path[-1])
+    assert res.hits_boundary
+    assert np.linalg.norm(res.p) == pytest.approx(Delta, rel=100 * n * EPS)
+    if res.status is SubproblemStatus.NEGATIVE_CURVATURE:
+        # the other intersection of the line through p_j and p with the sphere
+        p_j, u = path[-2], path[-1] - path[-2]
+        a, b, c = u @ u, 2 * p_j @ u, p_j @ p_j - Delta**2
+        t_other = c / a  # the roots multiply to c / a and one of them is t = 1
+        other = p_j + t_other * u
+        assert model(g, H, res.p) <= model(g, H, other) + model_tolerance(g, H, res.p, Delta)
+        assert b * b - 4 * a * c >= 0
+
+
+def test_negative_curvature_may_prefer_the_backward_intersection():
+    """Both boundary points along d_j are compared; the forward one is not always lower.
+
+    H = diag(0.97, -1.27), g = (-0.13, 0.066), Delta = 2: p_1 = (0.254, -0.129); d_1 has
+    negative curvature, and the intersection behind p_1 (r_1^T (p - p_1) > 0, uphill at
+    first) has the lower model value, -1.2047 against -1.1327 ahead."""
+    g = np.array([-0.13, 0.066])
+    H = np.diag([0.97, -1.27])
+    Delta = 2.0
+    path, _ = steihaug_path(g, H, Delta)
+    res = tr.steihaug(g, H, Delta)
+    assert res.status is SubproblemStatus.NEGATIVE_CURVATURE
+    assert res.nit == 2
+    p_1, u = path[-2], path[-1] - path[-2]
+    assert (g + H @ p_1) @ u > 0  # the step went backwards along d_1
+    forward = p_1 + ((p_1 @ p_1 - Delta**2) / (u @ u)) * u
+    assert np.linalg.norm(forward) == pytest.approx(Delta)
+    assert model(g, H, res.p) < model(g, H, forward) - 0.05
+
+
+@given(subproblems())
+def test_identity_preconditioner_reproduces_the_euclidean_solver(problem):
+    """M = I makes y = r and P d = d exactly, so the step is bit-identical to M = None."""
+    g, H, Delta = problem
+    plain = tr.steihaug(g, H, Delta)
+    with_identity = tr.steihaug(g, H, Delta, M=np.eye(g.shape[0]))
+    np.testing.assert_array_equal(plain.p, with_identity.p)
+    assert plain.status is with_identity.status
+    assert plain.nit == with_identity.nit
+
+
+# ---------------------------------------------------------------------------------------------
+# edge cases and statuses
+
+
+@given(st.integers(1, 8).flatmap(symmetric_matrices), radii)
+def test_zero_gradient_gives_zero_step(H, Delta):
+    """g = 0: p = 0 with status ZERO_GRADIENT (no information about curvature), no products."""
+    n = H.shape[0]
+    res = tr.steihaug(np.zeros(n), H, Delta)
+    assert res.status is SubproblemStatus.ZERO_GRADIENT
+    np.testing.assert_array_equal(res.p, np.zeros(n))
+    assert res.nit == 0
+    assert res.nmatvec == 0
+    assert res.model_decrease == 0.0
+    assert not res.hits_boundary
+
+
+def test_maxiter_returns_the_last_iterate():
+    """maxiter = 1 with the Newton step far inside: the first iterate (the interior
+    Cauchy point), status MAX_ITERATIONS."""
+    H = np.diag([1.0, 2.0, 3.0])
+    g = np.ones(3)
+    res = tr.steihaug(g, H, 100.0, rtol=1e-12, maxiter=1)
+    assert res.status is SubproblemStatus.MAX_ITERATIONS
+    assert not res.success
+    np.testing.assert_allclose(res.p, -(g @ g) / (g @ H @ g) * g, rtol=1e-15)
+
+
+def test_indefinite_preconditioner_reports_breakdown():
+    """r^T M r <= 0: the preconditioner is not positive definite; BREAKDOWN, p = 0."""
+    res = tr.steihaug(np.ones(2), np.eye(2), 1.0, M=-np.eye(2))
+    assert res.status is SubproblemStatus.BREAKDOWN
+    assert not res.success
+    np.testing.assert_array_equal(res.p, np.zeros(2))
+
+
+def test_non_finite_hessian_product_reports_status():
+    """NaN from H ends the solve with NON_FINITE and the last finite iterate."""
+    calls = {"n": 0}
+
+    def hessp(v):
+        calls["n"] += 1
+        out = np.arange(1.0, 4.0) * v
+        if calls["n"] == 2:
+            out[1] = np.nan
+        return out
+
+    res = tr.steihaug(np.ones(3), hessp, 100.0, rtol=1e-12)
+    assert res.status is SubproblemStatus.NON_FINITE
+    assert not res.success
+    assert res.nit == 1
+    assert np.all(np.isfinite(res.p))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"radius": 0.0}, "radius"),
+        ({"radius": -1.0}, "radius"),
+        ({"radius": np.nan}, "radius"),
+        ({"radius": "1"}, "radius"),
+        ({"g": np.ones(3)}, "H"),
+        ({"g": np.array([1.0, np.inf])}, "g"),
+        ({"g": np.ones((2, 1))}, "g"),
+        ({"H": np.ones((2, 3))}, "H"),
+        ({"H": np.array([[1.0, np.nan], [0.0, 1.0]])}, "H"),
+        ({"H": None}, "H"),
+        ({"M": np.eye(3)}, "M"),
+        ({"rtol": -0.1}, "rtol"),
+        ({"atol": np.inf}, "atol"),
+        ({"maxiter": -2}, "maxiter"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
+    """Invalid input is rejected before any work with a ValueError naming the argument."""
+    args = {"g": np.ones(2), "H": np.eye(2), "radius": 1.0}
+    args.update(kwargs)
+    g, H, radius = args.pop("g"), args.pop("H"), args.pop("radius")
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        tr.steihaug(g, H, radius, **args)

@@ -1,0 +1,341 @@
+"""Steihaug–Toint truncated conjugate gradient for the trust-region subproblem.
+
+    min_p  m(p) = g^T p + 1/2 p^T H p   subject to   ||p|| <= Delta
+
+(Nocedal & Wright 2006, Alg. 7.2), optionally preconditioned, in which case the
+region is measured in the norm the preconditioned iterates grow in
+(Conn, Gould & Toint 2000, §7.5). Only products with ``H`` are needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from trustregion._checks import as_operator, as_vector, nonnegative_scalar, positive_scalar
+from trustregion.conjugate_gradient import _check_real, _checked_maxiter, _fast_matvec
+from trustregion.result import SubproblemResult, SubproblemStatus
+
+__all__ = ["steihaug"]
+
+
+def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> SubproblemResult:
+    r"""Approximately minimize the quadratic model in a trust region by truncated CG.
+
+    Parameters
+    ----------
+    g : array_like, shape (n,)
+        Gradient of the model at ``p = 0``.
+    H : ndarray, sparse matrix, LinearOperator or callable
+        Symmetric ``n x n`` model Hessian, or a callable ``v -> H v``; it may be
+        indefinite.
+    radius : float
+        Trust-region radius ``Delta > 0``.
+    M : ndarray, sparse matrix, LinearOperator or callable, optional
+        Symmetric positive definite preconditioner approximating ``H^{-1}``, as
+        in :func:`trustregion.cg` (each iteration applies ``y = M r``). With
+        ``M`` the trust region is ``||p||_{M^{-1}} = sqrt(p^T M^{-1} p) <= Delta``,
+        the norm in which the preconditioned iterates grow; ``M^{-1}`` is never
+        formed (see Notes).
+    rtol, atol : float, optional
+        The iteration stops inside the region when the residual of the Newton
+        equation, ``r_j = g + H p_j``, satisfies
+        ``||r_j|| <= max(rtol ||g||, atol)`` (Euclidean norm). The default
+        ``rtol=None`` is the forcing term ``min(0.5, sqrt(||g||))`` of scipy's
+        ``trust-ncg`` (N&W eq. (7.3) with superlinear rate), ``atol=0.0``.
+    maxiter : int, optional
+        Maximum number of CG iterations; default ``10 * n`` (in exact
+        arithmetic at most ``n`` are needed).
+
+    Returns
+    -------
+    SubproblemResult
+        ``p``, ``hits_boundary``, ``status``, ``nit`` (CG iterations),
+        ``model_decrease`` ``m(0) - m(p) >= 0`` and ``nmatvec`` (products
+        with ``H``).
+
+    Raises
+    ------
+    ValueError
+        Before any work, for ``radius <= 0``, shapes that disagree, non-finite
+        ``g``, negative tolerances or arguments of the wrong type.
+
+    Notes
+    -----
+    N&W Alg. 7.2 with ``r_j = g + H p_j`` and, with a preconditioner,
+    ``y_j = M r_j`` (``y_j = r_j`` without):
+
+    .. math::
+
+        p_0 = 0, \quad d_0 = -y_0, \quad
+        \alpha_j = \frac{r_j^T y_j}{d_j^T H d_j}, \quad
+        p_{j+1} = p_j + \alpha_j d_j, \\
+        r_{j+1} = r_j + \alpha_j H d_j, \quad
+        d_{j+1} = -y_{j+1} + \frac{r_{j+1}^T y_{j+1}}{r_j^T y_j} d_j.
+
+    It ends in one of four ways:
+
+    * ``NEGATIVE_CURVATURE``: ``d_j^T H d_j <= 0``. The model is unbounded
+      along ``d_j``; both intersections ``p_j + tau d_j`` with the boundary
+      (``tau < 0 < tau'``) are compared and the one of lower model value is
+      returned.
+    * ``BOUNDARY``: ``p_{j+1}`` would leave the region; the step stops where
+      the segment from ``p_j`` crosses the boundary.
+    * ``INTERIOR``: ``||r_{j+1}|| <= max(rtol ||g||, atol)``; ``p_{j+1}`` is
+      returned (it is the Newton step ``-H^{-1} g`` to the tolerance when
+      ``H`` is positive definite and the region is large enough).
+    * ``MAX_ITERATIONS``; and ``ZERO_GRADIENT`` when ``g = 0``: then
+      ``p = 0``, and this solver has no information about negative curvature
+      (a caller at a saddle point needs another test), ``BREAKDOWN`` when
+      ``r_j^T M r_j <= 0`` (``M`` not positive definite) and ``NON_FINITE``
+      when ``H`` returns NaN or inf.
+
+    The first iterate is the Cauchy point, and the model decreases along the
+    iterates, so the step achieves at least the Cauchy decrease
+    ``m(0) - m(p) >= 1/2 ||g|| min(Delta, ||g|| / ||H||)`` (N&W Lemma 4.3 and
+    Thm. 7.2 — without a preconditioner). The norms of the iterates increase
+    strictly (Steihaug 1983, Thm. 2.1), in the ``M^{-1}``-norm when
+    preconditioned (Conn, Gould & Toint 2000, Thm. 7.5.1), so once an iterate
+    leaves the region the solution path never returns.
+
+    The norms are tracked without ``M^{-1}``: writing ``P = M^{-1}``,
+    ``P d_{j+1} = -r_{j+1} + beta_j P d_j`` follows from ``P y_j = r_j``, and
+    ``||p_{j+1}||_P^2 = ||p_j||_P^2 + 2 alpha_j p_j^T P d_j + alpha_j^2 d_j^T P d_j``
+    (Conn, Gould & Toint 2000, §7.5.1). The
+    crossing ``||p_j + tau d_j||_P = Delta`` solves
+    ``d^T P d tau^2 + 2 p^T P d tau + (||p||_P^2 - Delta^2) = 0`` by the
+    cancellation-free formula (as scipy's ``get_boundaries_intersections``).
+    The model values come from the same recurrences:
+    ``m(p_{j+1}) = m(p_j) - 1/2 alpha_j r_j^T y_j``, so no product with ``H``
+    is spent on them. Here ``M`` approximates ``H^{-1}``; Conn, Gould & Toint
+    call its inverse ``M`` and write the region as ``||p||_M <= Delta``.
+
+    References
+    ----------
+    .. [1] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed.,
+       Springer, 2006, Section 7.1 (Algorithm 7.2).
+    .. [2] T. Steihaug, "The conjugate gradient method and trust regions in
+       large scale optimization", SIAM J. Numer. Anal. 20(3), 1983.
+    .. [3] Ph. L. Toint, "Towards an efficient sparsity exploiting Newton
+       method for minimization", in *Sparse Matrices and Their Uses*,
+       Academic Press, 1981.
+    .. [4] A. R. Conn, N. I. M. Gould and Ph. L. Toint, *Trust-Region
+       Methods*, SIAM, 2000, Section 7.5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import trustregion as tr
+    >>> H = np.array([[2.0, 0.0], [0.0, 4.0]])
+    >>> g = np.array([-2.0, -4.0])
+
+    With a large radius the step is the Newton step ``-H^{-1} g = (1, 1)``:
+
+    >>> res = tr.steihaug(g, H, 10.0, rtol=1e-12)
+    >>> res.status.name, bool(np.allclose(res.p, [1.0, 1.0]))
+    ('INTERIOR', True)
+
+    With a small one it stops on the boundary:
+
+    >>> res = tr.steihaug(g, H, 0.5)
+    >>> res.status.name, round(float(np.linalg.norm(res.p)), 12)
+    ('BOUNDARY', 0.5)
+
+    Negative curvature takes it to the boundary as well:
+
+    >>> res = tr.steihaug(g, np.diag([2.0, -1.0]), 0.5)
+    >>> res.status.name, res.hits_boundary, res.model_decrease > 0
+    ('NEGATIVE_CURVATURE', True, True)
+    """
+    g = as_vector(g, "g", copy=False)
+    n = g.shape[0]
+    _check_real(H, "H")
+    hessp = _fast_matvec(H, as_operator(H, "H", n=n))
+    Delta = positive_scalar(radius, "radius")
+    if M is None:
+        psolve = None
+    else:
+        _check_real(M, "M")
+        psolve = _fast_matvec(M, as_operator(M, "M", n=n))
+    if rtol is not None:
+        rtol = nonnegative_scalar(rtol, "rtol")
+    atol = nonnegative_scalar(atol, "atol")
+    maxiter = _checked_maxiter(maxiter, n)
+
+    gnorm = float(np.linalg.norm(g))
+    if gnorm == 0.0:
+        return SubproblemResult(
+            p=np.zeros(n),
+            hits_boundary=False,
+            status=SubproblemStatus.ZERO_GRADIENT,
+            nit=0,
+            model_decrease=0.0,
+        )
+    if rtol is None:
+        rtol = min(0.5, math.sqrt(gnorm))  # forcing term of scipy's trust-ncg
+    tol = max(rtol * gnorm, atol)
+
+    log = _SteihaugLog()
+    p = None
+    iterates = _steihaug_iterations(
+        hessp, g, psolve=psolve, Delta=Delta, tol=tol, maxiter=maxiter, log=log
+    )
+    for p in iterates:  # noqa: B007 (the last iterate is the step)
+        pass
+    status = log.status
+    return SubproblemResult(
+        p=p,
+        hits_boundary=status in (SubproblemStatus.BOUNDARY, SubproblemStatus.NEGATIVE_CURVATURE),
+        status=status,
+        nit=log.nit,
+        model_decrease=float(log.model_decrease),
+        nmatvec=log.nmatvec,
+    )
+
+
+class _SteihaugLog:
+    """What a Steihaug run records besides its iterates."""
+
+    __slots__ = ("nit", "nmatvec", "model_decrease", "status")
+
+    def __init__(self) -> None:
+        self.nit = 0
+        self.nmatvec = 0
+        self.model_decrease = 0.0  # m(0) - m(p_j)
+        self.status = SubproblemStatus.MAX_ITERATIONS
+
+
+def _boundary_taus(pPp: float, pPd: float, dPd: float, Delta2: float) -> tuple[float, float]:
+    """Both roots ``tau_lo <= tau_hi`` of ``||p + tau d||_P = Delta`` when ``||p||_P < Delta``.
+
+    The quadratic ``dPd tau^2 + 2 pPd tau + (pPp - Delta^2)`` is solved without
+    cancellation: the root of larger magnitude from the usual formula with the
+    sign of ``pPd``, the other from the product of the roots (``c / a``).
+    """
+    a = dPd
+    b = 2.0 * pPd
+    c = pPp - Delta2  # < 0: p is strictly inside, so the roots have opposite signs
+    aux = b + math.copysign(math.sqrt(b * b - 4.0 * a * c), b)
+    tau_1 = -aux / (2.0 * a)
+    tau_2 = -2.0 * c / aux
+    return (tau_1, tau_2) if tau_1 <= tau_2 else (tau_2, tau_1)
+
+
+def _steihaug_iterations(
+    hessp: Callable[[np.ndarray], np.ndarray],
+    g: np.ndarray,
+    *,
+    psolve: Callable[[np.ndarray], np.ndarray] | None,
+    Delta: float,
+    tol: float,
+    maxiter: int,
+    log: _SteihaugLog,
+) -> Iterator[np.ndarray]:
+    """Yield the iterates ``p_0 = 0, p_1, ...`` of N&W Alg. 7.2; the last one is the step.
+
+    Interior iterates are the solver's own array, updated in place by the next
+    iteration (copy to keep). ``g`` must be nonzero. On return ``log`` holds the
+    iteration and product counts, ``m(0) - m(p)`` for the last iterate, and the
+    :class:`SubproblemStatus`.
+    """
+    dot = np.dot
+    isfinite = math.isfinite
+    Delta2 = Delta * Delta
+
+    p = np.zeros_like(g)  # N&W's z_j
+    r = g.copy()  # r_j = g + H p_j, the model gradient at p_j
+    if psolve is None:
+        y = r
+        rho = float(dot(r, r))
+    else:
+        y = psolve(r)  # y_j = M r_j
+        rho = float(dot(r, y))
+        if not isfinite(rho):
+            log.status = SubproblemStatus.NON_FINITE
+            yield p
+            return
+        if rho <= 0.0:
+            log.status = SubproblemStatus.BREAKDOWN
+            yield p
+            return
+    d = -y  # d_0 = -y_0
+    # P = M^{-1}: Pd = P d_j by recurrence from P y_j = r_j (P = I: Pd is d itself)
+    Pd = d if psolve is None else -r
+    pPp = 0.0  # ||p_j||_P^2, by recurrence
+    yield p
+    if math.sqrt(float(dot(r, r))) <= tol:
+        log.status = SubproblemStatus.INTERIOR
+        return
+
+    for j in range(maxiter):
+        q = hessp(d)
+        log.nmatvec += 1
+        kappa = float(dot(d, q))  # d_j^T H d_j
+        if not isfinite(kappa):
+            log.status = SubproblemStatus.NON_FINITE
+            return
+        pPd = float(dot(p, Pd))
+        dPd = float(dot(d, Pd))
+        if dPd <= 0.0:  # d^T M^{-1} d <= 0: M is not positive definite
+            log.status = SubproblemStatus.BREAKDOWN
+            return
+        # the two points p_j + tau d_j on the boundary, tau_lo < 0 < tau_hi (p_j is inside)
+        tau_lo, tau_hi = _boundary_taus(pPp, pPd, dPd, Delta2)
+        if kappa <= 0.0:
+            # N&W Alg. 7.2: negative curvature. Along p_j + tau d_j the model changes by
+            # tau r_j^T d_j + tau^2 kappa / 2, r_j^T d_j = -rho_j; take the lower boundary point.
+            dm_lo = -tau_lo * rho + 0.5 * tau_lo * tau_lo * kappa
+            dm_hi = -tau_hi * rho + 0.5 * tau_hi * tau_hi * kappa
+            tau, dm = (tau_lo, dm_lo) if dm_lo < dm_hi else (tau_hi, dm_hi)
+            log.nit = j + 1
+            log.model_decrease -= dm
+            log.status = SubproblemStatus.NEGATIVE_CURVATURE
+            yield p + tau * d
+            return
+        alpha = rho / kappa  # may be inf for tiny kappa: then it crosses the boundary
+        crosses = alpha >= tau_hi
+        if not crosses:
+            pPp_next = pPp + 2.0 * alpha * pPd + alpha * alpha * dPd  # ||p_j + alpha_j d_j||_P^2
+            crosses = pPp_next >= Delta2
+        if crosses:
+            # N&W Alg. 7.2: p_{j+1} would leave the region; stop where the segment crosses it
+            log.nit = j + 1
+            log.model_decrease -= -tau_hi * rho + 0.5 * tau_hi * tau_hi * kappa
+            log.status = SubproblemStatus.BOUNDARY
+            yield p + tau_hi * d
+            return
+        p += alpha * d  # p_{j+1} = p_j + alpha_j d_j
+        r += alpha * q  # r_{j+1} = r_j + alpha_j H d_j
+        pPp = pPp_next
+        log.nit = j + 1
+        log.model_decrease += 0.5 * alpha * rho  # m(p_j) - m(p_{j+1}) = alpha_j rho_j / 2
+        rr = float(dot(r, r))
+        yield p
+        if not isfinite(rr):
+            log.status = SubproblemStatus.NON_FINITE
+            return
+        if math.sqrt(rr) <= tol:
+            log.status = SubproblemStatus.INTERIOR
+            return
+        if psolve is None:
+            y = r
+            rho_next = rr
+        else:
+            y = psolve(r)
+            rho_next = float(dot(r, y))
+            if not isfinite(rho_next):
+                log.status = SubproblemStatus.NON_FINITE
+                return
+            if rho_next <= 0.0:
+                log.status = SubproblemStatus.BREAKDOWN
+                return
+        beta = rho_next / rho
+        d *= beta
+        d -= y  # d_{j+1} = -y_{j+1} + beta_j d_j
+        if psolve is not None:
+            Pd *= beta
+            Pd -= r  # P d_{j+1} = -r_{j+1} + beta_j P d_j
+        rho = rho_next
+    log.status = SubproblemStatus.MAX_ITERATIONS
