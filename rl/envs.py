@@ -1,0 +1,550 @@
+"""Gymnasium adapters: vector environments, supported spaces, state save/restore for vine sampling.
+
+Everything the samplers need from Gymnasium goes through this module:
+
+- :func:`make_vector_env` builds a ``gymnasium.vector.VectorEnv`` (sync or async) from an id,
+  a factory or an instance, always with ``AutoresetMode.SAME_STEP``: when a sub-environment's
+  episode ends, the step returns the next episode's first observation at once and puts the
+  true last observation in ``info["final_obs"]`` (mask ``info["_final_obs"]``). A truncated
+  episode bootstraps from ``V(final observation)``; the default ``NEXT_STEP`` mode would
+  instead return a fake transition with reward 0 on the following step.
+- :func:`check_spaces` says which spaces the policies support (``Discrete`` and 1-D float
+  ``Box``) and fails early with a clear message for the rest.
+- :func:`save_state` / :func:`restore_state` snapshot an environment so that the vine
+  procedure (TRPO paper, Sec. 5.2) can branch several rollouts from one state: supported for
+  :class:`rl.mdp.TabularMDP` (and any env with the same ``get_state``/``set_state``
+  protocol) and for MuJoCo environments. Other environments raise
+  :class:`VineUnsupportedError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import importlib
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+__all__ = [
+    "EnvState",
+    "NonFiniteEnvironmentError",
+    "VineUnsupportedError",
+    "check_spaces",
+    "make_vector_env",
+    "restore_state",
+    "save_state",
+    "supports_state_restore",
+    "vine_unsupported_error",
+]
+
+_SUPPORTED_SPACES = (
+    "Discrete(n) (starting at 0) and 1-D Box(low, high, shape=(d,)) with a float dtype "
+    "(finite or infinite bounds)"
+)
+
+# Wrapper attributes that are configuration or links, not state: never snapshotted.
+_WRAPPER_STATIC_ATTRIBUTES = frozenset(
+    {
+        "env",
+        "_saved_kwargs",
+        "_action_space",
+        "_observation_space",
+        "_metadata",
+        "_cached_spec",
+        "_reward_range",
+    }
+)
+
+
+class VineUnsupportedError(ValueError):
+    """The environment's state cannot be saved and restored, so vine sampling cannot branch.
+
+    Vine sampling (TRPO paper, Sec. 5.2) restarts several rollouts from one state; that needs
+    an environment whose full state can be saved and restored: :class:`rl.mdp.TabularMDP`
+    (or any env exposing ``get_state()`` / ``set_state(state)``) and MuJoCo environments.
+    Use single-path sampling for other environments.
+    """
+
+
+class NonFiniteEnvironmentError(RuntimeError):
+    """An environment returned a NaN or infinite observation or reward.
+
+    Raised by the samplers at the step where it happens (the message names the step and the
+    sub-environment), instead of letting non-finite numbers reach the update.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Spaces
+# --------------------------------------------------------------------------------------
+
+
+def _space_problem(space) -> str | None:
+    """Why ``space`` is unsupported, or ``None`` when it is supported."""
+    if isinstance(space, spaces.Discrete):
+        if int(space.start) != 0:
+            return f"Discrete spaces must start at 0 (got start={int(space.start)})"
+        return None
+    if isinstance(space, spaces.Box):
+        if not np.issubdtype(space.dtype, np.floating):
+            return f"Box spaces must have a float dtype (got {space.dtype})"
+        if len(space.shape) != 1:
+            return (
+                f"Box spaces must be 1-D (got shape {space.shape}; wrap the env with "
+                "gymnasium.wrappers.FlattenObservation / a flattening action wrapper)"
+            )
+        return None
+    return f"{type(space).__name__} spaces are not supported"
+
+
+def check_spaces(observation_space, action_space) -> None:
+    """Check that the policies of :mod:`rl.policies` support an environment's spaces.
+
+    Parameters
+    ----------
+    observation_space : gymnasium.spaces.Space
+        A single environment's observation space.
+    action_space : gymnasium.spaces.Space
+        A single environment's action space.
+
+    Raises
+    ------
+    ValueError
+        Naming the unsupported space and the supported ones: ``Discrete(n)`` starting at 0
+        (tabular states / categorical actions) and 1-D float ``Box`` (finite or infinite
+        bounds; continuous vectors / Gaussian actions).
+
+    Notes
+    -----
+    Discrete observations are integer states (a tabular policy); Box observations are float
+    vectors (an MLP policy). Discrete actions are sampled from a categorical distribution,
+    Box actions from a diagonal Gaussian and clipped to the bounds only when passed to the
+    environment (:class:`rl.sampling.SinglePathSampler`).
+
+    References
+    ----------
+    .. [1] Gymnasium spaces, https://gymnasium.farama.org/api/spaces/
+
+    Examples
+    --------
+    >>> from gymnasium import spaces
+    >>> check_spaces(spaces.Box(-1.0, 1.0, (3,)), spaces.Discrete(2))
+    >>> try:
+    ...     check_spaces(spaces.MultiBinary(4), spaces.Discrete(2))
+    ... except ValueError as e:
+    ...     print(str(e)[:60])
+    unsupported observation_space MultiBinary(4): MultiBinary sp
+    """
+    for name, space in (("observation_space", observation_space), ("action_space", action_space)):
+        problem = _space_problem(space)
+        if problem is not None:
+            raise ValueError(
+                f"unsupported {name} {space!r}: {problem}; supported spaces are "
+                f"{_SUPPORTED_SPACES}"
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Vector environments
+# --------------------------------------------------------------------------------------
+
+
+def _resolve_id(env_id: str) -> None:
+    """Raise a ValueError with close matches when ``env_id`` is not a registered id."""
+    name = env_id
+    if ":" in env_id:  # "module:Env-v0", as gymnasium.make accepts
+        module, name = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(
+                f"env {env_id!r}: cannot import module {module!r} ({exc}); install the package "
+                "that registers this environment"
+            ) from exc
+    if name in gymnasium.registry:
+        return
+    matches = difflib.get_close_matches(name, list(gymnasium.registry), n=5, cutoff=0.5)
+    hint = f"close matches: {matches}; " if matches else ""
+    raise ValueError(
+        f"env {env_id!r} is not a registered Gymnasium id; {hint}list the registered ids with "
+        "`gymnasium.pprint_registry()` or `sorted(gymnasium.registry)` (ids of third-party "
+        "environments need their package imported, e.g. 'ale_py:ALE/Pong-v5')"
+    )
+
+
+def _call_factory(factory: Callable[..., Any], kwargs: dict) -> gymnasium.Env:
+    env = factory(**kwargs)
+    if not isinstance(env, gymnasium.Env):
+        raise ValueError(
+            f"env factory {factory!r} must return a gymnasium.Env; got {type(env).__name__}"
+        )
+    return env
+
+
+def make_vector_env(
+    env,
+    num_envs: int = 1,
+    *,
+    seed: int | None = None,
+    vectorization: str = "sync",
+    env_kwargs: dict | None = None,
+) -> VectorEnv:
+    """Build a Gymnasium vector environment that autoresets on the same step.
+
+    Parameters
+    ----------
+    env : str, callable or gymnasium.Env
+        A registered Gymnasium id (``"CartPole-v1"``, ``"module:Id-v0"``), a callable
+        returning a fresh ``gymnasium.Env``, or an ``Env`` instance (e.g. a
+        :class:`rl.mdp.TabularMDP`), which is deep-copied once per sub-environment.
+    num_envs : int, default 1
+        Number of sub-environments N.
+    seed : int or None, default None
+        If given, the vector env is reset with ``reset(seed=seed)`` (sub-environment ``i``
+        gets ``seed + i``) and its action spaces are seeded, so the streams are reproducible.
+    vectorization : {"sync", "async"}, default "sync"
+        ``"sync"`` steps the sub-environments in turn in this process
+        (``SyncVectorEnv``); ``"async"`` steps each in its own worker process
+        (``AsyncVectorEnv``), worth it when one env step is expensive.
+    env_kwargs : dict or None
+        Keyword arguments for ``gymnasium.make`` or the factory (not allowed with an
+        instance).
+
+    Returns
+    -------
+    gymnasium.vector.VectorEnv
+        With ``autoreset_mode=AutoresetMode.SAME_STEP``.
+
+    Raises
+    ------
+    ValueError
+        Unknown id (with close matches and how to list ids), bad ``num_envs``,
+        ``vectorization`` or ``env_kwargs``, or spaces that :func:`check_spaces` rejects.
+
+    Notes
+    -----
+    With ``SAME_STEP`` autoreset, a step that ends an episode (``terminated`` or
+    ``truncated``) returns the next episode's first observation and stores the true final
+    observation ``s_T`` in ``info["final_obs"][i]`` (mask ``info["_final_obs"]``). The
+    advantage estimator needs ``s_T`` for truncated episodes, whose return is bootstrapped
+    as ``r_t + gamma V(s_T)``, while terminated episodes use ``V(s_T) = 0``. A sampler
+    reseeds the environments from its own seed on its first reset.
+
+    References
+    ----------
+    .. [1] Gymnasium vector API and autoreset modes,
+       https://gymnasium.farama.org/api/vector/
+
+    Examples
+    --------
+    >>> venv = make_vector_env("CartPole-v1", 2, seed=0)
+    >>> venv.num_envs, venv.single_action_space
+    (2, Discrete(2))
+    >>> obs, info = venv.reset(seed=0)
+    >>> obs.shape
+    (2, 4)
+    >>> venv.close()
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer; got {num_envs!r}")
+    if vectorization not in ("sync", "async"):
+        raise ValueError(f'vectorization must be "sync" or "async"; got {vectorization!r}')
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a dict or None; got {type(env_kwargs).__name__}")
+    kwargs = dict(env_kwargs or {})
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
+    ):
+        raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
+
+    if isinstance(env, str):
+        _resolve_id(env)
+        env_fn = functools.partial(gymnasium.make, env, **kwargs)
+    elif isinstance(env, gymnasium.Env):
+        if kwargs:
+            raise ValueError(
+                "env_kwargs cannot be used with an Env instance; pass a factory or an id instead"
+            )
+        env_fn = functools.partial(copy.deepcopy, env)
+    elif callable(env):
+        env_fn = functools.partial(_call_factory, env, kwargs)
+    else:
+        raise ValueError(
+            "env must be a Gymnasium id string, a callable returning a gymnasium.Env, or an "
+            f"Env instance; got {type(env).__name__}"
+        )
+
+    env_fns = [env_fn] * int(num_envs)
+    if vectorization == "sync":
+        venv = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    else:
+        venv = AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    try:
+        check_spaces(venv.single_observation_space, venv.single_action_space)
+    except ValueError:
+        venv.close()
+        raise
+    if seed is not None:
+        venv.reset(seed=int(seed))
+        venv.action_space.seed(int(seed))
+        venv.single_action_space.seed(int(seed))
+    return venv
+
+
+# --------------------------------------------------------------------------------------
+# State save / restore (vine sampling)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvState:
+    """A snapshot of an environment taken by :func:`save_state`.
+
+    Attributes
+    ----------
+    kind : str
+        ``"protocol"`` (the env's own ``get_state()``, e.g. :class:`rl.mdp.TabularMDP`) or
+        ``"mujoco"``.
+    core : object
+        The unwrapped environment's state: the ``get_state()`` value, or for MuJoCo a dict
+        with ``qpos``, ``qvel`` and the full integration state (time, activations, controls,
+        warm start), which makes the next steps bitwise identical.
+    np_random : dict or None
+        ``bit_generator.state`` of the unwrapped env's ``np_random`` (None if never seeded).
+    wrappers : tuple of (type, dict)
+        For each wrapper, outermost first, its class and a deep copy of its state attributes
+        (e.g. ``TimeLimit._elapsed_steps``).
+    """
+
+    kind: str
+    core: Any
+    np_random: dict | None
+    wrappers: tuple
+
+
+def _wrapper_chain(env) -> list:
+    chain = []
+    while isinstance(env, gymnasium.Wrapper):
+        chain.append(env)
+        env = env.env
+    return chain
+
+
+def _mujoco_env_class():
+    try:
+        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+    except Exception:  # mujoco not installed: no env can be a MuJoCo env
+        return None
+    return MujocoEnv
+
+
+def _state_kind(env) -> str | None:
+    """``"mujoco"``, ``"protocol"`` or None (no state restore) for ``env``."""
+    if not isinstance(env, gymnasium.Env):
+        return None
+    base = env.unwrapped
+    mujoco_env = _mujoco_env_class()
+    if mujoco_env is not None and isinstance(base, mujoco_env):
+        return "mujoco"
+    if callable(getattr(base, "get_state", None)) and callable(getattr(base, "set_state", None)):
+        return "protocol"
+    return None
+
+
+def supports_state_restore(env) -> bool:
+    """Whether :func:`save_state` / :func:`restore_state` work for ``env``.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        A single environment, wrappers included.
+
+    Returns
+    -------
+    bool
+        True for a :class:`rl.mdp.TabularMDP` (or any env whose unwrapped env has
+        ``get_state()`` and ``set_state(state)``) and for MuJoCo environments.
+
+    Examples
+    --------
+    >>> import gymnasium
+    >>> supports_state_restore(gymnasium.make("CartPole-v1"))
+    False
+    """
+    return _state_kind(env) is not None
+
+
+def vine_unsupported_error(env) -> VineUnsupportedError:
+    """The :class:`VineUnsupportedError` for ``env``, naming it and the supported envs.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+
+    Returns
+    -------
+    VineUnsupportedError
+        Not raised: the caller raises it (so the traceback points at the caller).
+    """
+    name = getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
+    return VineUnsupportedError(
+        f"vine sampling needs an environment whose state can be saved and restored "
+        f"(rl.mdp.TabularMDP or any env with get_state()/set_state(state), or a MuJoCo "
+        f"environment); {name!r} has no state restore. Use single-path sampling "
+        f"(rl.sampling.SinglePathSampler) for this environment."
+    )
+
+
+def save_state(env) -> EnvState:
+    """Snapshot an environment so that :func:`restore_state` can branch from it.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        A single (not vector) environment, wrappers included: a
+        :class:`rl.mdp.TabularMDP` (or any env whose unwrapped env has ``get_state()`` and
+        ``set_state(state)``) or a MuJoCo environment.
+
+    Returns
+    -------
+    EnvState
+        Independent of later steps of ``env`` (everything is copied).
+
+    Raises
+    ------
+    VineUnsupportedError
+        If the environment's state cannot be saved.
+
+    Notes
+    -----
+    The state of a wrapped environment is the unwrapped env's state, its RNG (the noise of
+    future transitions and resets) and every wrapper's own attributes (the wrapper chain is
+    walked: ``TimeLimit``'s elapsed step count, episode statistics, running normalisers...).
+    For MuJoCo the physics state is read with ``mujoco.mj_getState(...,
+    mjSTATE_INTEGRATION)``: ``qpos`` and ``qvel`` alone miss the constraint solver's warm
+    start, and the restored trajectory would differ in the last bits.
+
+    References
+    ----------
+    .. [1] J. Schulman et al., "Trust Region Policy Optimization", ICML 2015, Sec. 5.2
+       (vine sampling needs restarts from stored states).
+    .. [2] MuJoCo documentation, "State" (mj_getState / mj_setState),
+       https://mujoco.readthedocs.io/en/stable/programming/simulation.html#state
+
+    Examples
+    --------
+    >>> import gymnasium
+    >>> try:
+    ...     save_state(gymnasium.make("CartPole-v1"))
+    ... except VineUnsupportedError as e:
+    ...     print(str(e)[:40])
+    vine sampling needs an environment whose
+    """
+    kind = _state_kind(env)
+    if kind is None:
+        raise vine_unsupported_error(env)
+    base = env.unwrapped
+    if kind == "mujoco":
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        full = np.empty(mujoco.mj_stateSize(base.model, spec), dtype=np.float64)
+        mujoco.mj_getState(base.model, base.data, full, spec)
+        core = {"qpos": base.data.qpos.copy(), "qvel": base.data.qvel.copy(), "full": full}
+    else:
+        core = copy.deepcopy(base.get_state())
+    rng = getattr(base, "_np_random", None)
+    rng_state = None if rng is None else copy.deepcopy(rng.bit_generator.state)
+    wrappers = tuple(
+        (
+            type(w),
+            {
+                k: copy.deepcopy(v)
+                for k, v in vars(w).items()
+                if k not in _WRAPPER_STATIC_ATTRIBUTES and not isinstance(v, spaces.Space)
+            },
+        )
+        for w in _wrapper_chain(env)
+    )
+    return EnvState(kind=kind, core=core, np_random=rng_state, wrappers=wrappers)
+
+
+def restore_state(env, state: EnvState) -> None:
+    """Put ``env`` back into a state taken by :func:`save_state`.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        The environment the state was taken from, or another instance built the same way
+        (same wrapper chain, same model).
+    state : EnvState
+        From :func:`save_state`; it is not consumed and can be restored many times.
+
+    Raises
+    ------
+    VineUnsupportedError
+        If the environment's state cannot be restored.
+    ValueError
+        If ``state`` is not an :class:`EnvState` or was taken from a differently built env.
+
+    Notes
+    -----
+    After ``restore_state(env, save_state(env))`` the same actions give the same
+    observations, rewards and flags, bit for bit (tested for ``TabularMDP`` and MuJoCo).
+
+    Examples
+    --------
+    >>> from rl.mdp import random_mdp
+    >>> env = random_mdp(4, 2, seed=0)
+    >>> _ = env.reset(seed=0)
+    >>> s = save_state(env)
+    >>> first = [env.step(1)[0] for _ in range(5)]
+    >>> restore_state(env, s)
+    >>> [env.step(1)[0] for _ in range(5)] == first
+    True
+    """
+    if not isinstance(state, EnvState):
+        raise ValueError(
+            f"state must be an EnvState from rl.envs.save_state; got {type(state).__name__}"
+        )
+    kind = _state_kind(env)
+    if kind is None:
+        raise vine_unsupported_error(env)
+    chain = _wrapper_chain(env)
+    if kind != state.kind or [type(w) for w in chain] != [t for t, _ in state.wrappers]:
+        raise ValueError(
+            "state was saved from a differently built environment: expected a "
+            f"{state.kind!r} env wrapped in {[t.__name__ for t, _ in state.wrappers]}, got a "
+            f"{kind!r} env wrapped in {[type(w).__name__ for w in chain]}; restore into an "
+            "env made the same way"
+        )
+    base = env.unwrapped
+    if kind == "mujoco":
+        import mujoco
+
+        mujoco.mj_setState(base.model, base.data, state.core["full"],
+                           mujoco.mjtState.mjSTATE_INTEGRATION)
+        # set_state writes qpos/qvel and runs mj_forward, so derived quantities are current
+        base.set_state(state.core["qpos"], state.core["qvel"])
+    else:
+        base.set_state(copy.deepcopy(state.core))
+    rng = getattr(base, "_np_random", None)
+    if state.np_random is None:
+        base._np_random = None
+    elif rng is not None and type(rng.bit_generator).__name__ == state.np_random["bit_generator"]:
+        rng.bit_generator.state = copy.deepcopy(state.np_random)  # in place: keeps references
+    else:
+        bit_generator = getattr(np.random, state.np_random["bit_generator"])()
+        bit_generator.state = copy.deepcopy(state.np_random)
+        base._np_random = np.random.Generator(bit_generator)
+    for w, (_, attributes) in zip(chain, state.wrappers, strict=True):
+        for k, v in attributes.items():
+            setattr(w, k, copy.deepcopy(v))

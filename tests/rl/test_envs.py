@@ -1,0 +1,352 @@
+"""Tests of rl.envs: vector envs with same-step autoreset, supported spaces, state save/restore.
+
+Save/restore is what the vine procedure (TRPO paper, Sec. 5.2) stands on: after
+``restore_state(env, save_state(env))`` the same actions must give the same transitions,
+bit for bit, including time limits and the environment's own random numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.wrappers import RecordEpisodeStatistics, TimeLimit
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rl.envs import (
+    NonFiniteEnvironmentError,
+    VineUnsupportedError,
+    check_spaces,
+    make_vector_env,
+    restore_state,
+    save_state,
+    supports_state_restore,
+)
+from rl.mdp import TabularMDP, random_mdp
+from tests.strategies import random_mdps
+
+try:
+    import mujoco  # noqa: F401
+
+    HAVE_MUJOCO = True
+except ImportError:  # pragma: no cover - depends on the installation
+    HAVE_MUJOCO = False
+
+needs_mujoco = pytest.mark.skipif(
+    not HAVE_MUJOCO, reason="mujoco is not installed (pip install 'trpokit[mujoco]')"
+)
+
+
+def _deterministic_chain(horizon=3):
+    """0 -> 1 -> 2 -> ... under any action, reward = state; no terminal states."""
+    S = 6
+    P = np.zeros((S, 2, S))
+    for s in range(S):
+        P[s, :, min(s + 1, S - 1)] = 1.0
+    R = np.repeat(np.arange(S, dtype=float)[:, None], 2, axis=1)
+    return TabularMDP(P, R, 0.9, np.eye(S)[0], horizon=horizon)
+
+
+# --------------------------------------------------------------------------------------
+# make_vector_env
+# --------------------------------------------------------------------------------------
+
+
+def test_vector_env_autoresets_on_the_same_step():
+    """SAME_STEP autoreset: the step that ends an episode returns the next episode's first
+    observation, and the true final observation is in ``info["final_obs"]`` (mask
+    ``info["_final_obs"]``); no fake reward-0 transition follows (DESIGN.md, Known traps)."""
+    venv = make_vector_env(_deterministic_chain(horizon=3), 2, seed=0)
+    assert venv.autoreset_mode == AutoresetMode.SAME_STEP
+    obs, _ = venv.reset(seed=0)
+    np.testing.assert_array_equal(obs, [0, 0])
+    for expected in (1, 2):
+        obs, r, term, trunc, info = venv.step(np.array([0, 1]))
+        np.testing.assert_array_equal(obs, [expected, expected])
+        assert not trunc.any() and "final_obs" not in info
+    obs, r, term, trunc, info = venv.step(np.array([0, 0]))
+    np.testing.assert_array_equal(trunc, [True, True])
+    np.testing.assert_array_equal(term, [False, False])
+    np.testing.assert_array_equal(obs, [0, 0])  # already the next episode
+    np.testing.assert_array_equal(info["_final_obs"], [True, True])
+    assert [int(x) for x in info["final_obs"]] == [3, 3]  # true last state
+    np.testing.assert_array_equal(r, [2.0, 2.0])  # reward of the last real step
+    obs, r, *_ = venv.step(np.array([0, 0]))
+    np.testing.assert_array_equal(obs, [1, 1])
+    np.testing.assert_array_equal(r, [0.0, 0.0])  # R(0, a) = 0: a real step from s_0
+    venv.close()
+
+
+def test_vector_env_from_id_callable_and_instance():
+    """``env`` may be a registered id, a factory, or an instance; an instance is deep-copied
+    once per sub-environment (the sub-envs are distinct objects and the original is never
+    stepped)."""
+    venv = make_vector_env("CartPole-v1", 3)
+    assert venv.num_envs == 3 and venv.single_observation_space.shape == (4,)
+    venv.close()
+
+    venv = make_vector_env(lambda n: random_mdp(n, 2, seed=0), 2, env_kwargs={"n": 4})
+    assert venv.single_observation_space == spaces.Discrete(4)
+    venv.close()
+
+    mdp = random_mdp(3, 2, seed=1)
+    venv = make_vector_env(mdp, 2, seed=0)
+    a, b = venv.envs
+    assert a is not mdp and b is not mdp and a is not b
+    np.testing.assert_array_equal(a.P, mdp.P)
+    assert mdp._s is None  # the original was never reset or stepped
+    venv.close()
+
+
+def test_vector_env_seed_gives_reproducible_streams():
+    """Same seed, same actions => identical observation/reward streams (sync and async
+    vectorisation agree); a different seed gives a different stream. The action space is
+    seeded too."""
+
+    def stream(seed, vectorization):
+        venv = make_vector_env("CartPole-v1", 2, seed=seed, vectorization=vectorization)
+        out = [venv.reset(seed=seed)[0]]
+        for _ in range(30):
+            obs, r, term, trunc, _ = venv.step(np.array([0, 1]))
+            out += [obs, r, term, trunc]
+        sampled = [venv.action_space.sample() for _ in range(3)]
+        venv.close()
+        return np.concatenate([np.ravel(x).astype(float) for x in out]), np.array(sampled)
+
+    s0, a0 = stream(0, "sync")
+    s0b, a0b = stream(0, "sync")
+    s0_async, _ = stream(0, "async")
+    s1, _ = stream(1, "sync")
+    np.testing.assert_array_equal(s0, s0b)
+    np.testing.assert_array_equal(a0, a0b)
+    np.testing.assert_array_equal(s0, s0_async)
+    assert not np.array_equal(s0, s1)
+
+
+def test_unknown_id_suggests_close_matches():
+    """An unknown id is a ValueError that lists close registered ids and says how to list
+    all of them, raised before any environment is built."""
+    with pytest.raises(ValueError) as exc:
+        make_vector_env("Cartpole-v1")
+    msg = str(exc.value)
+    assert "'CartPole-v1'" in msg and "pprint_registry" in msg
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"env": "CartPole-v1", "num_envs": 0}, "num_envs"),
+        ({"env": "CartPole-v1", "vectorization": "threads"}, "vectorization"),
+        ({"env": "CartPole-v1", "seed": -1}, "seed"),
+        ({"env": random_mdp(2, 2, seed=0), "env_kwargs": {"x": 1}}, "env_kwargs"),
+        ({"env": 3}, "env must be"),
+    ],
+)
+def test_make_vector_env_rejects_bad_arguments(kwargs, needle):
+    """Bad arguments are ValueErrors naming the argument."""
+    with pytest.raises(ValueError, match=needle):
+        make_vector_env(**kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# spaces
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("observation_space", "action_space"),
+    [
+        (spaces.Discrete(5), spaces.Discrete(3)),
+        (spaces.Box(-1.0, 1.0, (3,)), spaces.Discrete(2)),
+        (spaces.Box(-np.inf, np.inf, (3,), dtype=np.float64), spaces.Box(-1.0, 1.0, (2,))),
+        (spaces.Box(-np.inf, np.inf, (1,)), spaces.Box(-np.inf, np.inf, (1,))),
+    ],
+)
+def test_check_spaces_accepts_discrete_and_float_box(observation_space, action_space):
+    """Discrete (from 0) and 1-D float Box spaces, finite or infinite bounds, are accepted."""
+    check_spaces(observation_space, action_space)
+
+
+@pytest.mark.parametrize(
+    ("observation_space", "action_space", "which"),
+    [
+        (spaces.MultiBinary(3), spaces.Discrete(2), "observation_space"),
+        (spaces.Tuple((spaces.Discrete(2),)), spaces.Discrete(2), "observation_space"),
+        (spaces.Dict({"a": spaces.Discrete(2)}), spaces.Discrete(2), "observation_space"),
+        (spaces.Box(0, 255, (4,), dtype=np.uint8), spaces.Discrete(2), "observation_space"),
+        (spaces.Box(-1.0, 1.0, (2, 2)), spaces.Discrete(2), "observation_space"),
+        (spaces.Discrete(3, start=1), spaces.Discrete(2), "observation_space"),
+        (spaces.Discrete(3), spaces.MultiDiscrete([2, 2]), "action_space"),
+    ],
+)
+def test_check_spaces_rejects_unsupported_with_a_clear_message(
+    observation_space, action_space, which
+):
+    """Any other space is a ValueError naming the argument, the space, and the supported
+    spaces (Discrete, Box)."""
+    with pytest.raises(ValueError) as exc:
+        check_spaces(observation_space, action_space)
+    msg = str(exc.value)
+    bad = observation_space if which == "observation_space" else action_space
+    assert which in msg and repr(bad) in msg
+    assert "Discrete(n)" in msg and "Box" in msg
+
+
+class _MultiBinaryEnv(gymnasium.Env):
+    observation_space = spaces.MultiBinary(2)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.int8), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.int8), 0.0, False, False, {}
+
+
+def test_make_vector_env_rejects_unsupported_spaces():
+    """An environment with unsupported spaces is rejected when the vector env is built."""
+    with pytest.raises(ValueError, match="MultiBinary"):
+        make_vector_env(_MultiBinaryEnv)
+
+
+# --------------------------------------------------------------------------------------
+# save / restore
+# --------------------------------------------------------------------------------------
+
+
+def _trajectory(env, actions):
+    """(obs, reward, terminated, truncated) of each action, resetting (unseeded) at ends."""
+    out = []
+    for a in actions:
+        obs, r, term, trunc, _ = env.step(a)
+        out.append((np.asarray(obs).tolist(), float(r), bool(term), bool(trunc)))
+        if term or trunc:
+            obs, _ = env.reset()
+            out.append(("reset", np.asarray(obs).tolist()))
+    return out
+
+
+@given(
+    mdp_args=random_mdps(max_states=5, max_actions=3),
+    horizon=st.integers(2, 6),
+    warmup=st.integers(0, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_save_restore_tabular_replays_identically(mdp_args, horizon, warmup, seed):
+    """For any TabularMDP: after ``s = save_state(env)``, running actions, ``restore_state(env,
+    s)`` and running them again gives identical transitions (states, rewards, truncations
+    and the unseeded resets that follow, i.e. the RNG is restored); restoring into a copy
+    made the same way gives them too."""
+    P, R, gamma, mu0 = mdp_args
+    env = TabularMDP(P, R, gamma, mu0, horizon=horizon)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    _trajectory(env, rng.integers(0, env.num_actions, size=warmup))
+    state = save_state(env)
+    actions = rng.integers(0, env.num_actions, size=12)
+    first = _trajectory(env, actions)
+    restore_state(env, state)
+    assert _trajectory(env, actions) == first
+    other = copy.deepcopy(env)
+    other.reset(seed=seed + 1)
+    restore_state(other, state)
+    assert _trajectory(other, actions) == first
+
+
+def test_save_restore_walks_the_wrapper_chain():
+    """Wrapper state is part of the environment state: TimeLimit's elapsed steps and
+    RecordEpisodeStatistics' accumulators are restored, so truncation happens at the same
+    step and the episode statistics are the same."""
+    env = RecordEpisodeStatistics(TimeLimit(_deterministic_chain(horizon=None), 5))
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(0)
+    state = save_state(env)
+    first = [env.step(0)[1:4] for _ in range(2)]
+    stats = env.get_wrapper_attr("episode_returns")
+    restore_state(env, state)
+    second = [env.step(0)[1:4] for _ in range(2)]
+    assert first == second
+    assert first[-1][2] is True  # truncated by the TimeLimit at step 5
+    assert np.array_equal(env.get_wrapper_attr("episode_returns"), stats)
+
+
+def test_restore_into_a_differently_wrapped_env_is_rejected():
+    """A state restored into an env with a different wrapper chain is a ValueError."""
+    env = TimeLimit(_deterministic_chain(), 5)
+    env.reset(seed=0)
+    state = save_state(env)
+    with pytest.raises(ValueError, match="differently built"):
+        restore_state(_deterministic_chain(), state)
+    with pytest.raises(ValueError, match="EnvState"):
+        restore_state(env, {"state": 0})
+
+
+@needs_mujoco
+@pytest.mark.parametrize("env_id", ["InvertedPendulum-v5", "Hopper-v5"])
+def test_save_restore_mujoco_replays_bitwise(env_id):
+    """MuJoCo: after a restore the same actions give bitwise-identical observations,
+    rewards and flags, the TimeLimit truncates at the same step, and the next unseeded
+    reset draws the same initial state (np_random restored)."""
+    env = gymnasium.make(env_id, max_episode_steps=25)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    low, high = env.action_space.low, env.action_space.high
+    for _ in range(15):
+        env.step(rng.uniform(low, high).astype(np.float32))
+    state = save_state(env)
+    actions = rng.uniform(low, high, size=(40, *low.shape)).astype(np.float32)
+
+    def run():
+        out = []
+        for a in actions:
+            obs, r, term, trunc, _ = env.step(a)
+            out.append((obs.copy(), r, term, trunc))
+            if term or trunc:
+                out.append(("reset", env.reset()[0].copy()))
+                break
+        return out
+
+    first = run()
+    assert first[-1][0] == "reset"  # an episode end (time limit or fall) was replayed
+    restore_state(env, state)
+    second = run()
+    assert len(first) == len(second)
+    for x, y in zip(first, second, strict=True):
+        for u, v in zip(x, y, strict=True):
+            np.testing.assert_array_equal(u, v)
+    env.close()
+
+
+def test_save_state_unsupported_env_raises_vine_error():
+    """Envs whose state cannot be restored raise VineUnsupportedError (a ValueError) saying
+    that vine sampling needs state restore and which envs support it."""
+    env = gymnasium.make("CartPole-v1")
+    assert not supports_state_restore(env)
+    with pytest.raises(VineUnsupportedError) as exc:
+        save_state(env)
+    assert isinstance(exc.value, ValueError)
+    msg = str(exc.value)
+    assert "vine" in msg and "TabularMDP" in msg and "MuJoCo" in msg
+    with pytest.raises(VineUnsupportedError):
+        restore_state(env, _saved_chain())
+    env.close()
+
+
+def _saved_chain():
+    env = _deterministic_chain()
+    env.reset(seed=0)
+    return save_state(env)
+
+
+def test_error_types():
+    """NonFiniteEnvironmentError is a RuntimeError (trouble found while sampling);
+    VineUnsupportedError is a ValueError (an unsuitable argument)."""
+    assert issubclass(NonFiniteEnvironmentError, RuntimeError)
+    assert issubclass(VineUnsupportedError, ValueError)
