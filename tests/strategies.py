@@ -40,7 +40,7 @@ def orthogonal_matrices(draw, n):
     G = draw(hnp.arrays(np.float64, (n, n), elements=finite_floats(-1.0, 1.0)))
     G = G + 3.0 * np.eye(n)  # keep it comfortably nonsingular so QR is well defined
     Q, R = np.linalg.qr(G)
-    return Q * np.sign(np.diag(R))
+    return Q * np.where(np.diag(R) < 0, -1.0, 1.0)  # Householder Q is orthogonal even if R is singular
 
 
 @st.composite
