@@ -1,0 +1,390 @@
+"""Action distributions on a batch: log-probability, entropy, KL and the Fisher information.
+
+A distribution is described by ONE array ``params`` of shape ``(N, P)``, one row per
+observation: the logits for :class:`Categorical`, ``[mean, log_std]`` for
+:class:`DiagGaussian`. Everything but :meth:`sample` / :meth:`mode` is written with
+``autograd.numpy`` and is traceable in ``params``, so a policy gets its gradients, its
+KL and its Fisher-vector products by composing a network with these formulas.
+
+:meth:`fisher_vector` is the analytic Fisher matrix of the distribution in its own
+parameters, ``F(y) = E_a[∇_y log p(a|y) ∇_y log p(a|y)^T]``, applied to a vector. It is
+the ``output_fisher`` that :func:`trustregion.fisher_operator` contracts with the
+network Jacobian, ``J^T F J v`` (TRPO paper, App. C.1).
+"""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.scipy.special import logsumexp
+
+__all__ = ["Distribution", "Categorical", "DiagGaussian"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _check_params(params, name: str):
+    shape = getattr(params, "shape", None)
+    if shape is None:
+        params = np.asarray(params, dtype=np.float64)
+        shape = params.shape
+    if len(shape) != 2 or shape[-1] < 1:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (N, P), one row per observation; got shape "
+            f"{tuple(shape)} (use params[None, :] for a single distribution)"
+        )
+    return params
+
+
+class Distribution:
+    """Base class: a batch of ``N`` distributions described by ``params`` of shape (N, P)."""
+
+    params = None
+
+    def __len__(self) -> int:
+        return self.params.shape[0]
+
+    def _check_other(self, other) -> None:
+        if type(other) is not type(self):
+            raise ValueError(
+                f"other must be a {type(self).__name__} to compute the KL divergence; "
+                f"got {type(other).__name__}"
+            )
+        if tuple(other.params.shape) != tuple(self.params.shape):
+            raise ValueError(
+                f"other.params must have the shape of self.params {tuple(self.params.shape)}; "
+                f"got {tuple(other.params.shape)}"
+            )
+
+
+class Categorical(Distribution):
+    """Categorical distributions over ``A`` actions, parameterised by logits.
+
+    Parameters
+    ----------
+    logits : array of shape (N, A)
+        Unnormalised log-probabilities; may be an autograd box.
+
+    Notes
+    -----
+    ``log p_a = l_a - logsumexp(l)`` (the log-sum-exp is shifted by the row maximum, so
+    no logit overflows ``exp``). With ``p = softmax(l)``:
+
+    * entropy ``H(p) = -Σ_a p_a log p_a``;
+    * ``KL(p ‖ q) = Σ_a p_a (log p_a - log q_a)``;
+    * Fisher in the logits ``F(l) = diag(p) - p p^T``, so ``F u = p ⊙ u - p (p·u)``. It
+      equals the Hessian of ``l' ↦ KL(p_l ‖ p_{l'})`` at ``l' = l`` [1]_.
+
+    References
+    ----------
+    .. [1] S. Amari, "Natural gradient works efficiently in learning", Neural
+       Computation 10(2), 1998.
+
+    Examples
+    --------
+    >>> d = Categorical(np.log([[0.2, 0.3, 0.5]]))
+    >>> np.round(np.exp(d.log_prob(np.array([2]))), 6)
+    array([0.5])
+    >>> np.round(d.entropy(), 4)
+    array([1.0297])
+    >>> d.mode()
+    array([2])
+    """
+
+    def __init__(self, logits):
+        self.params = _check_params(logits, "logits")
+
+    @property
+    def logits(self):
+        """The parameters (N, A)."""
+        return self.params
+
+    @property
+    def num_actions(self) -> int:
+        return self.params.shape[-1]
+
+    def log_probs(self):
+        """All log-probabilities ``log p_a``, shape (N, A) (normalised, stable log-softmax)."""
+        l = self.params
+        return l - logsumexp(l, axis=-1, keepdims=True)
+
+    def probs(self):
+        """All probabilities ``p_a``, shape (N, A)."""
+        return anp.exp(self.log_probs())
+
+    def log_prob(self, actions):
+        """Log-probability of one action per row.
+
+        Parameters
+        ----------
+        actions : int ndarray of shape (N,)
+
+        Returns
+        -------
+        log_p : array of shape (N,)
+        """
+        actions = np.asarray(actions)
+        n = self.params.shape[0]
+        if actions.shape != (n,):
+            raise ValueError(
+                f"actions must have shape ({n},), one integer action per row; got shape "
+                f"{actions.shape}"
+            )
+        return self.log_probs()[np.arange(n), actions.astype(np.intp, copy=False)]
+
+    def entropy(self):
+        """Entropy ``-Σ_a p_a log p_a`` per row, shape (N,)."""
+        logp = self.log_probs()
+        return -anp.sum(anp.exp(logp) * logp, axis=-1)
+
+    def kl(self, other: Categorical):
+        """``KL(self ‖ other) = Σ_a p_a (log p_a − log q_a)`` per row, shape (N,)."""
+        self._check_other(other)
+        logp = self.log_probs()
+        return anp.sum(anp.exp(logp) * (logp - other.log_probs()), axis=-1)
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Draw one action per row by inverse CDF on ``rng.random`` (plain numpy).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        actions : int64 ndarray of shape (N,)
+
+        Examples
+        --------
+        >>> d = Categorical(np.array([[0.0, 0.0, -50.0], [-50.0, -50.0, 0.0]]))
+        >>> a = d.sample(np.random.default_rng(0))
+        >>> bool(a[0] in (0, 1) and a[1] == 2)
+        True
+        """
+        return self._inverse_cdf(rng)[0]
+
+    def _inverse_cdf(self, rng: np.random.Generator):
+        # u ~ U[0, c_A) on the unnormalised cumulative weights c; a = #{k < A-1 : c_k <= u}
+        # (counting only the first A-1 partial sums keeps a <= A-1 even if u rounds up to c_A)
+        l = np.asarray(self.params, dtype=np.float64)
+        shifted = l - np.maximum.reduce(l, axis=1, keepdims=True)
+        c = np.exp(shifted)
+        np.add.accumulate(c, axis=1, out=c)  # cumulative sums, in place
+        total = c[:, -1:]
+        u = rng.random((l.shape[0], 1))
+        u *= total
+        actions = (c[:, :-1] <= u).sum(axis=1)
+        return actions, shifted, total[:, 0]
+
+    def sample_with_log_prob(self, rng: np.random.Generator):
+        """Draw one action per row and return it with its log-probability (plain numpy).
+
+        Notes
+        -----
+        With unnormalised weights ``w = exp(l - max l)`` and ``c = cumsum(w)``, a uniform
+        ``u ~ U[0, c_A)`` gives ``a = #{k : c_k ≤ u}``, which has probability
+        ``w_a / c_A = p_a``. ``log p_a = l_a - max l - log c_A``.
+
+        Returns
+        -------
+        actions : int64 ndarray of shape (N,)
+        log_p : float64 ndarray of shape (N,)
+
+        Examples
+        --------
+        >>> d = Categorical(np.zeros((2, 4)))
+        >>> a, log_p = d.sample_with_log_prob(np.random.default_rng(0))
+        >>> np.round(np.exp(log_p), 6)
+        array([0.25, 0.25])
+        """
+        actions, shifted, total = self._inverse_cdf(rng)
+        log_p = shifted[np.arange(actions.shape[0]), actions] - np.log(total)
+        return actions, log_p
+
+    def mode(self) -> np.ndarray:
+        """Most probable action per row, shape (N,)."""
+        return np.argmax(np.asarray(self.params), axis=-1)
+
+    @staticmethod
+    def fisher_vector(params, u):
+        """Fisher information in the logits times ``u``: ``p ⊙ u − p (p·u)`` row by row.
+
+        Parameters
+        ----------
+        params : array of shape (N, A)
+            Logits at which the Fisher is evaluated.
+        u : array of shape (N, A)
+
+        Returns
+        -------
+        Fu : array of shape (N, A)
+
+        Examples
+        --------
+        >>> l = np.array([[0.0, 1.0, -1.0]])
+        >>> p = np.exp(l) / np.exp(l).sum()
+        >>> F = np.diag(p[0]) - np.outer(p[0], p[0])
+        >>> u = np.array([[1.0, 2.0, 3.0]])
+        >>> bool(np.allclose(Categorical.fisher_vector(l, u), u @ F))
+        True
+        """
+        p = anp.exp(params - logsumexp(params, axis=-1, keepdims=True))
+        return p * u - p * anp.sum(p * u, axis=-1, keepdims=True)
+
+
+class DiagGaussian(Distribution):
+    """Gaussians with diagonal covariance, parameterised by ``[mean, log_std]``.
+
+    Parameters
+    ----------
+    params : array of shape (N, 2d)
+        ``concatenate([mean, log_std], axis=-1)``; may be an autograd box.
+
+    Notes
+    -----
+    With ``μ = params[:, :d]``, ``s = params[:, d:]`` and ``σ = exp(s)``:
+
+    * ``log p(x) = -½ Σ_i ((x_i - μ_i)/σ_i)² - Σ_i s_i - (d/2) log 2π``;
+    * entropy ``H = Σ_i s_i + (d/2)(1 + log 2π)``;
+    * ``KL(p ‖ q) = Σ_i [ (μ_p - μ_q)² / (2σ_q²) + ½(e^{x_i} - 1 - x_i) ]`` with
+      ``x_i = 2(s_p - s_q)`` (the usual closed form, written with ``expm1`` so that
+      nearby distributions do not cancel) [1]_;
+    * Fisher in ``(μ, s)`` is diagonal: ``1/σ²`` on the mean, ``2`` on the log-std.
+
+    References
+    ----------
+    .. [1] J. Duchi, "Derivations for linear algebra and optimization", Stanford,
+       2007 (KL divergence between Gaussians).
+
+    Examples
+    --------
+    >>> d = DiagGaussian.from_mean_log_std(np.zeros((1, 2)), np.zeros(2))
+    >>> np.round(d.log_prob(np.zeros((1, 2))), 4)
+    array([-1.8379])
+    >>> np.round(d.entropy(), 4)
+    array([2.8379])
+    >>> q = DiagGaussian.from_mean_log_std(np.ones((1, 2)), np.zeros(2))
+    >>> np.round(d.kl(q), 6)
+    array([1.])
+    """
+
+    def __init__(self, params):
+        params = _check_params(params, "params")
+        if params.shape[-1] % 2 != 0:
+            raise ValueError(
+                f"params must have an even number of columns [mean, log_std]; got shape "
+                f"{tuple(params.shape)} (use DiagGaussian.from_mean_log_std(mean, log_std))"
+            )
+        self.params = params
+        self.dim = params.shape[-1] // 2
+
+    @classmethod
+    def from_mean_log_std(cls, mean, log_std) -> DiagGaussian:
+        """Build from ``mean`` (N, d) and ``log_std`` (d,) or (N, d), broadcasting log_std.
+
+        Examples
+        --------
+        >>> DiagGaussian.from_mean_log_std(np.zeros((3, 2)), np.array([0.1, 0.2])).params.shape
+        (3, 4)
+        """
+        mean_shape = tuple(getattr(mean, "shape", np.shape(mean)))
+        ls_shape = tuple(getattr(log_std, "shape", np.shape(log_std)))
+        if len(mean_shape) != 2 or ls_shape not in (mean_shape[1:], mean_shape):
+            raise ValueError(
+                f"mean must have shape (N, d) and log_std shape (d,) or (N, d); got {mean_shape} "
+                f"and {ls_shape}"
+            )
+        log_std = anp.zeros(mean_shape) + log_std
+        return cls(anp.concatenate([mean, log_std], axis=-1))
+
+    @property
+    def mean(self):
+        return self.params[:, : self.dim]
+
+    @property
+    def log_std(self):
+        return self.params[:, self.dim :]
+
+    @property
+    def std(self):
+        return anp.exp(self.log_std)
+
+    def log_prob(self, actions):
+        """Log-density of one action per row, shape (N,).
+
+        Parameters
+        ----------
+        actions : ndarray of shape (N, d)
+        """
+        actions = np.asarray(actions, dtype=np.float64)
+        n = self.params.shape[0]
+        if actions.shape != (n, self.dim):
+            raise ValueError(
+                f"actions must have shape ({n}, {self.dim}); got shape {actions.shape}"
+            )
+        log_std = self.log_std
+        z = (actions - self.mean) * anp.exp(-log_std)
+        log_norm = anp.sum(log_std, axis=-1) + 0.5 * self.dim * _LOG_2PI
+        return -0.5 * anp.sum(z * z, axis=-1) - log_norm
+
+    def entropy(self):
+        """Entropy ``Σ_i s_i + (d/2)(1 + log 2π)`` per row, shape (N,)."""
+        return anp.sum(self.log_std, axis=-1) + 0.5 * self.dim * (1.0 + _LOG_2PI)
+
+    def kl(self, other: DiagGaussian):
+        """``KL(self ‖ other)`` per row, shape (N,) (closed form, see Notes)."""
+        self._check_other(other)
+        x = 2.0 * (self.log_std - other.log_std)
+        dmu = self.mean - other.mean
+        return anp.sum(
+            0.5 * dmu * dmu * anp.exp(-2.0 * other.log_std) + 0.5 * (anp.expm1(x) - x), axis=-1
+        )
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``μ + σ ⊙ ε`` with ``ε ~ N(0, I)`` (plain numpy), shape (N, d)."""
+        return self.sample_with_log_prob(rng)[0]
+
+    def sample_with_log_prob(self, rng: np.random.Generator):
+        """Draw one action per row and return it with its log-density (plain numpy).
+
+        Returns
+        -------
+        actions : float64 ndarray of shape (N, d)
+        log_p : float64 ndarray of shape (N,)
+        """
+        params = np.asarray(self.params, dtype=np.float64)
+        d = self.dim
+        mean, log_std = params[:, :d], params[:, d:]
+        eps = rng.standard_normal(mean.shape)
+        actions = np.exp(log_std) * eps
+        actions += mean
+        log_p = -0.5 * np.einsum("ij,ij->i", eps, eps) - log_std.sum(axis=1) - 0.5 * d * _LOG_2PI
+        return actions, log_p
+
+    def mode(self) -> np.ndarray:
+        """The mean, shape (N, d)."""
+        return np.array(self.mean, dtype=np.float64)
+
+    @staticmethod
+    def fisher_vector(params, u):
+        """Fisher information in ``(μ, log σ)`` times ``u``: ``[u_μ / σ², 2 u_s]``.
+
+        Parameters
+        ----------
+        params : array of shape (N, 2d)
+        u : array of shape (N, 2d)
+
+        Returns
+        -------
+        Fu : array of shape (N, 2d)
+
+        Examples
+        --------
+        >>> params = np.array([[0.0, np.log(2.0)]])
+        >>> DiagGaussian.fisher_vector(params, np.array([[1.0, 1.0]]))
+        array([[0.25, 2.  ]])
+        """
+        d = params.shape[-1] // 2
+        return anp.concatenate(
+            [u[:, :d] * anp.exp(-2.0 * params[:, d:]), 2.0 * u[:, d:]], axis=-1
+        )

@@ -1,0 +1,762 @@
+"""Stochastic policies on one flat float64 parameter vector θ.
+
+Every policy maps a batch of observations to distribution parameters of shape (N, P)
+(:mod:`rl.distributions`) in two ways:
+
+* :meth:`Policy.distribution_params` — traceable by autograd in θ, used by the update
+  (log-probabilities, KL, entropy, the Fisher-vector product);
+* :meth:`Policy.act` / :meth:`Policy.step` — plain numpy on weights cached when θ is
+  set, used by the sampler (no autograd boxes, no per-row Python loops).
+
+The Fisher-vector product over a batch is the Gauss–Newton form ``J^T F_dist J v`` of
+TRPO's Appendix C.1, built by :func:`trustregion.fisher_operator` with the
+distribution's analytic :meth:`~rl.distributions.Categorical.fisher_vector`.
+"""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from rl.distributions import Categorical, DiagGaussian
+from rl.networks import MLP
+from trustregion.operators import fisher_operator as _fisher_operator
+
+__all__ = [
+    "ObservationNormalizer",
+    "Policy",
+    "TabularSoftmax",
+    "CategoricalMLP",
+    "GaussianMLP",
+    "make_policy",
+]
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}")
+    return int(value)
+
+
+def _hidden_sizes(hidden_sizes) -> tuple[int, ...]:
+    try:
+        sizes = tuple(hidden_sizes)
+    except TypeError:
+        raise ValueError(
+            f"hidden_sizes must be a sequence of positive ints, e.g. (64, 64); got {hidden_sizes!r}"
+        ) from None
+    for h in sizes:
+        _positive_int(h, "each entry of hidden_sizes")
+    return tuple(int(h) for h in sizes)
+
+
+class ObservationNormalizer:
+    """Running mean and variance of observations; normalises and clips.
+
+    Parameters
+    ----------
+    shape : int or tuple of int
+        Shape of one observation.
+    clip : float, default 10.0
+        Normalised observations are clipped to ``[-clip, clip]`` (the OpenAI baselines
+        ``VecNormalize`` default).
+    epsilon : float, default 1e-8
+        Added to the variance inside the square root so constant features map to 0
+        instead of dividing by zero.
+
+    Attributes
+    ----------
+    mean, var : ndarray of shape ``shape``
+        Mean and (population) variance of all observations passed to :meth:`update`;
+        0 and 1 before the first update.
+    count : int
+        Number of observations seen.
+
+    Notes
+    -----
+    :meth:`update` merges a batch of ``m`` observations with mean ``μ_B`` and variance
+    ``σ²_B`` into the running ``(n, μ, σ²)`` by the parallel algorithm of Chan, Golub
+    and LeVeque [1]_:
+
+    .. math:: δ = μ_B - μ, \\quad μ' = μ + δ m/(n+m), \\quad
+              σ'^2 = (n σ^2 + m σ_B^2 + δ^2 n m/(n+m)) / (n+m),
+
+    so the statistics equal ``np.mean`` / ``np.var`` of everything seen so far.
+    :meth:`normalize` returns ``clip((x - μ) / sqrt(σ² + ε), -clip, clip)``.
+
+    References
+    ----------
+    .. [1] T. F. Chan, G. H. Golub, R. J. LeVeque, "Updating formulae and a pairwise
+       algorithm for computing sample variances", Stanford CS Tech. Rep. 79-773, 1979.
+
+    Examples
+    --------
+    >>> norm = ObservationNormalizer(2)
+    >>> norm.update(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    >>> norm.update(np.array([[4.0, 5.0]]))
+    >>> norm.mean, np.round(norm.var, 6), norm.count
+    (array([2., 3.]), array([2.666667, 2.666667]), 3)
+    >>> np.round(norm.normalize(np.array([[2.0, 3.0]])), 6)
+    array([[0., 0.]])
+    """
+
+    def __init__(self, shape, clip: float = 10.0, epsilon: float = 1e-8):
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not all(isinstance(s, (int, np.integer)) and s >= 1 for s in shape):
+            raise ValueError(f"shape must be a tuple of positive ints; got {shape!r}")
+        clip = float(clip)
+        if not clip > 0.0:
+            raise ValueError(f"clip must be > 0 (use np.inf for no clipping); got {clip!r}")
+        epsilon = float(epsilon)
+        if not (np.isfinite(epsilon) and epsilon >= 0.0):
+            raise ValueError(f"epsilon must be finite and >= 0; got {epsilon!r}")
+        self.shape = tuple(int(s) for s in shape)
+        self.clip = clip
+        self.epsilon = epsilon
+        self.mean = np.zeros(self.shape)
+        self.var = np.ones(self.shape)
+        self.count = 0
+        self._refresh()
+
+    def __repr__(self) -> str:
+        return f"ObservationNormalizer(shape={self.shape}, clip={self.clip}, count={self.count})"
+
+    def _refresh(self) -> None:
+        self._inv_std = 1.0 / np.sqrt(self.var + self.epsilon)
+
+    def update(self, obs_batch) -> None:
+        """Merge a batch of observations, shape ``(m, *shape)``, into the running statistics."""
+        x = np.asarray(obs_batch, dtype=np.float64)
+        if x.shape[1:] != self.shape or x.ndim != len(self.shape) + 1:
+            raise ValueError(
+                f"obs_batch must have shape (m, {', '.join(map(str, self.shape))}); got {x.shape}"
+            )
+        m = x.shape[0]
+        if m == 0:
+            return
+        if not np.all(np.isfinite(x)):
+            raise ValueError(
+                "obs_batch contains NaN or inf; normalisation statistics need finite data"
+            )
+        mu_B = x.mean(axis=0)
+        var_B = x.var(axis=0)
+        n = self.count
+        total = n + m
+        delta = mu_B - self.mean
+        # Chan, Golub & LeVeque parallel update
+        self.mean = self.mean + delta * (m / total)
+        self.var = (n * self.var + m * var_B + delta * delta * (n * m / total)) / total
+        self.count = total
+        self._refresh()
+
+    def normalize(self, obs) -> np.ndarray:
+        """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` as float64."""
+        z = obs - self.mean
+        z *= self._inv_std
+        np.clip(z, -self.clip, self.clip, out=z)
+        return z
+
+    def state_dict(self) -> dict:
+        """Statistics and settings as plain arrays and numbers (copies)."""
+        return {
+            "shape": self.shape,
+            "clip": self.clip,
+            "epsilon": self.epsilon,
+            "mean": self.mean.copy(),
+            "var": self.var.copy(),
+            "count": int(self.count),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore statistics saved by :meth:`state_dict` (shapes must match)."""
+        shape = tuple(state["shape"])
+        if shape != self.shape:
+            raise ValueError(
+                f"state has observation shape {shape} but this normaliser has shape {self.shape}; "
+                "load it into an ObservationNormalizer of the same shape"
+            )
+        mean = np.array(state["mean"], dtype=np.float64)
+        var = np.array(state["var"], dtype=np.float64)
+        if mean.shape != shape or var.shape != shape or np.any(var < 0.0):
+            raise ValueError("state['mean'] and state['var'] must have the saved shape, var >= 0")
+        self.clip = float(state["clip"])
+        self.epsilon = float(state["epsilon"])
+        self.mean, self.var, self.count = mean, var, int(state["count"])
+        self._refresh()
+
+
+class Policy:
+    """Base class of the stochastic policies: flat θ, two forward paths, the Fisher.
+
+    Subclasses set :attr:`distribution_class` and implement ``_params_from(x, theta)``
+    (traceable, ``x`` already preprocessed), ``_fast_params(x)`` (numpy on the cache),
+    ``_preprocess(obs)``, ``_refresh_cache()`` and ``_architecture()``.
+
+    Attributes
+    ----------
+    distribution_class : type
+        :class:`~rl.distributions.Categorical` or :class:`~rl.distributions.DiagGaussian`.
+    obs_normalizer : ObservationNormalizer or None
+        Applied inside every forward pass; its statistics are updated only by the sampler.
+    """
+
+    distribution_class: type = Categorical
+
+    def __init__(self, theta: np.ndarray, obs_normalizer: ObservationNormalizer | None = None):
+        self._theta = np.array(theta, dtype=np.float64)
+        self.obs_normalizer = obs_normalizer
+        self._refresh_cache()
+
+    # -- parameters -----------------------------------------------------------------
+    @property
+    def num_params(self) -> int:
+        """Length of θ."""
+        return self._theta.shape[0]
+
+    @property
+    def theta(self) -> np.ndarray:
+        """The flat parameter vector (a copy); setting it validates and refreshes the cache."""
+        return self._theta.copy()
+
+    @theta.setter
+    def theta(self, value) -> None:
+        value = np.array(value, dtype=np.float64)
+        if value.shape != self._theta.shape:
+            raise ValueError(
+                f"theta must have shape ({self.num_params},) for {self!r}; got shape {value.shape}"
+            )
+        if not np.all(np.isfinite(value)):
+            raise ValueError("theta contains NaN or inf; a policy needs finite parameters")
+        self._theta = value
+        self._refresh_cache()
+
+    def _resolve_theta(self, theta):
+        if theta is None:
+            return self._theta
+        shape = getattr(theta, "shape", None)
+        if shape is None or tuple(shape) != self._theta.shape:
+            raise ValueError(
+                f"theta must have shape ({self.num_params},); got "
+                f"{tuple(shape) if shape is not None else type(theta).__name__}"
+            )
+        return theta
+
+    # -- traced path ------------------------------------------------------------------
+    def distribution_params(self, obs, theta=None):
+        """Distribution parameters for a batch, traceable by autograd in ``theta``.
+
+        Parameters
+        ----------
+        obs : ndarray of shape (N, obs_dim), or (N,) integer states for a tabular policy
+        theta : array of shape (num_params,), optional
+            Defaults to the current θ; may be an autograd box.
+
+        Returns
+        -------
+        params : array of shape (N, P)
+        """
+        return self._params_from(self._preprocess(obs, check=True), self._resolve_theta(theta))
+
+    def distribution(self, obs, theta=None):
+        """The action distribution for a batch of observations."""
+        return self.distribution_class(self.distribution_params(obs, theta))
+
+    def log_prob(self, obs, actions, theta=None):
+        """``log π_θ(a_i | s_i)`` for each row, shape (N,) (traceable in θ)."""
+        return self.distribution(obs, theta).log_prob(actions)
+
+    def entropy(self, obs, theta=None):
+        """Mean entropy over the batch, a scalar (traceable in θ)."""
+        return anp.mean(self.distribution(obs, theta).entropy())
+
+    def mean_kl(self, obs, old_params, theta):
+        """``(1/N) Σ_i KL(π_old(·|s_i) ‖ π_θ(·|s_i))``, a scalar (traceable in θ).
+
+        Parameters
+        ----------
+        obs : observations, N rows
+        old_params : ndarray of shape (N, P)
+            Distribution parameters of the old policy (e.g. ``Batch.dist_params``).
+        theta : array of shape (num_params,)
+        """
+        old = self.distribution_class(old_params)
+        return anp.mean(old.kl(self.distribution(obs, theta)))
+
+    def fisher_operator(self, obs, theta=None) -> LinearOperator:
+        """Fisher information over a batch as a matrix-free ``LinearOperator``.
+
+        Parameters
+        ----------
+        obs : observations, N rows
+        theta : array of shape (num_params,), optional
+            Point of evaluation; defaults to the current θ.
+
+        Returns
+        -------
+        F : LinearOperator of shape (num_params, num_params)
+            ``F v = J^T (F_dist / N) J v`` with ``J`` the Jacobian of
+            :meth:`distribution_params` in θ.
+
+        Notes
+        -----
+        ``F = (1/N) Σ_i J_i^T F_dist(y_i) J_i`` is the Hessian of
+        ``θ' ↦ mean_kl(obs, y(θ), θ')`` at ``θ' = θ`` (TRPO paper, App. C.1 [1]_): one
+        forward-mode JVP, the analytic Fisher of the distribution, one VJP.
+
+        References
+        ----------
+        .. [1] J. Schulman, S. Levine, P. Moritz, M. Jordan, P. Abbeel, "Trust Region
+           Policy Optimization", ICML 2015.
+        """
+        x = self._preprocess(obs, check=True)
+        theta = self._theta if theta is None else np.array(self._resolve_theta(theta), float)
+        n = x.shape[0]
+        fisher_vector = self.distribution_class.fisher_vector
+
+        def output_fisher(y, u):
+            return fisher_vector(y, u) / n
+
+        return _fisher_operator(lambda th: self._params_from(x, th), theta, output_fisher)
+
+    # -- hot path -----------------------------------------------------------------------
+    def act(self, obs, rng: np.random.Generator, deterministic: bool = False) -> np.ndarray:
+        """Actions for a batch of observations (plain numpy, the sampling hot path).
+
+        Parameters
+        ----------
+        obs : ndarray, N rows
+        rng : numpy.random.Generator
+        deterministic : bool, default False
+            Return the mode (argmax / mean) instead of a sample.
+
+        Returns
+        -------
+        actions : ndarray of shape (N,) (int) or (N, act_dim) (float)
+        """
+        dist = self.distribution_class(self._fast_params(self._preprocess(obs)))
+        return dist.mode() if deterministic else dist.sample(rng)
+
+    def step(self, obs, rng: np.random.Generator):
+        """Sample actions and return what the update needs (plain numpy).
+
+        Returns
+        -------
+        actions : ndarray, N rows
+        log_probs : ndarray of shape (N,)
+        params : ndarray of shape (N, P)
+            Distribution parameters, to store as the old policy.
+        """
+        params = self._fast_params(self._preprocess(obs))
+        actions, log_probs = self.distribution_class(params).sample_with_log_prob(rng)
+        return actions, log_probs, params
+
+    # -- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """θ, the normaliser statistics and the architecture (for mismatch checks)."""
+        norm = self.obs_normalizer
+        return {
+            "class": type(self).__name__,
+            "architecture": self._architecture(),
+            "theta": self._theta.copy(),
+            "obs_normalizer": None if norm is None else norm.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; a different class or architecture is a ValueError."""
+        mine = {"class": type(self).__name__, "architecture": self._architecture()}
+        theirs = {"class": state.get("class"), "architecture": state.get("architecture")}
+        if theirs["class"] != mine["class"] or _canonical(theirs["architecture"]) != _canonical(
+            mine["architecture"]
+        ):
+            raise ValueError(
+                f"checkpoint holds a {theirs['class']} with architecture {theirs['architecture']} "
+                f"but this policy is a {mine['class']} with architecture {mine['architecture']}; "
+                "build the policy with the checkpoint's architecture before loading"
+            )
+        saved_norm = state.get("obs_normalizer")
+        if (saved_norm is None) != (self.obs_normalizer is None):
+            raise ValueError(
+                "checkpoint and policy disagree on observation normalisation "
+                f"(checkpoint: {'on' if saved_norm is not None else 'off'}, policy: "
+                f"{'on' if self.obs_normalizer is not None else 'off'}); build the policy with "
+                "the checkpoint's obs_normalization setting"
+            )
+        self.theta = state["theta"]
+        if saved_norm is not None:
+            self.obs_normalizer.load_state_dict(saved_norm)
+
+    @staticmethod
+    def from_state_dict(state: dict) -> Policy:
+        """Build the policy a :meth:`state_dict` describes and load it.
+
+        Examples
+        --------
+        >>> pi = GaussianMLP(3, 2, hidden_sizes=(8,), seed=0,
+        ...                  obs_normalizer=ObservationNormalizer(3))
+        >>> clone = Policy.from_state_dict(pi.state_dict())
+        >>> type(clone).__name__, bool(np.array_equal(clone.theta, pi.theta))
+        ('GaussianMLP', True)
+        """
+        classes = {c.__name__: c for c in (TabularSoftmax, CategoricalMLP, GaussianMLP)}
+        name = state.get("class")
+        if name not in classes:
+            raise ValueError(
+                f"state['class'] must be one of {sorted(classes)}; got {name!r}"
+            )
+        kwargs = dict(state["architecture"])
+        saved_norm = state.get("obs_normalizer")
+        if saved_norm is not None:
+            kwargs["obs_normalizer"] = ObservationNormalizer(tuple(saved_norm["shape"]))
+        policy = classes[name](**kwargs)
+        policy.load_state_dict(state)
+        return policy
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._architecture().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- subclass hooks -------------------------------------------------------------
+    def _preprocess(self, obs, check: bool = False):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _params_from(self, x, theta):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _fast_params(self, x):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _refresh_cache(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _architecture(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _canonical(arch):
+    if isinstance(arch, dict):
+        return {k: _canonical(v) for k, v in arch.items()}
+    if isinstance(arch, (list, tuple)):
+        return tuple(_canonical(v) for v in arch)
+    return arch
+
+
+class TabularSoftmax(Policy):
+    """Softmax policy with one logit per (state, action): ``π(a|s) ∝ exp θ_{s,a}``.
+
+    Parameters
+    ----------
+    num_states, num_actions : int
+    init_std : float, default 0.0
+        Standard deviation of the initial logits; 0 gives the uniform policy.
+    seed : int, numpy.random.Generator or None
+        Randomness for the initial logits (used only when ``init_std > 0``).
+
+    Notes
+    -----
+    θ is the (S, A) logit matrix in row-major order; observations are integer states
+    ``0 <= s < S``. :meth:`probs` is the ``policy_fn`` that :class:`rl.mdp.TabularMDP`
+    differentiates for the exact policy gradient and Fisher matrix.
+
+    Examples
+    --------
+    >>> pi = TabularSoftmax(3, 2)
+    >>> pi.probs()
+    array([[0.5, 0.5],
+           [0.5, 0.5],
+           [0.5, 0.5]])
+    >>> pi.act(np.array([0, 2]), np.random.default_rng(0)).shape
+    (2,)
+    """
+
+    distribution_class = Categorical
+
+    def __init__(self, num_states: int, num_actions: int, *, init_std: float = 0.0, seed=None):
+        self.num_states = _positive_int(num_states, "num_states")
+        self.num_actions = _positive_int(num_actions, "num_actions")
+        init_std = float(init_std)
+        if not (np.isfinite(init_std) and init_std >= 0.0):
+            raise ValueError(f"init_std must be finite and >= 0; got {init_std!r}")
+        theta = init_std * np.random.default_rng(seed).standard_normal(
+            self.num_states * self.num_actions
+        )
+        super().__init__(theta, None)
+
+    def _architecture(self) -> dict:
+        return {"num_states": self.num_states, "num_actions": self.num_actions}
+
+    def _refresh_cache(self) -> None:
+        self._logits = self._theta.reshape(self.num_states, self.num_actions)
+
+    def probs(self, theta=None):
+        """The (S, A) row-stochastic policy matrix, traceable by autograd in ``theta``."""
+        logits = anp.reshape(self._resolve_theta(theta), (self.num_states, self.num_actions))
+        return Categorical(logits).probs()
+
+    def _preprocess(self, obs, check: bool = False):
+        s = np.asarray(obs)
+        if s.ndim != 1 or (check and s.size and (s.min() < 0 or s.max() >= self.num_states)):
+            raise ValueError(
+                f"obs must be a 1-D array of integer states in [0, {self.num_states}); got "
+                f"shape {s.shape}"
+            )
+        return s
+
+    def _params_from(self, s, theta):
+        return anp.reshape(theta, (self.num_states, self.num_actions))[s]
+
+    def _fast_params(self, s):
+        return self._logits[s]
+
+
+class _MLPPolicy(Policy):
+    """Shared parts of the MLP policies: input checks, normalisation, the network."""
+
+    def _preprocess(self, obs, check: bool = False):
+        x = np.asarray(obs)
+        if x.ndim != 2 or x.shape[1] != self.obs_dim:
+            raise ValueError(
+                f"obs must have shape (N, {self.obs_dim}); got shape {x.shape} "
+                "(use obs[None] for a single observation)"
+            )
+        if self.obs_normalizer is not None:
+            return self.obs_normalizer.normalize(x)
+        return x
+
+
+class CategoricalMLP(_MLPPolicy):
+    """Discrete-action policy: an MLP maps observations to logits.
+
+    Parameters
+    ----------
+    obs_dim, num_actions : int
+    hidden_sizes : sequence of int, default (64, 64)
+        Widths of the tanh hidden layers.
+    seed : int, numpy.random.Generator or None
+        Randomness for the orthogonal initialisation.
+    obs_normalizer : ObservationNormalizer or None
+        Shared running normaliser applied to the observations.
+
+    Notes
+    -----
+    θ is the :class:`rl.networks.MLP` parameter vector of ``(obs_dim, *hidden_sizes,
+    num_actions)``; orthogonal init with gain √2 on hidden layers and 0.01 on the logit
+    layer, so the initial policy is nearly uniform [1]_.
+
+    References
+    ----------
+    .. [1] M. Andrychowicz et al., "What matters in on-policy reinforcement learning?
+       A large-scale empirical study", ICLR 2021.
+
+    Examples
+    --------
+    >>> pi = CategoricalMLP(4, 2, seed=0)
+    >>> obs = np.zeros((3, 4))
+    >>> pi.act(obs, np.random.default_rng(0)).shape
+    (3,)
+    >>> bool(np.allclose(pi.distribution_params(obs), pi.step(obs, np.random.default_rng(0))[2]))
+    True
+    """
+
+    distribution_class = Categorical
+
+    def __init__(
+        self, obs_dim: int, num_actions: int, hidden_sizes=(64, 64), *, seed=None,
+        obs_normalizer: ObservationNormalizer | None = None,
+    ):
+        self.obs_dim = _positive_int(obs_dim, "obs_dim")
+        self.num_actions = _positive_int(num_actions, "num_actions")
+        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        _check_normalizer(obs_normalizer, self.obs_dim)
+        self.net = MLP((self.obs_dim, *self.hidden_sizes, self.num_actions), output_gain=0.01,
+                       seed=seed)
+        super().__init__(self.net.params, obs_normalizer)
+
+    def _architecture(self) -> dict:
+        return {"obs_dim": self.obs_dim, "num_actions": self.num_actions,
+                "hidden_sizes": self.hidden_sizes}
+
+    def _refresh_cache(self) -> None:
+        self.net.set_params(self._theta)
+
+    def _params_from(self, x, theta):
+        return self.net.forward(theta, x)
+
+    def _fast_params(self, x):
+        return self.net.forward_numpy(x)
+
+
+class GaussianMLP(_MLPPolicy):
+    """Continuous-action policy: an MLP mean and a state-independent log-std.
+
+    Parameters
+    ----------
+    obs_dim, act_dim : int
+    hidden_sizes : sequence of int, default (64, 64)
+        Widths of the tanh hidden layers.
+    init_log_std : float, default 0.0
+        Initial value of every log-std entry (σ = 1, as in the TRPO/PPO reference code).
+    seed : int, numpy.random.Generator or None
+        Randomness for the orthogonal initialisation.
+    obs_normalizer : ObservationNormalizer or None
+        Shared running normaliser applied to the observations.
+
+    Notes
+    -----
+    ``θ = [w, s]``: ``w`` is the :class:`rl.networks.MLP` parameter vector of
+    ``(obs_dim, *hidden_sizes, act_dim)`` (orthogonal init, gain √2 hidden, 0.01 output)
+    and the last ``act_dim`` entries ``s`` are the log-std. The distribution parameters
+    are ``[μ_w(s_i), s]`` per row (:class:`rl.distributions.DiagGaussian`), as in TRPO's
+    continuous-control policy [1]_.
+
+    References
+    ----------
+    .. [1] J. Schulman, S. Levine, P. Moritz, M. Jordan, P. Abbeel, "Trust Region
+       Policy Optimization", ICML 2015, §8.
+
+    Examples
+    --------
+    >>> pi = GaussianMLP(3, 2, hidden_sizes=(8,), init_log_std=-0.5, seed=0)
+    >>> pi.theta[-2:]
+    array([-0.5, -0.5])
+    >>> pi.distribution_params(np.zeros((4, 3))).shape
+    (4, 4)
+    """
+
+    distribution_class = DiagGaussian
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden_sizes=(64, 64), *, init_log_std: float = 0.0,
+        seed=None, obs_normalizer: ObservationNormalizer | None = None,
+    ):
+        self.obs_dim = _positive_int(obs_dim, "obs_dim")
+        self.act_dim = _positive_int(act_dim, "act_dim")
+        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        init_log_std = float(init_log_std)
+        if not np.isfinite(init_log_std):
+            raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")
+        _check_normalizer(obs_normalizer, self.obs_dim)
+        self.net = MLP((self.obs_dim, *self.hidden_sizes, self.act_dim), output_gain=0.01,
+                       seed=seed)
+        theta = np.concatenate([self.net.params, np.full(self.act_dim, init_log_std)])
+        super().__init__(theta, obs_normalizer)
+
+    def _architecture(self) -> dict:
+        return {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                "hidden_sizes": self.hidden_sizes}
+
+    def _refresh_cache(self) -> None:
+        self.net.set_params(self._theta[: self.net.num_params])
+        self._log_std = self._theta[self.net.num_params :].copy()
+
+    def _params_from(self, x, theta):
+        n_w = self.net.num_params
+        mean = self.net.forward(theta[:n_w], x)
+        log_std = anp.zeros(mean.shape) + theta[n_w:]
+        return anp.concatenate([mean, log_std], axis=1)
+
+    def _fast_params(self, x):
+        mean = self.net.forward_numpy(x)
+        params = np.empty((mean.shape[0], 2 * self.act_dim))
+        params[:, : self.act_dim] = mean
+        params[:, self.act_dim :] = self._log_std
+        return params
+
+
+def _check_normalizer(obs_normalizer, obs_dim: int) -> None:
+    if obs_normalizer is None:
+        return
+    if not isinstance(obs_normalizer, ObservationNormalizer):
+        raise ValueError(
+            f"obs_normalizer must be an ObservationNormalizer or None; got "
+            f"{type(obs_normalizer).__name__}"
+        )
+    if obs_normalizer.shape != (obs_dim,):
+        raise ValueError(
+            f"obs_normalizer has shape {obs_normalizer.shape} but observations have shape "
+            f"({obs_dim},); build it with ObservationNormalizer({obs_dim})"
+        )
+
+
+def make_policy(
+    observation_space, action_space, *, hidden_sizes=(64, 64), seed=None,
+    obs_normalization: bool = False,
+) -> Policy:
+    """Build the policy that fits a pair of Gymnasium spaces.
+
+    Parameters
+    ----------
+    observation_space, action_space : gymnasium.spaces.Space
+    hidden_sizes : sequence of int, default (64, 64)
+        Hidden widths of the MLP policies (unused by the tabular policy).
+    seed : int, numpy.random.Generator or None
+        Randomness for the initial parameters.
+    obs_normalization : bool, default False
+        Give MLP policies a running :class:`ObservationNormalizer` (clip 10). Integer
+        states of a tabular policy are not normalised, so it is ignored there.
+
+    Returns
+    -------
+    policy : Policy
+        ``Discrete`` obs and actions → :class:`TabularSoftmax`; 1-D ``Box`` obs and
+        ``Discrete`` actions → :class:`CategoricalMLP`; 1-D ``Box`` obs and actions →
+        :class:`GaussianMLP`.
+
+    Raises
+    ------
+    ValueError
+        For any other pair of spaces; the message names the spaces and the supported ones.
+
+    Examples
+    --------
+    >>> from gymnasium import spaces
+    >>> pi = make_policy(spaces.Box(-1.0, 1.0, (4,)), spaces.Discrete(2), seed=0)
+    >>> type(pi).__name__, pi.num_params
+    ('CategoricalMLP', 4610)
+    >>> make_policy(spaces.Discrete(5), spaces.Discrete(3)).num_params
+    15
+    """
+    from gymnasium import spaces
+
+    obs_kind = _space_kind(observation_space, "observation_space")
+    act_kind = _space_kind(action_space, "action_space")
+    supported = (
+        "supported are Discrete or 1-D Box observations with Discrete or 1-D Box actions "
+        "(Discrete observations need Discrete actions)"
+    )
+    if obs_kind is None or act_kind is None or (obs_kind, act_kind) == ("discrete", "box"):
+        raise ValueError(
+            f"unsupported spaces: observation_space={observation_space!r}, "
+            f"action_space={action_space!r}; {supported}. Wrap the environment (e.g. "
+            "gymnasium.wrappers.FlattenObservation) to use Discrete and Box spaces"
+        )
+    if obs_kind == "discrete":
+        return TabularSoftmax(int(observation_space.n), int(action_space.n), seed=seed)
+    obs_dim = int(observation_space.shape[0])
+    norm = ObservationNormalizer(obs_dim) if obs_normalization else None
+    if isinstance(action_space, spaces.Discrete):
+        return CategoricalMLP(obs_dim, int(action_space.n), hidden_sizes, seed=seed,
+                              obs_normalizer=norm)
+    return GaussianMLP(obs_dim, int(action_space.shape[0]), hidden_sizes, seed=seed,
+                       obs_normalizer=norm)
+
+
+def _space_kind(space, name: str):
+    """'discrete', 'box', or None for spaces the policies do not support."""
+    from gymnasium import spaces
+
+    if type(space) is spaces.Discrete:
+        if int(space.start) != 0:
+            raise ValueError(
+                f"{name} is {space!r} with start={int(space.start)}; policies index Discrete "
+                "spaces from 0 (wrap the env to shift its values to start at 0)"
+            )
+        return "discrete"
+    if type(space) is spaces.Box:
+        if len(space.shape) != 1:
+            raise ValueError(
+                f"{name} is a Box of shape {space.shape}; policies need 1-D Box spaces "
+                "(flatten it, e.g. with gymnasium.wrappers.FlattenObservation)"
+            )
+        return "box"
+    return None

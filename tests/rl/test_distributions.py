@@ -1,0 +1,324 @@
+"""Theorems about the action distributions: normalisation, closed forms, KL, Fisher.
+
+References: Cover & Thomas, *Elements of Information Theory* (entropy, KL, Gibbs'
+inequality); Amari (1998) for the Fisher information as the Hessian of the KL.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+from autograd import hessian, jacobian
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from rl.distributions import Categorical, DiagGaussian
+from tests.strategies import finite_floats
+
+EPS = np.finfo(np.float64).eps
+
+
+# -- strategies -------------------------------------------------------------------------
+@st.composite
+def logits(draw, *, max_rows=4, max_actions=5, scale=10.0, shape=None):
+    """Logits of shape (N, A), entries in [-scale, scale]."""
+    if shape is None:
+        shape = (draw(st.integers(1, max_rows)), draw(st.integers(1, max_actions)))
+    return draw(hnp.arrays(np.float64, shape, elements=finite_floats(-scale, scale)))
+
+
+@st.composite
+def gaussian_params(draw, *, max_rows=4, max_dim=3, shape=None):
+    """[mean, log_std] of shape (N, 2d): mean in [-5, 5], log_std in [-2, 2]."""
+    if shape is None:
+        shape = (draw(st.integers(1, max_rows)), draw(st.integers(1, max_dim)))
+    mean = draw(hnp.arrays(np.float64, shape, elements=finite_floats(-5.0, 5.0)))
+    log_std = draw(hnp.arrays(np.float64, shape, elements=finite_floats(-2.0, 2.0)))
+    return np.concatenate([mean, log_std], axis=1)
+
+
+@st.composite
+def logit_pairs(draw):
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, 5)))
+    return draw(logits(shape=shape)), draw(logits(shape=shape))
+
+
+@st.composite
+def gaussian_pairs(draw):
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, 3)))
+    return draw(gaussian_params(shape=shape)), draw(gaussian_params(shape=shape))
+
+
+# -- Categorical ----------------------------------------------------------------------
+@given(logits())
+def test_categorical_probabilities_normalised_and_equal_softmax(l):
+    """Σ_a p_a = 1 and log p = log_softmax(l) (scipy.special.log_softmax).
+
+    Rounding: each log p_a is a difference of O(|l|) numbers, error ≤ c·eps·(1 + max|l|).
+    """
+    d = Categorical(l)
+    N, A = l.shape
+    tol = 8 * A * EPS * (1.0 + np.abs(l).max())
+    assert np.allclose(d.probs().sum(axis=1), 1.0, rtol=0, atol=8 * A * EPS)
+    ref = scipy.special.log_softmax(l, axis=1)
+    assert np.allclose(d.log_probs(), ref, rtol=0, atol=tol)
+    a = np.arange(N) % A
+    assert np.allclose(d.log_prob(a), ref[np.arange(N), a], rtol=0, atol=tol)
+
+
+@given(logits(), st.floats(-700.0, 700.0))
+def test_categorical_log_prob_is_shift_invariant_and_finite(l, c):
+    """softmax(l + c) = softmax(l): the log-sum-exp is stable even when exp(l + c) overflows."""
+    shifted = Categorical(l + c).log_probs()
+    assert np.all(np.isfinite(shifted))
+    tol = 8 * l.shape[1] * EPS * (1.0 + np.abs(l).max() + abs(c))
+    assert np.allclose(shifted, Categorical(l).log_probs(), rtol=0, atol=tol)
+
+
+@given(logits())
+def test_categorical_entropy_matches_scipy(l):
+    """H(p) = −Σ p_a log p_a equals scipy.stats.entropy (Cover & Thomas eq. 2.1)."""
+    p = scipy.special.softmax(l, axis=1)
+    ref = scipy.stats.entropy(p, axis=1)
+    tol = 16 * l.shape[1] * EPS * (1.0 + np.abs(l).max())
+    assert np.allclose(Categorical(l).entropy(), ref, rtol=0, atol=tol)
+
+
+@given(logit_pairs())
+def test_categorical_kl_matches_scipy_is_nonnegative_and_zero_on_self(pair):
+    """KL(p‖q) = Σ p log(p/q) ≥ 0 (Gibbs' inequality), KL(p‖p) = 0, and it equals
+    scipy.stats.entropy(p, q)."""
+    l1, l2 = pair
+    p, q = Categorical(l1), Categorical(l2)
+    tol = 32 * l1.shape[1] * EPS * (1.0 + np.abs(l1).max() + np.abs(l2).max())
+    kl = p.kl(q)
+    ref = scipy.stats.entropy(scipy.special.softmax(l1, 1), scipy.special.softmax(l2, 1), axis=1)
+    assert kl.shape == (l1.shape[0],)
+    assert np.all(kl >= -tol)
+    assert np.allclose(kl, ref, rtol=1e-9, atol=tol)
+    assert np.allclose(p.kl(p), 0.0, rtol=0, atol=tol)
+
+
+@given(logits(max_actions=5, scale=3.0))
+def test_categorical_sample_frequencies_match_probabilities(l):
+    """Empirical frequencies of M inverse-CDF draws are within 5 binomial standard errors
+    sqrt(p(1 − p)/M) of p (the logits are bounded so every M p ≥ 10)."""
+    M = 20_000
+    p = scipy.special.softmax(l[0])
+    d = Categorical(np.repeat(l[:1], M, axis=0))
+    a = d.sample(np.random.default_rng(0))
+    assert a.shape == (M,) and a.min() >= 0 and a.max() < l.shape[1]
+    freq = np.bincount(a, minlength=l.shape[1]) / M
+    se = np.sqrt(p * (1.0 - p) / M)
+    assert np.all(np.abs(freq - p) <= 5.0 * se + 1.0 / M)
+
+
+@given(logits())
+def test_categorical_sample_with_log_prob_and_mode(l):
+    """sample_with_log_prob returns log p(a) of the drawn a; the mode is the argmax of l."""
+    d = Categorical(l)
+    a, log_p = d.sample_with_log_prob(np.random.default_rng(1))
+    tol = 8 * l.shape[1] * EPS * (1.0 + np.abs(l).max())
+    assert np.allclose(log_p, d.log_prob(a), rtol=0, atol=tol)
+    assert np.array_equal(d.mode(), np.argmax(l, axis=1))
+
+
+def test_categorical_sample_is_reproducible():
+    """Same generator seed, same actions (randomness is explicit)."""
+    d = Categorical(np.zeros((50, 4)))
+    a1 = d.sample(np.random.default_rng(3))
+    a2 = d.sample(np.random.default_rng(3))
+    assert np.array_equal(a1, a2)
+
+
+# -- DiagGaussian ----------------------------------------------------------------------
+@given(gaussian_params(), st.integers(0, 2**32 - 1))
+def test_gaussian_log_prob_matches_scipy_norm(params, seed):
+    """log p(x) = Σ_i log N(x_i; μ_i, σ_i²) (scipy.stats.norm.logpdf), σ = exp(log_std)."""
+    d = DiagGaussian(params)
+    mu, sigma = d.mean, np.exp(d.log_std)
+    x = mu + sigma * np.random.default_rng(seed).standard_normal(mu.shape) * 3.0
+    ref = scipy.stats.norm.logpdf(x, mu, sigma).sum(axis=1)
+    assert np.allclose(d.log_prob(x), ref, rtol=1e-12, atol=1e-12)
+
+
+@given(gaussian_params())
+def test_gaussian_entropy_matches_scipy(params):
+    """H = Σ_i log σ_i + (d/2)(1 + log 2π) (Cover & Thomas Thm. 8.4.1), as scipy.stats.norm."""
+    d = DiagGaussian(params)
+    ref = scipy.stats.norm(d.mean, np.exp(d.log_std)).entropy().sum(axis=1)
+    assert np.allclose(d.entropy(), ref, rtol=1e-12, atol=1e-12)
+
+
+@given(gaussian_pairs())
+def test_gaussian_kl_is_nonnegative_and_zero_on_self(pair):
+    """KL(p‖q) ≥ 0 with equality iff p = q (Gibbs' inequality); KL(p‖p) is exactly 0."""
+    p, q = DiagGaussian(pair[0]), DiagGaussian(pair[1])
+    assert np.all(p.kl(q) >= 0.0)
+    assert np.array_equal(p.kl(p), np.zeros(len(p)))
+
+
+@given(gaussian_pairs())
+def test_gaussian_kl_matches_textbook_closed_form(pair):
+    """KL = Σ_i [log(σ_q/σ_p) + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½] (Duchi 2007)."""
+    p, q = DiagGaussian(pair[0]), DiagGaussian(pair[1])
+    sp, sq = np.exp(p.log_std), np.exp(q.log_std)
+    ref = np.sum(np.log(sq / sp) + (sp**2 + (p.mean - q.mean) ** 2) / (2 * sq**2) - 0.5, axis=1)
+    # the textbook form cancels: its rounding error is ~ eps times its largest term
+    terms = np.abs(np.log(sq / sp)) + (sp**2 + (p.mean - q.mean) ** 2) / (2 * sq**2) + 0.5
+    scale = terms.sum(axis=1)
+    assert np.allclose(p.kl(q), ref, rtol=0, atol=float(64 * EPS * scale.max()))
+
+
+@pytest.mark.parametrize(
+    "params_p, params_q",
+    [
+        ([[0.0, 0.0]], [[1.0, 0.5]]),
+        ([[0.3, -1.0, -0.5, 0.2]], [[0.0, 0.5, 0.1, -0.3]]),
+        ([[2.0, 0.0, -1.0, 0.4, -0.2, 0.0]], [[1.5, 0.3, -1.0, 0.0, 0.0, 0.5]]),
+    ],
+)
+def test_gaussian_kl_closed_form_matches_monte_carlo(params_p, params_q):
+    """KL(p‖q) = E_{x∼p}[log p(x) − log q(x)]: the closed form lies within 4 standard errors
+    of the Monte Carlo mean over M = 200 000 draws (fixed seed); SE = std/√M."""
+    M = 200_000
+    p = DiagGaussian(np.repeat(np.array(params_p), M, axis=0))
+    q = DiagGaussian(np.repeat(np.array(params_q), M, axis=0))
+    x = p.sample(np.random.default_rng(12345))
+    w = p.log_prob(x) - q.log_prob(x)
+    se = w.std(ddof=1) / np.sqrt(M)
+    kl = DiagGaussian(np.array(params_p)).kl(DiagGaussian(np.array(params_q)))[0]
+    assert abs(w.mean() - kl) <= 4.0 * se
+
+
+@given(gaussian_params(max_rows=1), st.integers(0, 2**32 - 1))
+def test_gaussian_sample_moments_and_log_prob(params, seed):
+    """Draws have mean μ and variance σ² (sample mean within 5 SE σ/√M, sample variance within
+    5 SE σ²√(2/(M−1))); sample_with_log_prob returns log p of its draw; the mode is μ."""
+    M = 20_000
+    d1 = DiagGaussian(params)
+    d = DiagGaussian(np.repeat(params, M, axis=0))
+    x, log_p = d.sample_with_log_prob(np.random.default_rng(seed))
+    mu, var = d1.mean[0], np.exp(2 * d1.log_std[0])
+    assert np.all(np.abs(x.mean(axis=0) - mu) <= 5.0 * np.sqrt(var / M))
+    assert np.all(np.abs(x.var(axis=0, ddof=1) - var) <= 5.0 * var * np.sqrt(2.0 / (M - 1)))
+    assert np.allclose(log_p, d.log_prob(x), rtol=1e-12, atol=1e-12)
+    assert np.array_equal(d1.mode(), d1.mean)
+
+
+@given(gaussian_params(max_rows=3), hnp.arrays(np.float64, 3, elements=finite_floats(-2, 2)))
+def test_from_mean_log_std_broadcasts(params, shared):
+    """from_mean_log_std(mean, s) with s of shape (d,) gives the rows [mean_i, s]."""
+    d = params.shape[1] // 2
+    mean = params[:, :d]
+    g = DiagGaussian.from_mean_log_std(mean, shared[:d])
+    assert np.array_equal(g.params, np.concatenate([mean, np.tile(shared[:d], (len(mean), 1))], 1))
+    assert np.array_equal(DiagGaussian.from_mean_log_std(mean, params[:, d:]).params, params)
+
+
+# -- Fisher information ----------------------------------------------------------------
+def _kl_hessian(dist_class, y):
+    """Dense Hessian of y' ↦ Σ_i KL(p_{y_i} ‖ p_{y'_i}) at y' = y, shape (N·P, N·P)."""
+    shape = y.shape
+
+    def kl_sum(flat):
+        return anp.sum(dist_class(y).kl(dist_class(anp.reshape(flat, shape))))
+
+    return hessian(kl_sum)(y.ravel())
+
+
+@pytest.mark.parametrize("dist_class, strategy", [
+    (Categorical, logits(max_rows=3, max_actions=4)),
+    (DiagGaussian, gaussian_params(max_rows=3, max_dim=2)),
+])
+@given(data=st.data())
+def test_fisher_vector_equals_hessian_of_kl(dist_class, strategy, data):
+    """F(y) u = ∇²_{y'} KL(p_y ‖ p_{y'})|_{y'=y} u (Amari 1998): the analytic fisher_vector
+    against the autograd Hessian, for every row at once (the Hessian is block diagonal)."""
+    y = data.draw(strategy)
+    u = data.draw(hnp.arrays(np.float64, y.shape, elements=finite_floats(-1.0, 1.0)))
+    H = _kl_hessian(dist_class, y)
+    Fu = dist_class.fisher_vector(y, u)
+    assert Fu.shape == y.shape
+    tol = 64 * y.size * EPS * (1.0 + np.abs(H).max()) * (1.0 + np.abs(u).max())
+    assert np.allclose(Fu.ravel(), H @ u.ravel(), rtol=0, atol=tol)
+
+
+@given(logits(max_rows=3, max_actions=5), st.data())
+def test_categorical_fisher_equals_expected_score_outer_product(l, data):
+    """F(l) = E_{a∼p}[∇_l log p_a ∇_l log p_a^T], the exact finite sum, with scores from
+    autograd (Fisher's definition; Cover & Thomas §11.10)."""
+    u = data.draw(hnp.arrays(np.float64, l.shape, elements=finite_floats(-1.0, 1.0)))
+    for i in range(l.shape[0]):
+        scores = jacobian(lambda row: Categorical(row[None, :]).log_probs()[0])(l[i])  # (A, A)
+        p = scipy.special.softmax(l[i])
+        F = (scores.T * p) @ scores
+        Fu = Categorical.fisher_vector(l[i : i + 1], u[i : i + 1])[0]
+        assert np.allclose(Fu, F @ u[i], rtol=0, atol=64 * l.shape[1] * EPS)
+
+
+@given(gaussian_params(max_rows=1, max_dim=2), st.data())
+def test_gaussian_fisher_equals_expected_score_outer_product(y, data):
+    """F(μ, s) = E_{x∼p}[∇ log p(x) ∇ log p(x)^T]. The score is a polynomial of degree ≤ 2 in
+    x, so the expectation is computed exactly by tensor Gauss–Hermite quadrature with
+    5 nodes per dimension (exact for degree ≤ 9; Abramowitz & Stegun 25.4.46)."""
+    u = data.draw(hnp.arrays(np.float64, y.shape, elements=finite_floats(-1.0, 1.0)))
+    d = y.shape[1] // 2
+    nodes, weights = np.polynomial.hermite_e.hermegauss(5)  # weight exp(-z²/2)
+    weights = weights / np.sqrt(2 * np.pi)
+    mu, sigma = y[0, :d], np.exp(y[0, d:])
+
+    def log_p(params, x):
+        return DiagGaussian(params[None, :]).log_prob(x[None, :])[0]
+
+    score = jacobian(log_p)
+    F = np.zeros((2 * d, 2 * d))
+    for idx in itertools.product(range(len(nodes)), repeat=d):
+        z = nodes[list(idx)]
+        g = score(y[0], mu + sigma * z)
+        F += np.prod(weights[list(idx)]) * np.outer(g, g)
+    Fu = DiagGaussian.fisher_vector(y, u)[0]
+    scale = np.abs(F).max() * (1.0 + np.abs(u).max())
+    assert np.allclose(Fu, F @ u[0], rtol=0, atol=1e3 * EPS * scale)
+
+
+@pytest.mark.parametrize("dist_class, strategy", [
+    (Categorical, logits()),
+    (DiagGaussian, gaussian_params()),
+])
+@given(data=st.data())
+def test_fisher_vector_is_symmetric_positive_semidefinite(dist_class, strategy, data):
+    """F(y) is symmetric PSD: the dense matrix built column by column from fisher_vector has
+    F = Fᵀ and eigenvalues ≥ −tol (a covariance of scores)."""
+    y = data.draw(strategy)
+    n = y.size
+    cols = [dist_class.fisher_vector(y, e.reshape(y.shape)).ravel() for e in np.eye(n)]
+    F = np.array(cols).T
+    tol = 16 * n * EPS * (1.0 + np.abs(F).max())
+    assert np.allclose(F, F.T, rtol=0, atol=tol)
+    assert np.linalg.eigvalsh(0.5 * (F + F.T)).min() >= -tol
+
+
+# -- bad input --------------------------------------------------------------------------
+def test_bad_shapes_raise_clear_errors():
+    """Wrong shapes are ValueErrors that name the argument and the expected shape."""
+    with pytest.raises(ValueError, match="logits must be a 2-D array"):
+        Categorical(np.zeros(3))
+    with pytest.raises(ValueError, match="even number of columns"):
+        DiagGaussian(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"actions must have shape \(2,\)"):
+        Categorical(np.zeros((2, 3))).log_prob(np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match=r"actions must have shape \(2, 1\)"):
+        DiagGaussian(np.zeros((2, 2))).log_prob(np.zeros(2))
+    with pytest.raises(ValueError, match="other must be a Categorical"):
+        Categorical(np.zeros((2, 2))).kl(DiagGaussian(np.zeros((2, 2))))
+    with pytest.raises(ValueError, match="other.params must have the shape"):
+        Categorical(np.zeros((2, 2))).kl(Categorical(np.zeros((3, 2))))
+    with pytest.raises(ValueError, match="log_std shape"):
+        DiagGaussian.from_mean_log_std(np.zeros((2, 3)), np.zeros(2))
