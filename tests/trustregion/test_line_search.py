@@ -1,0 +1,191 @@
+"""Backtracking line search and the Armijo sufficient-decrease test (N&W §3.1, Alg. 3.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import trustregion as tr
+from tests.strategies import finite_floats, spd_matrices, vectors
+from trustregion.result import LineSearchStatus
+
+EPS = np.finfo(np.float64).eps
+
+
+@st.composite
+def quadratic_descent(draw, *, max_n=6):
+    """``(A, x, d)``: f(x) = 1/2 x^T A x with A SPD, and the steepest-descent direction d."""
+    n = draw(st.integers(1, max_n))
+    A = draw(spd_matrices(n, max_log10_cond=3.0))
+    x = draw(vectors(n))
+    assume(np.linalg.norm(x) > 1e-2)
+    d = -A @ x
+    return A, x, d
+
+
+def quadratic(A):
+    return lambda x: 0.5 * float(x @ A @ x)
+
+
+@given(
+    quadratic_descent(),
+    finite_floats(0.1, 10.0),
+    finite_floats(0.1, 0.9),
+)
+def test_backtracking_returns_first_accepted_trial(case, step, shrink):
+    """Backtracking (N&W Alg. 3.1) tries t_k = step shrink^k in order and returns the first
+    trial point x + t_k d that passes the test (default: f decreases); all earlier trials fail.
+    Along a descent direction of a smooth f a small enough step decreases f, so it succeeds."""
+    A, x, d = case
+    f = quadratic(A)
+    f0 = f(x)
+    res = tr.backtracking(f, x, d, step=step, shrink=shrink, max_steps=200)
+    assert res.status == LineSearchStatus.ACCEPTED and res.success
+    k = res.nsteps - 1
+    assert res.step == step * shrink**k
+    assert np.array_equal(res.x, x + res.step * d)
+    assert res.fun == f(res.x) and res.fun < f0
+    assert len(res.trials) == res.nsteps
+    for j, (t, value) in enumerate(res.trials[:-1]):
+        assert t == step * shrink**j and value >= f0
+
+
+@given(quadratic_descent(), finite_floats(1e-4, 0.9))
+def test_armijo_condition_holds_at_accepted_point(case, c1):
+    """With accept = armijo(f0, g^T d, x, d, c1) the accepted point satisfies the
+    sufficient-decrease condition f(x + t d) <= f(x) + c1 t g^T d (N&W eq. 3.4), and every
+    earlier (longer) trial violates it."""
+    A, x, d = case
+    f = quadratic(A)
+    g = A @ x
+    f0, slope = f(x), float(g @ d)
+    res = tr.backtracking(f, x, d, accept=tr.armijo(f0, slope, x, d, c1=c1), max_steps=200)
+    assert res.success
+    assert res.fun <= f0 + c1 * res.step * slope
+    for t, value in res.trials[:-1]:
+        assert value > f0 + c1 * t * slope
+
+
+@given(quadratic_descent())
+def test_armijo_accepts_full_newton_step_on_quadratic(case):
+    """For a convex quadratic the Newton step t = 1, d = -A^{-1} g gives f(x + d) = f(x) + g^T d /2,
+    which satisfies Armijo for any c1 <= 1/2 (N&W §3.1): accepted at the first trial."""
+    A, x, _ = case
+    f = quadratic(A)
+    g = A @ x
+    d = -np.linalg.solve(A, g)
+    res = tr.backtracking(f, x, d, accept=tr.armijo(f(x), g @ d, x, d, c1=0.25))
+    assert res.success and res.nsteps == 1 and res.step == 1.0
+
+
+@given(quadratic_descent(), st.integers(1, 8))
+def test_failed_search_returns_original_point(case, max_steps):
+    """If no trial passes, the search returns the original point, f(x), step 0 and the status
+    NO_ACCEPTABLE_STEP after exactly max_steps trials; x itself is never modified."""
+    A, x, d = case
+    f = quadratic(A)
+    x_before = x.copy()
+    res = tr.backtracking(f, x, d, max_steps=max_steps, accept=lambda xc, fc: False)
+    assert res.status == LineSearchStatus.NO_ACCEPTABLE_STEP and not res.success
+    assert np.array_equal(res.x, x_before) and np.array_equal(x, x_before)
+    assert res.fun == f(x_before) and res.step == 0.0
+    assert res.nsteps == max_steps == len(res.trials)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_candidate_is_rejected(bad):
+    """A trial value that is NaN or infinite is rejected without consulting the caller's test
+    (even an always-true test): the first finite trial is accepted. -inf is not a decrease."""
+    calls = []
+
+    def f(x):
+        return bad if np.linalg.norm(x) > 1.0 else float(x @ x)
+
+    def accept(candidate_x, candidate_f):
+        calls.append(candidate_f)
+        return True
+
+    x = np.array([0.5, 0.0])
+    res = tr.backtracking(f, x, np.array([-8.0, 0.0]), accept=accept)
+    assert res.success and np.isfinite(res.fun)
+    assert all(np.isfinite(c) for c in calls) and len(calls) == 1
+    assert res.nsteps == 4  # t = 1, 1/2, 1/4 land at |x| > 1; t = 1/8 lands at x = -0.5
+    default = tr.backtracking(f, x, np.array([-8.0, 0.0]))
+    assert default.success and np.isfinite(default.fun)
+
+
+def test_non_finite_everywhere_fails_with_original_point():
+    """If every trial value is NaN the search fails and returns the original point and f(x)."""
+    res = tr.backtracking(lambda x: float("nan") if x[0] != 1.0 else 3.0, [1.0], [1.0])
+    assert not res.success and res.x.tolist() == [1.0] and res.fun == 3.0
+
+
+def test_overflowing_candidate_is_rejected():
+    """A trial point whose coordinates overflow to inf is rejected without evaluating f."""
+    seen = []
+
+    def f(x):
+        seen.append(x.copy())
+        return float(np.sum(np.abs(x)))
+
+    res = tr.backtracking(f, [1e308], [-1e308], step=4.0, max_steps=3)
+    assert res.success and all(np.all(np.isfinite(v)) for v in seen)
+    assert res.trials[0][0] == 4.0 and np.isnan(res.trials[0][1])
+
+
+def test_caller_acceptance_test_trust_region_style():
+    """A TRPO-style test, "objective improved and the step stays within a trust region", is
+    honoured: the accepted point is the first trial meeting both conditions."""
+    f = lambda x: float((x[0] - 3.0) ** 2)  # noqa: E731
+    x = np.zeros(1)
+
+    def accept(candidate_x, candidate_f):
+        return candidate_f < f(x) and abs(candidate_x[0] - x[0]) <= 0.3
+
+    res = tr.backtracking(f, x, np.array([6.0]), accept=accept)
+    assert res.success and res.step == 1.0 / 32.0 and res.nsteps == 6
+    assert abs(res.x[0]) <= 0.3 and res.fun < f(x)
+    assert all(abs(t * 6.0) > 0.3 for t, _ in res.trials[:-1])
+
+
+def test_bad_input_raises_value_error():
+    """Bad input is rejected up front with a ValueError naming the argument."""
+    f = lambda x: float(x @ x)  # noqa: E731
+    x, d = np.ones(2), -np.ones(2)
+    for shrink in (0.0, 1.0, -0.5, 2.0, np.nan):
+        with pytest.raises(ValueError, match="shrink"):
+            tr.backtracking(f, x, d, shrink=shrink)
+    for step in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="step"):
+            tr.backtracking(f, x, d, step=step)
+    for max_steps in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_steps"):
+            tr.backtracking(f, x, d, max_steps=max_steps)
+    with pytest.raises(ValueError, match="direction"):
+        tr.backtracking(f, x, np.ones(3))
+    with pytest.raises(ValueError, match="x"):
+        tr.backtracking(f, [np.nan, 1.0], d)
+    with pytest.raises(ValueError, match="f\\(x\\)"):
+        tr.backtracking(lambda x: float("nan"), x, d)
+    with pytest.raises(ValueError, match="scalar"):
+        tr.backtracking(lambda x: x, x, d)
+
+
+def test_armijo_bad_input_raises_value_error():
+    """armijo rejects a non-descent slope, c1 outside (0, 1), a zero or mismatched direction."""
+    x, d = np.ones(2), -np.ones(2)
+    with pytest.raises(ValueError, match="slope"):
+        tr.armijo(1.0, 0.0, x, d)
+    with pytest.raises(ValueError, match="slope"):
+        tr.armijo(1.0, 2.0, x, d)
+    with pytest.raises(ValueError, match="f0"):
+        tr.armijo(np.nan, -1.0, x, d)
+    for c1 in (0.0, 1.0, -1e-4):
+        with pytest.raises(ValueError, match="c1"):
+            tr.armijo(1.0, -1.0, x, d, c1=c1)
+    with pytest.raises(ValueError, match="direction"):
+        tr.armijo(1.0, -1.0, x, np.zeros(2))
+    with pytest.raises(ValueError, match="direction"):
+        tr.armijo(1.0, -1.0, x, np.ones(3))
