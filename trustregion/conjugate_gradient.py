@@ -299,8 +299,9 @@ def _cg(
         return result, np.zeros(n)
 
     # CG is exactly equivariant under b -> s b, x -> s x for s a power of two; rescale a
-    # right-hand side so tiny or huge that r^T r would underflow or overflow.
-    s = _power_of_two_scale(b)
+    # problem whose b and x0 are both so tiny or huge that r^T r would underflow or overflow
+    # (a normal-sized x0 keeps the residual normal-sized, so then nothing is scaled).
+    s = _power_of_two_scale(b, x)
     if s != 1.0:
         b = b * s
         x *= s
@@ -358,7 +359,7 @@ def _cg(
 _SAFE_EXPONENT = 256  # |b| in [2^-256, 2^256]: squares of residuals stay normal
 
 
-def _power_of_two_scale(b: np.ndarray) -> float:
-    """``2^-e`` bringing ``max |b_i|`` into ``[1/2, 1)`` if it is outside the safe range, else 1."""
-    e = math.frexp(float(np.max(np.abs(b))))[1]
+def _power_of_two_scale(b: np.ndarray, x0: np.ndarray) -> float:
+    """``2^-e`` bringing ``max(|b_i|, |x0_i|)`` into ``[1/2, 1)`` if outside the safe range, else 1."""
+    e = math.frexp(max(float(np.max(np.abs(b))), float(np.max(np.abs(x0)))))[1]
     return 1.0 if abs(e) <= _SAFE_EXPONENT else math.ldexp(1.0, -e)

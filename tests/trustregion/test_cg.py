@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import trustregion as tr
@@ -225,13 +225,16 @@ def test_exact_inverse_preconditioner_converges_in_one_iteration(system):
 def test_scaling_preconditioner_by_power_of_two_gives_identical_iterates(system, e):
     """M -> c M scales z_k, rho_k and p_k by c and alpha_k by 1/c, so x_k is unchanged.
 
-    For c = 2^e every one of these scalings is exact in binary floating point, so the
-    iterates agree bit for bit.
+    For c = 2^e every one of these scalings is exact in binary floating point as long as
+    no iterate enters the subnormal range (where scaling rounds), so the iterates agree
+    bit for bit.
     """
     A, M, b, _ = system
     xs, _, _, _ = cg_trajectory(A, b, M=M)
     xs_c, _, _, _ = cg_trajectory(A, b, M=np.ldexp(M, e))
     assert len(xs) == len(xs_c)
+    margin = np.finfo(np.float64).tiny * 2.0**64  # far from subnormal after any 2^±30 scaling
+    assume(all(np.all((x == 0) | (np.abs(x) >= margin)) for x in xs + xs_c))
     for x, x_c in zip(xs, xs_c, strict=True):
         np.testing.assert_array_equal(x, x_c)
 
@@ -498,3 +501,15 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
     b = kwargs.pop("b")
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         tr.cg(A, b, **kwargs)
+
+
+def test_tiny_b_with_a_normal_sized_x0_is_not_rescaled_into_overflow():
+    """The power-of-two rescaling looks at b and x0 together: a tiny b with x0 = O(1)
+    leaves the residual O(1), so nothing is scaled and nothing overflows."""
+    A = np.diag([1e6, 2.0, 3.0])
+    b = np.array([1e-300, 0.0, 0.0])
+    x0 = np.array([5.0, -3.0, 7.0])
+    with np.errstate(over="raise"):
+        res = tr.cg(A, b, x0=x0, rtol=0.0, atol=1e-8)  # rtol ||b|| would be below rounding
+    assert res.status is CGStatus.CONVERGED
+    assert np.all(np.isfinite(res.x)) and res.residual_norm <= 1e-8 * (1 + 1e-6)
