@@ -4,13 +4,89 @@ Exact tabular MDPs serve as the oracle every sampled estimate is tested against;
 Gymnasium environments (MuJoCo included) supply the real tasks.
 """
 
-# mdp
-# distributions
-# policies
-# envs
-# sampling
-# advantages
-# algorithms
-# train
+from rl import algorithms  # noqa: F401  (the subpackage, documented on its own)
+from rl.advantages import (
+    Baseline,
+    ConstantBaseline,
+    LinearFeatureBaseline,
+    MLPValueFunction,
+    ZeroBaseline,
+    compute_advantages,
+    discounted_cumsum,
+    explained_variance,
+    gae,
+    normalize_advantages,
+    reward_to_go,
+)
+from rl.algorithms import NPG, PPO, TRPO, VPG, NPGConfig, PPOConfig, TRPOConfig, VPGConfig
+from rl.distributions import Categorical, DiagGaussian
+from rl.envs import (
+    NonFiniteEnvironmentError,
+    VineUnsupportedError,
+    check_spaces,
+    make_vector_env,
+    restore_state,
+    save_state,
+)
+from rl.mdp import TabularMDP, chain_mdp, gridworld, random_mdp, two_action_bandit
+from rl.policies import (
+    CategoricalMLP,
+    GaussianMLP,
+    ObservationNormalizer,
+    Policy,
+    TabularSoftmax,
+    make_policy,
+)
+from rl.sampling import Batch, SinglePathSampler, VineBatch, VineSampler
+from rl.train import TrainConfig, TrainResult, evaluate, train
+
+__all__ = [
+    "Baseline",
+    "Batch",
+    "Categorical",
+    "CategoricalMLP",
+    "chain_mdp",
+    "check_spaces",
+    "compute_advantages",
+    "ConstantBaseline",
+    "DiagGaussian",
+    "discounted_cumsum",
+    "evaluate",
+    "explained_variance",
+    "gae",
+    "GaussianMLP",
+    "gridworld",
+    "LinearFeatureBaseline",
+    "make_policy",
+    "make_vector_env",
+    "MLPValueFunction",
+    "NonFiniteEnvironmentError",
+    "normalize_advantages",
+    "NPG",
+    "NPGConfig",
+    "ObservationNormalizer",
+    "Policy",
+    "PPO",
+    "PPOConfig",
+    "random_mdp",
+    "restore_state",
+    "reward_to_go",
+    "save_state",
+    "SinglePathSampler",
+    "TabularMDP",
+    "TabularSoftmax",
+    "train",
+    "TrainConfig",
+    "TrainResult",
+    "TRPO",
+    "TRPOConfig",
+    "two_action_bandit",
+    "VineBatch",
+    "VineSampler",
+    "VineUnsupportedError",
+    "VPG",
+    "VPGConfig",
+    "ZeroBaseline",
+]
 
 __version__ = "0.1.0"

@@ -1,1 +1,22 @@
-"""Policy-optimization algorithms, each a short composition of :mod:`rl` and :mod:`trustregion`."""
+"""Policy-optimization algorithms, each a short composition of :mod:`rl` and :mod:`trustregion`.
+
+Every algorithm is a :class:`~rl.algorithms.base.PolicyOptimizer` with a documented config
+dataclass; its only specific part is ``policy_step`` on a
+:class:`~rl.algorithms.objective.PolicyObjective`, which is either a sampled batch or the
+exact expectation on a tabular MDP.
+"""
+
+from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer
+from rl.algorithms.npg import NPG, NPGConfig, npg_step
+from rl.algorithms.objective import PolicyObjective
+from rl.algorithms.ppo import PPO, PPOConfig
+from rl.algorithms.trpo import TRPO, TRPOConfig, trpo_step
+from rl.algorithms.vpg import VPG, VPGConfig
+
+ALGORITHMS = {"vpg": VPG, "npg": NPG, "trpo": TRPO, "ppo": PPO}
+
+__all__ = [
+    "ALGORITHMS", "AlgorithmConfig", "PolicyOptimizer", "PolicyObjective",
+    "VPG", "VPGConfig", "NPG", "NPGConfig", "npg_step", "TRPO", "TRPOConfig", "trpo_step",
+    "PPO", "PPOConfig",
+]

@@ -1,0 +1,159 @@
+"""What every policy-optimization algorithm shares: its config base and the update loop.
+
+An algorithm is a :class:`PolicyOptimizer` whose only specific part is
+:meth:`PolicyOptimizer.policy_step`, a step on a :class:`~rl.algorithms.objective.PolicyObjective`.
+:meth:`PolicyOptimizer.update` turns a sampled batch into that objective (advantages from
+the baseline, then the policy step, then the value fit), so the same ``policy_step`` runs on
+samples and, via :meth:`PolicyObjective.exact`, on exact tabular expectations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from rl.advantages import compute_advantages, explained_variance
+from rl.algorithms.objective import PolicyObjective
+
+__all__ = ["AlgorithmConfig", "PolicyOptimizer", "check_range"]
+
+
+def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False,
+                integer=False):
+    """Raise ``ValueError`` naming ``name`` unless ``value`` lies in the stated interval."""
+    if integer:
+        if isinstance(value, bool) or int(value) != value:
+            raise ValueError(f"{name} must be an integer; got {value!r}")
+    elif not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+        raise ValueError(f"{name} must be a number; got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    lo_bad = low is not None and (value <= low if low_open else value < low)
+    hi_bad = high is not None and (value >= high if high_open else value > high)
+    if lo_bad or hi_bad:
+        lb = "(" if low_open else "["
+        hb = ")" if high_open else "]"
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{hb}; got {value!r}")
+
+
+@dataclass
+class AlgorithmConfig:
+    """Settings shared by every algorithm.
+
+    Attributes
+    ----------
+    gamma : float
+        Discount factor :math:`\\gamma` (0.99, the value used for the TRPO/PPO benchmarks).
+    lam : float
+        GAE parameter :math:`\\lambda` (0.97, Schulman et al. 2016 and Spinning Up's TRPO).
+    normalize_advantages : bool
+        Standardise advantages per batch (as the reference implementations do).
+    """
+
+    gamma: float = 0.99
+    lam: float = 0.97
+    normalize_advantages: bool = True
+
+    def __post_init__(self):
+        check_range("gamma", self.gamma, 0.0, 1.0)
+        check_range("lam", self.lam, 0.0, 1.0)
+
+    def to_dict(self):
+        """The settings as a plain ``dict`` (for ``config.json``)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied (validated like a new config)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown {type(self).__name__} keys {unknown}; valid keys: "
+                             f"{[f.name for f in dataclasses.fields(self)]}")
+        return dataclasses.replace(self, **changes)
+
+
+class PolicyOptimizer:
+    """Base class: sampled batch → advantages → policy step → value fit → diagnostics.
+
+    Parameters
+    ----------
+    policy : rl.policies.Policy
+        The policy; updated in place (``policy.theta`` is reassigned).
+    baseline : object
+        A baseline from :mod:`rl.advantages` (``predict``/``fit``).
+    config : AlgorithmConfig
+        The algorithm's settings (a subclass per algorithm).
+    seed : int or numpy.random.Generator, optional
+        Randomness of the update (Fisher subsampling, minibatch order).
+    """
+
+    name = "base"
+    config_class = AlgorithmConfig
+
+    def __init__(self, policy, baseline, config=None, *, seed=None):
+        if config is None:
+            config = self.config_class()
+        if not isinstance(config, self.config_class):
+            raise ValueError(f"config must be a {self.config_class.__name__}; got "
+                             f"{type(config).__name__}")
+        self.policy = policy
+        self.baseline = baseline
+        self.config = config
+        self.rng = np.random.default_rng(seed)
+
+    # the one algorithm-specific piece
+    def policy_step(self, objective: PolicyObjective) -> dict:
+        """Update ``self.policy.theta`` from ``objective``; return diagnostics."""
+        raise NotImplementedError
+
+    def update(self, batch) -> dict:
+        """One iteration on a sampled batch (single path or vine); returns diagnostics."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        if hasattr(batch, "trunk"):  # a vine batch carries its own advantages
+            adv = np.asarray(batch.advantages, dtype=np.float64)
+            if cfg.normalize_advantages and adv.size > 1 and adv.std() > 0:
+                adv = (adv - adv.mean()) / adv.std()
+            objective = PolicyObjective.from_arrays(
+                self.policy, batch.observations, batch.actions, adv, batch.log_probs,
+                batch.dist_params)
+            value_batch = batch.trunk
+            _, targets = compute_advantages(value_batch, self.baseline, cfg.gamma, cfg.lam,
+                                            normalize=False)
+        else:
+            value_batch = batch
+            adv, targets = compute_advantages(batch, self.baseline, cfg.gamma, cfg.lam,
+                                              normalize=cfg.normalize_advantages)
+            objective = PolicyObjective.from_arrays(
+                self.policy, batch.flat("observations"), batch.flat("actions"), adv.reshape(-1),
+                batch.flat("log_probs"), batch.flat("dist_params"))
+        t1 = time.perf_counter()
+        diagnostics = {"time/advantages_s": t1 - t0}
+        diagnostics.update(self.policy_step(objective))
+        t2 = time.perf_counter()
+        obs = value_batch.flat("observations")
+        ts = value_batch.flat("timesteps")
+        y = targets.reshape(-1)
+        before = explained_variance(self.baseline.predict(obs, ts), y)
+        diagnostics.update(self.baseline.fit(obs, y, ts))
+        diagnostics["value/explained_variance_before"] = before
+        t3 = time.perf_counter()
+        diagnostics.update({
+            "policy/entropy": objective.entropy(self.policy.theta),
+            "time/policy_step_s": t2 - t1,
+            "time/value_fit_s": t3 - t2,
+            "time/update_s": t3 - t0,
+        })
+        return diagnostics
+
+    def state_dict(self) -> dict:
+        """Optimizer state for checkpoints (algorithm-specific parts added by subclasses)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state) -> None:
+        """Restore :meth:`state_dict` output."""
+        self.rng.bit_generator.state = state["rng"]

@@ -1,0 +1,144 @@
+"""Proximal Policy Optimization (Schulman et al., 2017): clipped and adaptive-KL variants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from autograd import grad
+
+from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.optimizers import Adam
+
+__all__ = ["PPOConfig", "PPO"]
+
+
+@dataclass
+class PPOConfig(AlgorithmConfig):
+    """PPO settings (defaults: PPO paper Table 3, MuJoCo).
+
+    Attributes
+    ----------
+    variant : str
+        ``"clip"`` (eq. (7)) or ``"kl"`` (adaptive KL penalty, eq. (8)).
+    clip : float
+        :math:`\\epsilon` of the clipped ratio (0.2, PPO paper §6.1).
+    epochs : int
+        Passes over the batch per iteration (10, Table 3).
+    minibatch_size : int
+        Samples per Adam step (64, Table 3).
+    learning_rate : float
+        Adam step size (3e-4, Table 3).
+    lam : float
+        GAE :math:`\\lambda` (0.95, Table 3).
+    kl_target : float
+        :math:`d_{targ}` of the penalty variant (0.01, §4).
+    kl_coef : float
+        Initial penalty :math:`\\beta` (1.0, §4: "the initial value is not important").
+    target_kl : float or None
+        Stop the epochs early once the mean KL exceeds ``1.5 * target_kl`` (Spinning Up);
+        ``None`` disables it.
+    entropy_coef : float
+        Entropy bonus coefficient :math:`c_2` (0.0 for MuJoCo, Table 3).
+    max_grad_norm : float or None
+        Clip the minibatch gradient to this norm (0.5, the OpenAI baselines setting).
+    """
+
+    lam: float = 0.95
+    variant: str = "clip"
+    clip: float = 0.2
+    epochs: int = 10
+    minibatch_size: int = 64
+    learning_rate: float = 3e-4
+    kl_target: float = 0.01
+    kl_coef: float = 1.0
+    target_kl: float | None = None
+    entropy_coef: float = 0.0
+    max_grad_norm: float | None = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.variant not in ("clip", "kl"):
+            raise ValueError(f"variant must be 'clip' or 'kl'; got {self.variant!r}")
+        check_range("clip", self.clip, 0.0, 1.0, low_open=True, high_open=True)
+        check_range("epochs", self.epochs, 1, None, integer=True)
+        check_range("minibatch_size", self.minibatch_size, 1, None, integer=True)
+        check_range("learning_rate", self.learning_rate, 0.0, None, low_open=True)
+        check_range("kl_target", self.kl_target, 0.0, None, low_open=True)
+        check_range("kl_coef", self.kl_coef, 0.0, None)
+        if self.target_kl is not None:
+            check_range("target_kl", self.target_kl, 0.0, None, low_open=True)
+        check_range("entropy_coef", self.entropy_coef, 0.0, None)
+        if self.max_grad_norm is not None:
+            check_range("max_grad_norm", self.max_grad_norm, 0.0, None, low_open=True)
+
+
+class PPO(PolicyOptimizer):
+    """PPO: minibatch Adam epochs on the clipped surrogate or the KL-penalised one."""
+
+    name = "ppo"
+    config_class = PPOConfig
+
+    def __init__(self, policy, baseline, config=None, *, seed=None):
+        super().__init__(policy, baseline, config, seed=seed)
+        self.adam = Adam(policy.num_params, learning_rate=self.config.learning_rate)
+        self.kl_coef = float(self.config.kl_coef)
+
+    def _loss(self, theta, objective, idx):
+        cfg = self.config
+        if cfg.variant == "clip":
+            gain = objective.clipped_surrogate(theta, cfg.clip, idx)
+        else:  # eq. (8): L^KLPEN = L - beta KL
+            gain = objective.surrogate(theta, idx) - self.kl_coef * objective.mean_kl(theta, idx)
+        if cfg.entropy_coef > 0:
+            params = objective.policy.distribution_params(objective.observations[idx], theta)
+            gain = gain + cfg.entropy_coef * objective._dist(params).entropy().mean()
+        return -gain
+
+    def policy_step(self, objective):
+        cfg = self.config
+        theta = objective.theta_old.copy()
+        loss_grad = grad(self._loss)
+        L_before = float(objective.surrogate(theta))
+        epochs_run, grad_norms, stopped_early = 0, [], False
+        for _ in range(cfg.epochs):
+            for idx in objective.minibatches(cfg.minibatch_size, self.rng):
+                g = loss_grad(theta, objective, idx)
+                norm = float(np.linalg.norm(g))
+                grad_norms.append(norm)
+                if cfg.max_grad_norm is not None and norm > cfg.max_grad_norm:
+                    g = g * (cfg.max_grad_norm / norm)
+                theta = self.adam.step(theta, g)
+            epochs_run += 1
+            if cfg.target_kl is not None and float(objective.mean_kl(theta)) > 1.5 * cfg.target_kl:
+                stopped_early = True
+                break
+        kl = float(objective.mean_kl(theta))
+        ratio = np.exp(objective.policy.log_prob(objective.observations, objective.actions, theta)
+                       - objective.old_log_probs)
+        diag = {
+            "ppo/surrogate_before": L_before,
+            "ppo/surrogate_after": float(objective.surrogate(theta)),
+            "ppo/kl": kl,
+            "ppo/clip_fraction": float(np.sum(objective.weights
+                                              * (np.abs(ratio - 1.0) > cfg.clip))),
+            "ppo/epochs": epochs_run,
+            "ppo/stopped_early": stopped_early,
+            "ppo/grad_norm": float(np.mean(grad_norms)),
+        }
+        if cfg.variant == "kl":  # §4: adapt beta towards d_targ
+            if kl < cfg.kl_target / 1.5:
+                self.kl_coef /= 2.0
+            elif kl > cfg.kl_target * 1.5:
+                self.kl_coef *= 2.0
+            diag["ppo/kl_coef"] = self.kl_coef
+        self.policy.theta = theta
+        return diag
+
+    def state_dict(self):
+        return {**super().state_dict(), "adam": self.adam.state_dict(), "kl_coef": self.kl_coef}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.adam.load_state_dict(state["adam"])
+        self.kl_coef = float(state["kl_coef"])

@@ -1,0 +1,71 @@
+"""Vanilla policy gradient (REINFORCE with a baseline; Williams, 1992)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.optimizers import Adam
+
+__all__ = ["VPGConfig", "VPG"]
+
+
+@dataclass
+class VPGConfig(AlgorithmConfig):
+    """VPG settings.
+
+    Attributes
+    ----------
+    learning_rate : float
+        Step size (3e-4 for Adam, Spinning Up's VPG default; for ``"sgd"`` it multiplies
+        the raw gradient).
+    optimizer : str
+        ``"adam"`` (Spinning Up) or ``"sgd"`` (plain gradient ascent, the textbook
+        :math:`\\theta \\leftarrow \\theta + \\alpha g`).
+    """
+
+    learning_rate: float = 3e-4
+    optimizer: str = "adam"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range("learning_rate", self.learning_rate, 0.0, None, low_open=True)
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
+
+
+class VPG(PolicyOptimizer):
+    """REINFORCE with a baseline: one gradient-ascent step on the surrogate per batch.
+
+    At :math:`\\theta_{old}` the surrogate's gradient is the policy gradient estimate
+    :math:`\\hat g = \\sum_i w_i \\nabla \\log \\pi(a_i|s_i) \\hat A_i`.
+    """
+
+    name = "vpg"
+    config_class = VPGConfig
+
+    def __init__(self, policy, baseline, config=None, *, seed=None):
+        super().__init__(policy, baseline, config, seed=seed)
+        self.adam = Adam(policy.num_params, learning_rate=self.config.learning_rate)
+
+    def policy_step(self, objective):
+        g = objective.gradient()
+        theta_old = objective.theta_old
+        if self.config.optimizer == "adam":
+            theta = self.adam.step(theta_old, -g)  # Adam descends; ascend the surrogate
+        else:
+            theta = theta_old + self.config.learning_rate * g
+        self.policy.theta = theta
+        return {"vpg/grad_norm": float(np.linalg.norm(g)),
+                "vpg/surrogate_before": float(objective.surrogate(theta_old)),
+                "vpg/surrogate_after": float(objective.surrogate(theta)),
+                "vpg/kl": float(objective.mean_kl(theta))}
+
+    def state_dict(self):
+        return {**super().state_dict(), "adam": self.adam.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.adam.load_state_dict(state["adam"])

@@ -1,0 +1,620 @@
+"""The training runner: config, the sample → update loop, run folders, checkpoints, resume.
+
+>>> result = rl.train("trpo", "CartPole-v1", steps=100_000, seed=0)   # doctest: +SKIP
+>>> result.evaluation["eval/return_mean"]                               # doctest: +SKIP
+
+A run folder holds ``config.json``, ``metrics.csv`` (one row per iteration),
+``checkpoint.pkl`` (policy, value function, normaliser, optimizer, sampler and RNG
+state) and ``learning_curve.png``. Every file is written atomically (a temporary file
+renamed into place), so an interrupted or failed run keeps everything already saved.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+import io
+import json
+import math
+import os
+import pickle
+import sys
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
+from rl.algorithms import ALGORITHMS
+from rl.algorithms.base import check_range
+from rl.envs import NonFiniteEnvironmentError, check_spaces, make_vector_env
+from rl.policies import make_policy
+from rl.sampling import SinglePathSampler, VineSampler
+
+__all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
+           "ConfigError", "CheckpointError"]
+
+CHECKPOINT_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A bad algorithm, environment or setting; the message says how to fix it."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or does not match the requested run."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run that are not the algorithm's own.
+
+    Attributes
+    ----------
+    algo : str
+        ``"trpo"``, ``"npg"``, ``"ppo"`` or ``"vpg"``.
+    env : str
+        A Gymnasium environment id.
+    steps : int
+        Environment steps to train for (100k: CartPole-v1 is solved well within it).
+    seed : int
+        Seeds the policy initialisation, the environments and every update.
+    num_envs : int
+        Environments stepped in lockstep (a vector env).
+    steps_per_env : int
+        Steps per environment per iteration; the batch is ``num_envs * steps_per_env``
+        (8 x 512 = 4096, within the 1k-5k range of the TRPO paper and Spinning Up).
+    hidden_sizes : tuple of int
+        Hidden layers of the policy and value networks (64, 64: Spinning Up, sb3).
+    baseline : str
+        ``"mlp"`` (a value network, GAE paper), ``"linear"`` (Duan et al. 2016),
+        ``"constant"`` or ``"none"``.
+    value_iterations : int or None
+        Optimiser iterations of each value fit (``None``: the value function's default).
+    obs_normalization : bool
+        Normalise observations by running mean and std (clipped at 10).
+    sampling : str
+        ``"single_path"`` or ``"vine"`` (TRPO paper §5; needs an env whose state can be
+        saved and restored).
+    vine_rollout_states, vine_actions_per_state, vine_rollout_length : int
+        The vine's rollout-set size, actions per state and leaf rollout length.
+    eval_episodes : int
+        Deterministic-policy episodes in the final evaluation.
+    checkpoint_every : int
+        Iterations between checkpoints (the last iteration always checkpoints).
+    vectorization : str
+        ``"sync"`` or ``"async"`` (subprocess) vector env.
+    """
+
+    algo: str = "trpo"
+    env: str = "CartPole-v1"
+    steps: int = 100_000
+    seed: int = 0
+    num_envs: int = 8
+    steps_per_env: int = 512
+    hidden_sizes: tuple = (64, 64)
+    baseline: str = "mlp"
+    value_iterations: int | None = None
+    obs_normalization: bool = False
+    sampling: str = "single_path"
+    vine_rollout_states: int = 64
+    vine_actions_per_state: int = 4
+    vine_rollout_length: int = 50
+    eval_episodes: int = 10
+    checkpoint_every: int = 5
+    vectorization: str = "sync"
+
+    def __post_init__(self):
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        if self.algo not in ALGORITHMS:
+            raise ConfigError(_unknown("algorithm", self.algo, ALGORITHMS))
+        check_range("steps", self.steps, 1, None, integer=True)
+        check_range("seed", self.seed, 0, None, integer=True)
+        check_range("num_envs", self.num_envs, 1, None, integer=True)
+        check_range("steps_per_env", self.steps_per_env, 1, None, integer=True)
+        if self.value_iterations is not None:
+            check_range("value_iterations", self.value_iterations, 1, None, integer=True)
+        check_range("eval_episodes", self.eval_episodes, 0, None, integer=True)
+        check_range("checkpoint_every", self.checkpoint_every, 1, None, integer=True)
+        for name in ("vine_rollout_states", "vine_actions_per_state", "vine_rollout_length"):
+            check_range(name, getattr(self, name), 1, None, integer=True)
+        if any(h < 1 for h in self.hidden_sizes):
+            raise ConfigError(f"hidden_sizes must be positive; got {self.hidden_sizes}")
+        for name, allowed in (("baseline", ("mlp", "linear", "constant", "none")),
+                              ("sampling", ("single_path", "vine")),
+                              ("vectorization", ("sync", "async"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {list(allowed)}; got "
+                                  f"{getattr(self, name)!r}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.steps_per_env
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    policy : rl.policies.Policy
+        The trained policy.
+    history : list of dict
+        One diagnostics dict per iteration (the rows of ``metrics.csv``).
+    run_dir : pathlib.Path
+        The run folder.
+    evaluation : dict
+        Final deterministic evaluation (``eval/return_mean`` ...); empty if skipped.
+    status : str
+        ``"completed"`` or ``"stopped: <reason>"``.
+    """
+
+    policy: object
+    history: list
+    run_dir: Path
+    evaluation: dict = field(default_factory=dict)
+    status: str = "completed"
+    baseline: object = None
+    config: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------- config
+def _unknown(kind, value, valid):
+    close = difflib.get_close_matches(str(value), list(valid), n=3)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {value!r}.{hint} Valid: {sorted(valid)}"
+
+
+def _coerce(name, text, annotation):
+    """Convert a command-line string to the type of a dataclass field."""
+    if not isinstance(text, str):
+        return text
+    kind = typing.get_origin(annotation) or annotation
+    args = typing.get_args(annotation)
+    lowered = text.strip().lower()
+    if lowered in ("none", "null") and (annotation is type(None) or type(None) in args):
+        return None
+    if args and type(None) in args:  # Optional[X] / X | None
+        annotation = next(a for a in args if a is not type(None))
+        kind = typing.get_origin(annotation) or annotation
+    try:
+        if annotation in (bool, "bool"):
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if annotation in (int, "int"):
+            return int(float(text)) if float(text).is_integer() else int(text)
+        if annotation in (float, "float"):
+            return float(text)
+        if kind is tuple or annotation in (tuple, "tuple"):
+            return tuple(int(v) for v in text.replace("(", "").replace(")", "").split(",") if v)
+    except ValueError:
+        raise ConfigError(f"setting {name}={text!r}: expected a value of type "
+                          f"{getattr(annotation, '__name__', annotation)}") from None
+    return text
+
+
+def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overrides=None):
+    """Build the ``(TrainConfig, algorithm config)`` pair from names and ``key=value`` overrides.
+
+    Keys are looked up in the algorithm's config first, then in :class:`TrainConfig`;
+    ``algo.key`` / ``train.key`` pick one explicitly. Unknown keys raise
+    :class:`ConfigError` with the closest valid names.
+    """
+    if algo not in ALGORITHMS:
+        raise ConfigError(_unknown("algorithm", algo, ALGORITHMS))
+    overrides = dict(overrides or {})
+    algo_cls = ALGORITHMS[algo].config_class
+    algo_hints = typing.get_type_hints(algo_cls)
+    train_hints = typing.get_type_hints(TrainConfig)
+    algo_kw, train_kw = {}, {"algo": algo, "env": env, "seed": seed}
+    if steps is not None:
+        train_kw["steps"] = steps
+    for key, value in overrides.items():
+        scope, _, bare = key.rpartition(".")
+        if scope not in ("", "algo", "train"):
+            raise ConfigError(f"setting {key!r}: the prefix must be 'algo.' or 'train.'")
+        if scope != "train" and bare in algo_hints:
+            algo_kw[bare] = _coerce(key, value, algo_hints[bare])
+        elif scope != "algo" and bare in train_hints and bare not in ("algo", "env"):
+            train_kw[bare] = _coerce(key, value, train_hints[bare])
+        else:
+            valid = sorted(set(algo_hints) | set(train_hints) - {"algo", "env"})
+            raise ConfigError(_unknown(f"setting for {algo}", bare, valid))
+    try:
+        train_cfg = TrainConfig(**train_kw)
+        algo_cfg = algo_cls(**algo_kw)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc)) from None
+    return train_cfg, algo_cfg
+
+
+# ---------------------------------------------------------------------------- file output
+def atomic_write_bytes(path, data: bytes):
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path, text: str):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _metrics_csv(history):
+    keys = []
+    for row in history:
+        keys.extend(k for k in row if k not in keys)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: _fmt(v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _fmt(v):
+    if isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    return v
+
+
+# ------------------------------------------------------------------------------ building
+def _make_baseline(cfg: TrainConfig, obs_dim, normalizer, seed):
+    if cfg.baseline == "none":
+        return ZeroBaseline()
+    if cfg.baseline == "constant":
+        return ConstantBaseline()
+    if cfg.baseline == "linear":
+        return LinearFeatureBaseline()
+    return MLPValueFunction(obs_dim, cfg.hidden_sizes, seed=seed, iterations=cfg.value_iterations,
+                            obs_normalizer=normalizer)
+
+
+def _obs_dim(space):
+    shape = getattr(space, "shape", None)
+    return int(np.prod(shape)) if shape else 1
+
+
+class _Run:
+    """The objects of one run, built from a config (and optionally a checkpoint)."""
+
+    def __init__(self, cfg: TrainConfig, algo_cfg, env=None):
+        self.cfg, self.algo_cfg = cfg, algo_cfg
+        ss = np.random.SeedSequence(cfg.seed)
+        s_policy, s_value, s_algo, s_env, s_sample = (int(s.generate_state(1)[0]) for s in
+                                                      ss.spawn(5))
+        env_spec = env if env is not None else cfg.env
+        try:
+            self.venv = make_vector_env(env_spec, cfg.num_envs, seed=s_env,
+                                        vectorization=cfg.vectorization)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        obs_space = self.venv.single_observation_space
+        act_space = self.venv.single_action_space
+        try:
+            check_spaces(obs_space, act_space)
+        except ValueError as exc:
+            self.venv.close()
+            raise ConfigError(str(exc)) from None
+        self.policy = make_policy(obs_space, act_space, hidden_sizes=cfg.hidden_sizes,
+                                  seed=s_policy, obs_normalization=cfg.obs_normalization)
+        self.baseline = _make_baseline(cfg, _obs_dim(obs_space),
+                                       getattr(self.policy, "obs_normalizer", None), s_value)
+        self.algo = ALGORITHMS[cfg.algo](self.policy, self.baseline, algo_cfg, seed=s_algo)
+        if cfg.sampling == "vine":
+            try:
+                self.sampler = VineSampler(
+                    env_spec, self.policy, num_trunk_steps=cfg.batch_size,
+                    num_rollout_states=cfg.vine_rollout_states,
+                    actions_per_state=cfg.vine_actions_per_state,
+                    rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=s_sample)
+            except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
+                self.venv.close()
+                raise ConfigError(str(exc)) from None
+        else:
+            self.sampler = SinglePathSampler(self.venv, self.policy, cfg.steps_per_env,
+                                             seed=s_sample)
+        self.iteration = 0
+        self.total_steps = 0
+        self.history = []
+
+    def state_dict(self):
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "config": dataclasses.asdict(self.cfg),
+            "algo_config": self.algo_cfg.to_dict(),
+            "iteration": self.iteration,
+            "total_steps": self.total_steps,
+            "policy": self.policy.state_dict(),
+            "baseline": self.baseline.state_dict(),
+            "algo": self.algo.state_dict(),
+            "sampler": (self.sampler.state_dict() if hasattr(self.sampler, "state_dict")
+                        else None),
+            "env_states": self._env_states(),
+            "history": self.history,
+        }
+        return state
+
+    def _env_states(self):
+        """The sub-environments pickled, so a resumed run continues their open episodes.
+
+        Only a synchronous single-path run can be captured this way; otherwise ``None``
+        and a resumed run starts fresh episodes (reproducibly, from the saved seeds).
+        """
+        if self.cfg.sampling != "single_path" or not hasattr(self.venv, "envs"):
+            return None
+        try:
+            return pickle.dumps(self.venv.envs, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - an env that cannot be pickled resumes fresh
+            return None
+
+    def load_state_dict(self, state):
+        self.policy.load_state_dict(state["policy"])
+        self.baseline.load_state_dict(state["baseline"])
+        self.algo.load_state_dict(state["algo"])
+        env_states = state.get("env_states")
+        if env_states is not None and hasattr(self.venv, "envs"):
+            self.venv.envs = pickle.loads(env_states)
+            self.sampler.load_state_dict(state["sampler"], reset_env=False)
+        elif isinstance(self.sampler, SinglePathSampler):
+            self.sampler.load_state_dict(state["sampler"], reset_env=True)
+        # a vine sampler keeps no resumable state: a resumed vine run draws fresh rollouts
+        self.iteration = int(state["iteration"])
+        self.total_steps = int(state["total_steps"])
+        self.history = list(state["history"])
+
+    def close(self):
+        self.venv.close()
+
+
+def _read_checkpoint(run_dir):
+    path = Path(run_dir) / "checkpoint.pkl"
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}; pass a run folder written by "
+                              "'python -m rl train'")
+    try:
+        with open(path, "rb") as fh:
+            state = pickle.load(fh)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}); delete the "
+                              "run folder or resume from a copy") from None
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {path} is not a version-{CHECKPOINT_VERSION} trpokit "
+                              "checkpoint")
+    return state
+
+
+def load_run(run_dir):
+    """Rebuild the objects of a run from its folder (used by resume and evaluate)."""
+    state = _read_checkpoint(run_dir)
+    cfg = TrainConfig(**state["config"])
+    algo_cfg = ALGORITHMS[cfg.algo].config_class(**state["algo_config"])
+    run = _Run(cfg, algo_cfg)
+    try:
+        run.load_state_dict(state)
+    except (KeyError, ValueError) as exc:
+        run.close()
+        raise CheckpointError(f"checkpoint in {run_dir} does not match its config: {exc}") from None
+    return run
+
+
+# ----------------------------------------------------------------------------- progress
+class _Progress:
+    """A one-line progress bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, total, enabled, stream=None):
+        self.total, self.enabled = total, enabled
+        self.stream = stream or sys.stderr
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = time.perf_counter()
+
+    def update(self, steps, row):
+        if not self.enabled:
+            return
+        rate = steps / max(time.perf_counter() - self.t0, 1e-9)
+        ret = row.get("episode/return_mean", float("nan"))
+        kl = next((row[k] for k in ("trpo/kl", "npg/kl", "ppo/kl", "vpg/kl") if k in row), math.nan)
+        it = row.get("iteration", 0)
+        if self.tty:
+            width = 30
+            frac = min(steps / self.total, 1.0)
+            bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+            self.stream.write(f"\r[{bar}] {steps}/{self.total} it {it}  return {ret:8.2f}  "
+                              f"kl {kl:.4f}  {rate:7.0f} steps/s")
+        else:
+            self.stream.write(f"iteration {it}  steps {steps}/{self.total}  return {ret:.2f}  "
+                              f"kl {kl:.5f}  steps/s {rate:.0f}\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# -------------------------------------------------------------------------------- train
+def _default_run_dir(cfg):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{cfg.algo}-{cfg.env}-seed{cfg.seed}-{stamp}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def _save(run, run_dir):
+    atomic_write_bytes(run_dir / "checkpoint.pkl",
+                       pickle.dumps(run.state_dict(), protocol=pickle.HIGHEST_PROTOCOL))
+    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(run.history))
+
+
+def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, config=None,
+          resume=None, progress=None, eval_episodes=None, plot=True, callback=None):
+    """Train a policy; return a :class:`TrainResult`.
+
+    Parameters
+    ----------
+    algo : str
+        ``"trpo"`` (default), ``"npg"``, ``"ppo"`` or ``"vpg"``.
+    env : str or gymnasium.Env or callable
+        A Gymnasium id (default ``"CartPole-v1"``), an environment, or a factory.
+    steps : int, optional
+        Total environment steps (default :attr:`TrainConfig.steps`).
+    seed : int
+        The run's seed; the same seed gives the same numbers.
+    out : path, optional
+        The run folder (default ``runs/<algo>-<env>-seed<seed>-<time>``).
+    config : dict, optional
+        Overrides ``{key: value}`` for the algorithm config or :class:`TrainConfig`.
+    resume : path, optional
+        Continue the run in this folder from its checkpoint (``steps`` may extend it).
+    progress : bool, optional
+        Show progress (default: on when standard error is a terminal or a log).
+    eval_episodes : int, optional
+        Override :attr:`TrainConfig.eval_episodes`.
+    plot : bool
+        Write ``learning_curve.png``.
+    callback : callable, optional
+        ``callback(row)`` after every iteration; returning ``True`` stops the run.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ConfigError
+        Unknown algorithm, environment or setting, or a value out of range.
+    CheckpointError
+        ``resume`` names a folder without a valid checkpoint.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        run = load_run(run_dir)
+        if steps is not None:
+            run.cfg.steps = int(steps)
+    else:
+        overrides = dict(config or {})
+        if eval_episodes is not None:
+            overrides["eval_episodes"] = eval_episodes
+        env_name = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id",
+                                                             type(env).__name__)
+        cfg, algo_cfg = resolve_config(algo, env_name, steps=steps, seed=seed, overrides=overrides)
+        run = _Run(cfg, algo_cfg, env=None if isinstance(env, str) else env)
+        run_dir = Path(out) if out is not None else _default_run_dir(cfg)
+        if (run_dir / "checkpoint.pkl").exists():
+            run.close()
+            raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
+                              "or choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.json", json.dumps(
+            {"train": dataclasses.asdict(cfg), "algo": algo_cfg.to_dict()}, indent=2) + "\n")
+    cfg = run.cfg
+    bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress)
+    status = "completed"
+    try:
+        while run.total_steps < cfg.steps:
+            t0 = time.perf_counter()
+            try:
+                batch = run.sampler.sample()
+            except NonFiniteEnvironmentError as exc:
+                status = f"stopped: {exc}"
+                break
+            t1 = time.perf_counter()
+            diag = run.algo.update(batch)
+            run.iteration += 1
+            # environment steps consumed: a vine batch counts its trunk and its rollouts
+            run.total_steps += int(getattr(batch, "num_env_steps", batch.num_steps))
+            rets = np.asarray(getattr(batch, "episode_returns", getattr(
+                getattr(batch, "trunk", None), "episode_returns", [])), dtype=float)
+            row = {"iteration": run.iteration, "steps": run.total_steps,
+                   "episode/count": int(rets.size),
+                   "episode/return_mean": float(rets.mean()) if rets.size else math.nan,
+                   "episode/return_std": float(rets.std()) if rets.size else math.nan,
+                   "time/sample_s": t1 - t0, **diag}
+            row["time/iteration_s"] = time.perf_counter() - t0
+            run.history.append(row)
+            bar.update(run.total_steps, row)
+            last = run.total_steps >= cfg.steps
+            stop = callback is not None and callback(row) is True
+            if last or stop or run.iteration % cfg.checkpoint_every == 0:
+                _save(run, run_dir)
+            if stop:
+                status = "stopped: callback"
+                break
+        bar.close()
+        evaluation = {}
+        if status == "completed" and cfg.eval_episodes > 0:
+            evaluation = evaluate_policy(run.policy, cfg.env if resume is not None or
+                                         isinstance(env, str) else env,
+                                         episodes=cfg.eval_episodes, seed=cfg.seed + 10_000)
+            atomic_write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=2) + "\n")
+        if plot and run.history:
+            from rl.plotting import plot_runs
+            plot_runs([run_dir], run_dir / "learning_curve.png", histories=[run.history])
+    finally:
+        run.close()
+    return TrainResult(run.policy, run.history, run_dir, evaluation, status, run.baseline,
+                       {"train": dataclasses.asdict(cfg), "algo": run.algo_cfg.to_dict()})
+
+
+def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max_steps=None):
+    """Mean and spread of the undiscounted return of ``policy`` over ``episodes`` episodes."""
+    check_range("episodes", episodes, 1, None, integer=True)
+    venv = make_vector_env(env, 1, seed=seed)
+    rng = np.random.default_rng(seed)
+    returns, lengths = [], []
+    try:
+        obs, _ = venv.reset(seed=seed)
+        total, length = 0.0, 0
+        while len(returns) < episodes:
+            action = policy.act(obs, rng, deterministic=deterministic)
+            obs, reward, term, trunc, _ = venv.step(_clip(venv, action))
+            if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(reward))):
+                raise NonFiniteEnvironmentError("the environment returned NaN/inf during "
+                                                "evaluation")
+            total += float(reward[0])
+            length += 1
+            if term[0] or trunc[0] or (max_steps is not None and length >= max_steps):
+                returns.append(total)
+                lengths.append(length)
+                total, length = 0.0, 0
+    finally:
+        venv.close()
+    r = np.asarray(returns)
+    return {"eval/return_mean": float(r.mean()), "eval/return_std": float(r.std()),
+            "eval/return_min": float(r.min()), "eval/return_max": float(r.max()),
+            "eval/length_mean": float(np.mean(lengths)), "eval/episodes": int(r.size)}
+
+
+def _clip(venv, action):
+    space = venv.action_space
+    if hasattr(space, "low") and np.issubdtype(space.dtype, np.floating):
+        return np.clip(action, space.low, space.high)
+    return action
+
+
+def evaluate(run_dir, *, episodes=10, seed=None):
+    """Evaluate the checkpointed policy of a run folder; returns the evaluation dict."""
+    run = load_run(run_dir)
+    try:
+        return evaluate_policy(run.policy, run.cfg.env, episodes=episodes,
+                               seed=run.cfg.seed + 10_000 if seed is None else seed)
+    finally:
+        run.close()

@@ -1,0 +1,181 @@
+"""The runner and the command line: run folders, resume determinism, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import rl
+from rl.__main__ import main
+from rl.train import CheckpointError, ConfigError, resolve_config, train
+
+SMALL = {"num_envs": 2, "steps_per_env": 128, "eval_episodes": 2, "checkpoint_every": 1,
+         "value_iterations": 5}
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _numbers(rows):
+    """The non-timing columns of metrics rows, as floats."""
+    out = []
+    for r in rows:
+        out.append({k: float(v) for k, v in r.items()
+                    if "time" not in k and v not in ("", None)
+                    and k not in ("cg/status", "trpo/status", "npg/status")})
+    return out
+
+
+@pytest.mark.parametrize("algo", ["trpo", "npg", "ppo", "vpg"])
+def test_train_writes_a_complete_run_folder(tmp_path, algo):
+    """A short run leaves config.json, metrics.csv (one row per iteration), a checkpoint,
+    an evaluation and the learning-curve plot."""
+    config = dict(SMALL, **({"epochs": 1} if algo == "ppo" else {}))
+    result = train(algo, "CartPole-v1", steps=512, seed=1, out=tmp_path / "run", config=config,
+                   progress=False)
+    run = tmp_path / "run"
+    assert result.status == "completed"
+    for name in ("config.json", "metrics.csv", "checkpoint.pkl", "learning_curve.png",
+                 "evaluation.json"):
+        assert (run / name).exists(), name
+    rows = _rows(run)
+    assert len(rows) == len(result.history) == 2
+    assert int(rows[-1]["steps"]) == 512
+    assert json.loads((run / "config.json").read_text())["train"]["algo"] == algo
+    assert math.isfinite(result.evaluation["eval/return_mean"])
+
+
+def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
+    """Train 4 iterations straight, or 2 then resume to 4: identical metrics (same seed)."""
+    full = train("trpo", "CartPole-v1", steps=1024, seed=3, out=tmp_path / "full", config=SMALL,
+                 progress=False, plot=False)
+    train("trpo", "CartPole-v1", steps=512, seed=3, out=tmp_path / "part", config=SMALL,
+          progress=False, plot=False)
+    resumed = train(resume=tmp_path / "part", steps=1024, progress=False, plot=False)
+    assert len(resumed.history) == len(full.history) == 4
+    assert _numbers(_rows(tmp_path / "part")) == _numbers(_rows(tmp_path / "full"))
+    np.testing.assert_array_equal(resumed.policy.theta, full.policy.theta)
+
+
+def test_the_same_seed_gives_the_same_run(tmp_path):
+    """Reproducibility: two runs with one seed agree to the last bit."""
+    a = train("ppo", "CartPole-v1", steps=512, seed=5, out=tmp_path / "a",
+              config=dict(SMALL, epochs=1), progress=False, plot=False)
+    b = train("ppo", "CartPole-v1", steps=512, seed=5, out=tmp_path / "b",
+              config=dict(SMALL, epochs=1), progress=False, plot=False)
+    np.testing.assert_array_equal(a.policy.theta, b.policy.theta)
+
+
+def test_resolve_config_routes_keys_and_rejects_unknown_ones():
+    """--set keys go to the algorithm config or the TrainConfig; typos get a suggestion."""
+    train_cfg, algo_cfg = resolve_config("trpo", overrides={"max_kl": "0.02", "num_envs": "4",
+                                                            "hidden_sizes": "32,32"})
+    assert algo_cfg.max_kl == 0.02 and train_cfg.num_envs == 4
+    assert train_cfg.hidden_sizes == (32, 32)
+    with pytest.raises(ConfigError, match="max_kl"):
+        resolve_config("trpo", overrides={"max_kll": "0.02"})
+    with pytest.raises(ConfigError, match="max_kl"):
+        resolve_config("trpo", overrides={"max_kl": "-1"})
+    with pytest.raises(ConfigError, match="trpo"):
+        resolve_config("trpoo")
+
+
+class NaNAfter(gym.Env):
+    """An environment whose observation turns NaN after ``n`` steps."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, n=300):
+        self.n, self.t = n, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full(2, np.nan) if self.t > self.n else np.ones(2) * 0.1
+        return obs, 1.0, False, self.t % 50 == 0, {}
+
+
+def test_a_nan_environment_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    """NaN observations end the run with a status; the checkpoint of the last good
+    iteration and its metrics stay on disk."""
+    result = train("trpo", NaNAfter(300), steps=4096, seed=0, out=tmp_path / "run",
+                   config=dict(SMALL, num_envs=1), progress=False)
+    assert result.status.startswith("stopped")
+    assert "NaN" in result.status or "non-finite" in result.status.lower()
+    assert (tmp_path / "run" / "checkpoint.pkl").exists()
+    assert len(_rows(tmp_path / "run")) == 2  # 2 x 128 good steps, the third batch failed
+
+
+def test_cli_errors_exit_2_with_one_line(tmp_path, capsys):
+    """Bad input from the command line: one 'error:' line naming the problem, exit 2."""
+    assert main(["train", "--algo", "nope", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nope" in err[0]
+    assert main(["train", "--env", "NoSuchEnv-v0", "--out", str(tmp_path / "y")]) == 2
+    assert "NoSuchEnv-v0" in capsys.readouterr().err
+    assert main(["train", "--set", "max_kl=oops", "--out", str(tmp_path / "z")]) == 2
+    assert "max_kl" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_reported_and_left_in_place(tmp_path, capsys):
+    """A corrupt checkpoint: resume and evaluate fail with exit 2 and leave the file."""
+    run = tmp_path / "run"
+    train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
+          plot=False)
+    (run / "checkpoint.pkl").write_bytes(b"not a checkpoint")
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert (run / "checkpoint.pkl").read_bytes() == b"not a checkpoint"
+    with pytest.raises(CheckpointError):
+        rl.train(resume=run)
+
+
+def test_cli_train_evaluate_plot_round_trip(tmp_path, capsys):
+    """python -m rl train / evaluate / plot on one run folder."""
+    run = tmp_path / "run"
+    sets = sum((["--set", f"{k}={v}"] for k, v in SMALL.items()), [])
+    assert main(["train", "--steps", "256", "--out", str(run), "--no-progress", *sets]) == 0
+    out = capsys.readouterr().out
+    assert str(run) in out and "learning curve" in out
+    assert main(["evaluate", str(run), "--episodes", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["eval/episodes"] == 2
+    assert main(["plot", str(run), str(run), "--output", str(tmp_path / "both.png")]) == 0
+    assert (tmp_path / "both.png").exists()
+
+
+def test_vine_training_improves_a_tabular_mdp(tmp_path):
+    """TRPO with vine sampling (TRPO paper §5.2) through the runner: on a random MDP the
+    exact performance of the trained policy beats the initial (uniform) policy's."""
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(4, 2, gamma=0.9, seed=0, horizon=30)
+    uniform = np.full((4, 2), 0.5)
+    config = {"sampling": "vine", "num_envs": 1, "steps_per_env": 64, "gamma": 0.9,
+              "vine_rollout_states": 8, "vine_actions_per_state": 2, "vine_rollout_length": 20,
+              "baseline": "linear", "eval_episodes": 1, "max_kl": 0.05}
+    result = train("trpo", mdp, steps=3000, seed=0, out=tmp_path / "vine", config=config,
+                   progress=False, plot=False)
+    assert result.status == "completed"
+    assert all(row["trpo/kl"] <= 0.05 for row in result.history)
+    eta = mdp.performance(result.policy.probs(result.policy.theta))
+    assert eta > mdp.performance(uniform) + 0.01
+
+
+def test_vine_on_an_env_without_state_restore_is_a_config_error(tmp_path):
+    """Vine needs save/restore of the environment state; CartPole has none → clear error."""
+    with pytest.raises(ConfigError, match="vine"):
+        train("trpo", "CartPole-v1", steps=256, out=tmp_path / "v", progress=False,
+              config={"sampling": "vine"})
