@@ -27,7 +27,8 @@ __all__ = [
 
 def finite_floats(min_value=-10.0, max_value=10.0):
     """Bounded floats without NaN, inf or subnormals."""
-    return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+    return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False,
+                     allow_subnormal=False)
 
 
 def vectors(n, *, min_value=-10.0, max_value=10.0):
@@ -40,7 +41,8 @@ def orthogonal_matrices(draw, n):
     G = draw(hnp.arrays(np.float64, (n, n), elements=finite_floats(-1.0, 1.0)))
     G = G + 3.0 * np.eye(n)  # keep it comfortably nonsingular so QR is well defined
     Q, R = np.linalg.qr(G)
-    return Q * np.where(np.diag(R) < 0, -1.0, 1.0)  # Householder Q is orthogonal even if R is singular
+    # Householder Q is orthogonal even when R is singular; fix the signs without zeroing
+    return Q * np.where(np.diag(R) < 0, -1.0, 1.0)
 
 
 @st.composite

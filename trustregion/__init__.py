@@ -5,6 +5,17 @@ Everything works on flat float64 vectors and ``scipy.sparse.linalg.LinearOperato
 nothing here knows about reinforcement learning.
 """
 
+from trustregion.conjugate_gradient import cg
+from trustregion.line_search import armijo, backtracking
+from trustregion.minimize import minimize
+from trustregion.natural_step import natural_step
+from trustregion.operators import (
+    damped,
+    empirical_fisher_operator,
+    fisher_operator,
+    gauss_newton_operator,
+    hessian_operator,
+)
 from trustregion.result import (
     CGResult,
     CGStatus,
@@ -17,13 +28,34 @@ from trustregion.result import (
     SubproblemResult,
     SubproblemStatus,
 )
+from trustregion.steihaug import steihaug
+from trustregion.subproblem import cauchy_point, dogleg, exact
 
-# conjugate_gradient
-# steihaug
-# subproblem
-# line_search
-# operators
-# natural_step
-# minimize
+__all__ = [
+    "armijo",
+    "backtracking",
+    "cauchy_point",
+    "cg",
+    "CGResult",
+    "CGStatus",
+    "damped",
+    "dogleg",
+    "empirical_fisher_operator",
+    "exact",
+    "fisher_operator",
+    "gauss_newton_operator",
+    "hessian_operator",
+    "LineSearchResult",
+    "LineSearchStatus",
+    "minimize",
+    "MinimizeStatus",
+    "natural_step",
+    "NaturalStepResult",
+    "Status",
+    "steihaug",
+    "StepStatus",
+    "SubproblemResult",
+    "SubproblemStatus",
+]
 
 __version__ = "0.1.0"

@@ -16,11 +16,14 @@ def as_vector(x, name: str, *, n: int | None = None, copy: bool = True) -> np.nd
     try:
         arr = np.array(x, dtype=np.float64, copy=copy)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a 1-D array of real numbers; got {type(x).__name__}") from exc
+        raise ValueError(f"{name} must be a 1-D array of real numbers; got "
+                         f"{type(x).__name__}") from exc
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D vector; got an array of shape {arr.shape} (use .ravel())")
+        raise ValueError(f"{name} must be a 1-D vector; got an array of shape {arr.shape} (use "
+                         f".ravel())")
     if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} must have length {n} to match the operator; got length {arr.shape[0]}")
+        raise ValueError(f"{name} must have length {n} to match the operator; got length "
+                         f"{arr.shape[0]}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf; pass finite values")
     return arr
@@ -55,11 +58,13 @@ def as_dense_matrix(H, name: str, *, n: int | None = None) -> np.ndarray:
     try:
         arr = np.array(H, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a square matrix of real numbers; got {type(H).__name__}") from exc
+        raise ValueError(f"{name} must be a square matrix of real numbers; got "
+                         f"{type(H).__name__}") from exc
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"{name} must be a square 2-D matrix; got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} has shape {arr.shape} but the vector has length {n}; shapes must agree")
+        raise ValueError(f"{name} has shape {arr.shape} but the vector has length {n}; shapes "
+                         f"must agree")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf; pass finite values")
     return arr
@@ -86,18 +91,23 @@ def as_operator(A, name: str, *, n: int | None = None) -> LinearOperator:
             raise ValueError(f"{name} must be a square 2-D matrix; got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or inf; pass finite values")
-        op = LinearOperator(arr.shape, matvec=arr.dot, rmatvec=arr.T.dot, matmat=arr.dot, dtype=np.float64)
+        op = LinearOperator(arr.shape, matvec=arr.dot, rmatvec=arr.T.dot, matmat=arr.dot,
+                            dtype=np.float64)
     elif callable(A):
         if n is None:
-            raise ValueError(f"{name} is a callable, so its size cannot be inferred; pass a LinearOperator instead")
-        op = LinearOperator((n, n), matvec=lambda v: np.asarray(A(v), dtype=np.float64).reshape(-1), dtype=np.float64)
+            raise ValueError(f"{name} is a callable, so its size cannot be inferred; pass a "
+                             f"LinearOperator instead")
+        op = LinearOperator((n, n), dtype=np.float64,
+                            matvec=lambda v: np.asarray(A(v), dtype=np.float64).reshape(-1))
     else:
         raise ValueError(
-            f"{name} must be an ndarray, a scipy sparse matrix, a LinearOperator or a callable v -> A v; "
+            f"{name} must be an ndarray, a scipy sparse matrix, a LinearOperator or a callable v "
+            f"-> A v; "
             f"got {type(A).__name__}"
         )
     if op.shape[0] != op.shape[1]:
         raise ValueError(f"{name} must be square; got shape {op.shape}")
     if n is not None and op.shape[0] != n:
-        raise ValueError(f"{name} has shape {op.shape} but the vector has length {n}; shapes must agree")
+        raise ValueError(f"{name} has shape {op.shape} but the vector has length {n}; shapes "
+                         f"must agree")
     return op

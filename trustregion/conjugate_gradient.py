@@ -360,6 +360,8 @@ _SAFE_EXPONENT = 256  # |b| in [2^-256, 2^256]: squares of residuals stay normal
 
 
 def _power_of_two_scale(b: np.ndarray, x0: np.ndarray) -> float:
-    """``2^-e`` bringing ``max(|b_i|, |x0_i|)`` into ``[1/2, 1)`` if outside the safe range, else 1."""
+    """``2^-e`` bringing ``max(|b_i|, |x0_i|)`` into ``[1/2, 1)`` if outside the safe range.
+
+    Returns 1 when it is inside the range already."""
     e = math.frexp(max(float(np.max(np.abs(b))), float(np.max(np.abs(x0)))))[1]
     return 1.0 if abs(e) <= _SAFE_EXPONENT else math.ldexp(1.0, -e)

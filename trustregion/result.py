@@ -61,7 +61,8 @@ class CGStatus(Status):
         "stopped: breakdown, r^T z <= 0, so the preconditioner M is not positive definite",
         False,
     )
-    NON_FINITE = (4, "stopped: a non-finite value appeared; the last finite iterate is returned", False)
+    NON_FINITE = (4, "stopped: a non-finite value appeared; the last finite iterate is "
+                     "returned", False)
 
 
 class SubproblemStatus(Status):
@@ -79,8 +80,10 @@ class SubproblemStatus(Status):
         "stopped: the maximum number of iterations was reached; the last iterate is returned",
         False,
     )
-    NON_FINITE = (4, "stopped: a non-finite value appeared; the last finite iterate is returned", False)
-    ZERO_GRADIENT = (5, "converged: the gradient is zero and no direction of negative curvature is known", True)
+    NON_FINITE = (4, "stopped: a non-finite value appeared; the last finite iterate is "
+                     "returned", False)
+    ZERO_GRADIENT = (5, "converged: the gradient is zero and no direction of negative curvature "
+                        "is known", True)
     BREAKDOWN = (
         6,
         "stopped: breakdown, r^T M r <= 0, so the preconditioner M is not positive definite; "
@@ -110,7 +113,8 @@ class StepStatus(Status):
         False,
     )
     ZERO_GRADIENT = (2, "no step: the gradient is zero", False)
-    NON_FINITE = (3, "no step: a non-finite value appeared in the direction or its curvature", False)
+    NON_FINITE = (3, "no step: a non-finite value appeared in the direction or its "
+                     "curvature", False)
 
 
 class MinimizeStatus(Status):
@@ -121,7 +125,8 @@ class MinimizeStatus(Status):
     NON_FINITE = (2, "A non-finite value appeared at an accepted point.", False)
     RADIUS_COLLAPSED = (
         3,
-        "The trust radius fell below machine precision relative to ||x||; no further progress possible.",
+        "The trust radius fell below machine precision relative to ||x||; no further progress "
+        "possible.",
         False,
     )
     CALLBACK_STOP = (4, "The callback requested a stop.", False)
