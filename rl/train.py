@@ -11,6 +11,7 @@ renamed into place), so an interrupted or failed run keeps everything already sa
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import difflib
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
 from rl.algorithms import ALGORITHMS
@@ -87,6 +89,11 @@ class TrainConfig:
         Iterations between checkpoints (the last iteration always checkpoints).
     vectorization : str
         ``"sync"`` or ``"async"`` (subprocess) vector env.
+    blas_threads : int or None
+        Threads the BLAS library may use during the run (``None``: leave it alone). The
+        updates are many small matrix products, for which threads only add
+        synchronisation: on a 2-core machine one thread made a CartPole TRPO update 4-10x
+        faster than OpenBLAS's default (``benchmarks/bench_update.py``).
     """
 
     algo: str = "trpo"
@@ -106,6 +113,7 @@ class TrainConfig:
     eval_episodes: int = 10
     checkpoint_every: int = 5
     vectorization: str = "sync"
+    blas_threads: int | None = 1
 
     def __post_init__(self):
         self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
@@ -119,6 +127,8 @@ class TrainConfig:
             check_range("value_iterations", self.value_iterations, 1, None, integer=True)
         check_range("eval_episodes", self.eval_episodes, 0, None, integer=True)
         check_range("checkpoint_every", self.checkpoint_every, 1, None, integer=True)
+        if self.blas_threads is not None:
+            check_range("blas_threads", self.blas_threads, 1, None, integer=True)
         for name in ("vine_rollout_states", "vine_actions_per_state", "vine_rollout_length"):
             check_range(name, getattr(self, name), 1, None, integer=True)
         if any(h < 1 for h in self.hidden_sizes):
@@ -525,6 +535,14 @@ def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, confi
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.json", json.dumps(
             {"train": dataclasses.asdict(cfg), "algo": algo_cfg.to_dict()}, indent=2) + "\n")
+    cfg = run.cfg
+    limits = (threadpool_limits(limits=cfg.blas_threads, user_api="blas")
+              if cfg.blas_threads is not None else contextlib.nullcontext())
+    with limits:
+        return _train_loop(run, run_dir, env, resume, progress, plot, callback)
+
+
+def _train_loop(run, run_dir, env, resume, progress, plot, callback):
     cfg = run.cfg
     bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress)
     status = "completed"

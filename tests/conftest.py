@@ -7,8 +7,13 @@ import os
 
 import matplotlib
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
 
 matplotlib.use("Agg")
+
+# The tests multiply many small matrices; BLAS threads only add synchronisation there
+# (and oversubscribe a machine that runs other work), so the suite runs single-threaded.
+_blas_limits = threadpool_limits(limits=1, user_api="blas")
 
 settings.register_profile(
     "ci",
