@@ -22,6 +22,8 @@ __all__ = [
     "indefinite_matrices",
     "random_mdps",
     "stochastic_matrices",
+    "nonzero_vectors",
+    "spd_with_spectrum",
 ]
 
 
@@ -111,3 +113,17 @@ def random_mdps(draw, *, max_states=5, max_actions=3, min_gamma=0.5, max_gamma=0
     gamma = draw(finite_floats(min_gamma, max_gamma))
     mu0 = draw(stochastic_matrices(1, S))[0]
     return P, R, gamma, mu0
+
+
+def nonzero_vectors(n, *, min_norm=1e-3):
+    """Vectors with ``||v|| >= min_norm`` and no entry below 1e-100 in magnitude."""
+    return (
+        vectors(n)
+        .map(lambda v: np.where(np.abs(v) < 1e-100, 0.0, v))
+        .filter(lambda v: np.linalg.norm(v) >= min_norm)
+    )
+
+
+def spd_with_spectrum(n=None, **kwargs):
+    """``(A, lam, Q)``: an SPD matrix with its eigenvalues and orthogonal eigenvectors."""
+    return spd_matrices(n, return_spectrum=True, **kwargs)
