@@ -74,6 +74,10 @@ class TrainConfig:
     baseline : str
         ``"mlp"`` (a value network, GAE paper), ``"linear"`` (Duan et al. 2016),
         ``"constant"`` or ``"none"``.
+    value_optimizer : str
+        How the value network is fitted: ``"trust-region"`` (Gauss-Newton CG steps in a
+        trust region, GAE paper §5), ``"lbfgs"`` or ``"adam"``
+        (see :class:`rl.advantages.MLPValueFunction`).
     value_iterations : int or None
         Optimiser iterations of each value fit (``None``: the value function's default).
     obs_normalization : bool
@@ -104,6 +108,7 @@ class TrainConfig:
     steps_per_env: int = 512
     hidden_sizes: tuple = (64, 64)
     baseline: str = "mlp"
+    value_optimizer: str = "trust-region"
     value_iterations: int | None = None
     obs_normalization: bool = False
     sampling: str = "single_path"
@@ -134,6 +139,7 @@ class TrainConfig:
         if any(h < 1 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive; got {self.hidden_sizes}")
         for name, allowed in (("baseline", ("mlp", "linear", "constant", "none")),
+                              ("value_optimizer", ("trust-region", "lbfgs", "adam")),
                               ("sampling", ("single_path", "vine")),
                               ("vectorization", ("sync", "async"))):
             if getattr(self, name) not in allowed:
@@ -291,8 +297,8 @@ def _make_baseline(cfg: TrainConfig, obs_dim, normalizer, seed):
         return ConstantBaseline()
     if cfg.baseline == "linear":
         return LinearFeatureBaseline()
-    return MLPValueFunction(obs_dim, cfg.hidden_sizes, seed=seed, iterations=cfg.value_iterations,
-                            obs_normalizer=normalizer)
+    return MLPValueFunction(obs_dim, cfg.hidden_sizes, seed=seed, optimizer=cfg.value_optimizer,
+                            iterations=cfg.value_iterations, obs_normalizer=normalizer)
 
 
 def _obs_dim(space):

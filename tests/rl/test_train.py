@@ -85,6 +85,10 @@ def test_resolve_config_routes_keys_and_rejects_unknown_ones():
         resolve_config("trpo", overrides={"max_kl": "-1"})
     with pytest.raises(ConfigError, match="trpo"):
         resolve_config("trpoo")
+    with pytest.raises(ConfigError, match="value_optimizer"):
+        resolve_config("trpo", overrides={"value_optimizer": "sgd"})
+    assert resolve_config("ppo", overrides={"value_optimizer": "lbfgs"})[0].value_optimizer == \
+        "lbfgs"
 
 
 class NaNAfter(gym.Env):
