@@ -37,7 +37,7 @@ from rl.envs import (
     vine_unsupported_error,
 )
 
-__all__ = ["Batch", "SinglePathSampler", "VineBatch", "VineSampler"]
+__all__ = ["Batch", "EnvAction", "SinglePathSampler", "VineBatch", "VineSampler"]
 
 
 # --------------------------------------------------------------------------------------
@@ -108,6 +108,33 @@ def _nonfinite(what: str, where: str) -> NonFiniteEnvironmentError:
 # Batch
 # --------------------------------------------------------------------------------------
 
+
+
+class EnvAction:
+    """What the environment is sent for a sampled action.
+
+    A Gaussian policy samples unbounded actions; a ``Box`` action space gets them clipped
+    to its bounds and cast to its dtype, while the batch keeps the raw sample (whose
+    log-probability the update needs). ``Discrete`` actions pass through unchanged.
+
+    Examples
+    --------
+    >>> from gymnasium import spaces
+    >>> EnvAction(spaces.Box(-1.0, 1.0, (2,), np.float32))(np.array([[0.5, 3.0]]))
+    array([[0.5, 1. ]], dtype=float32)
+    """
+
+    def __init__(self, action_space):
+        self.box = isinstance(action_space, spaces.Box)
+        if self.box:
+            self.low = np.asarray(action_space.low, dtype=np.float64)
+            self.high = np.asarray(action_space.high, dtype=np.float64)
+            self.dtype = action_space.dtype
+
+    def __call__(self, a):
+        if not self.box:
+            return a
+        return np.clip(a, self.low, self.high).astype(self.dtype, copy=False)
 
 @dataclass
 class Batch:
@@ -305,13 +332,7 @@ class SinglePathSampler:
         self._obs_shape, self._obs_dtype = _space_layout(venv.single_observation_space)
         self._act_shape, self._act_dtype = _space_layout(venv.single_action_space)
         self._box_obs = isinstance(venv.single_observation_space, spaces.Box)
-        act_space = venv.single_action_space
-        if isinstance(act_space, spaces.Box):
-            self._low = np.asarray(act_space.low, dtype=np.float64)
-            self._high = np.asarray(act_space.high, dtype=np.float64)
-            self._env_act_dtype = act_space.dtype
-        else:
-            self._low = self._high = None
+        self._env_action = EnvAction(venv.single_action_space)
 
         self._obs = None  # current observations; None: reset before the next step
         self._episode_return = np.zeros(self.num_envs)
@@ -366,8 +387,7 @@ class SinglePathSampler:
         ended_lengths: list[int] = []
         episode_return, episode_length = self._episode_return, self._episode_length
 
-        clip = self._low is not None  # Box actions: clip what the env sees, store the sample
-        low, high = self._low, self._high
+        env_action = self._env_action  # Box actions: clip what the env sees, store the sample
         isfinite = np.isfinite
         obs = self._obs
         for t in range(T):
@@ -382,8 +402,7 @@ class SinglePathSampler:
             dist_params[t] = params
             timesteps[t] = episode_length
 
-            env_a = np.clip(a, low, high).astype(self._env_act_dtype, copy=False) if clip else a
-            next_obs, r, term, trunc, info = venv.step(env_a)
+            next_obs, r, term, trunc, info = venv.step(env_action(a))
             next_obs = np.asarray(next_obs, dtype=obs_dtype)
             if not isfinite(r).all():
                 i = int(np.flatnonzero(~isfinite(r))[0])
@@ -758,12 +777,7 @@ class VineSampler:
             self.enumerate_actions = False
             self.actions_per_state = _positive_int(actions_per_state, "actions_per_state")
 
-        if isinstance(act_space, spaces.Box):
-            self._low = np.asarray(act_space.low, dtype=np.float64)
-            self._high = np.asarray(act_space.high, dtype=np.float64)
-            self._env_act_dtype = act_space.dtype
-        else:
-            self._low = self._high = None
+        self._env_action = EnvAction(act_space)
         self._obs_dtype = _space_layout(self._rollout_env.observation_space)[1]
 
         trunk_ss, choice_ss, rollout_ss, action_ss = _seed_sequence(seed).spawn(4)
@@ -779,11 +793,6 @@ class VineSampler:
         """Close the trunk and rollout environments."""
         self._venv.close()
         self._rollout_env.close()
-
-    def _env_action(self, a):
-        if self._low is None:
-            return a
-        return np.clip(a, self._low, self._high).astype(self._env_act_dtype, copy=False)
 
     def _rollout(self, state, first_action, env_seed: int, policy_seed: int):
         """``(Q̂, steps)``: discounted return of up to H steps from a restored state."""

@@ -34,7 +34,7 @@ from rl.algorithms import ALGORITHMS
 from rl.algorithms.base import check_range
 from rl.envs import NonFiniteEnvironmentError, check_spaces, make_vector_env
 from rl.policies import make_policy
-from rl.sampling import SinglePathSampler, VineSampler
+from rl.sampling import EnvAction, SinglePathSampler, VineSampler
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
            "ConfigError", "CheckpointError"]
@@ -603,13 +603,14 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
     check_range("episodes", episodes, 1, None, integer=True)
     venv = make_vector_env(env, 1, seed=seed)
     rng = np.random.default_rng(seed)
+    env_action = EnvAction(venv.single_action_space)
     returns, lengths = [], []
     try:
         obs, _ = venv.reset(seed=seed)
         total, length = 0.0, 0
         while len(returns) < episodes:
             action = policy.act(obs, rng, deterministic=deterministic)
-            obs, reward, term, trunc, _ = venv.step(_clip(venv, action))
+            obs, reward, term, trunc, _ = venv.step(env_action(action))
             if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(reward))):
                 raise NonFiniteEnvironmentError("the environment returned NaN/inf during "
                                                 "evaluation")
@@ -626,12 +627,6 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
             "eval/return_min": float(r.min()), "eval/return_max": float(r.max()),
             "eval/length_mean": float(np.mean(lengths)), "eval/episodes": int(r.size)}
 
-
-def _clip(venv, action):
-    space = venv.action_space
-    if hasattr(space, "low") and np.issubdtype(space.dtype, np.floating):
-        return np.clip(action, space.low, space.high)
-    return action
 
 
 def evaluate(run_dir, *, episodes=10, seed=None):
