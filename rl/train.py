@@ -418,9 +418,14 @@ def _read_checkpoint(run_dir):
 def load_run(run_dir):
     """Rebuild the objects of a run from its folder (used by resume and evaluate)."""
     state = _read_checkpoint(run_dir)
-    cfg = TrainConfig(**state["config"])
-    algo_cfg = ALGORITHMS[cfg.algo].config_class(**state["algo_config"])
-    run = _Run(cfg, algo_cfg)
+    try:
+        cfg = TrainConfig(**state["config"])
+        algo_cfg = ALGORITHMS[cfg.algo].config_class(**state["algo_config"])
+        run = _Run(cfg, algo_cfg)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot rebuild the run in {run_dir} from its checkpoint: {exc} "
+                              "(a run on an environment object, not a Gymnasium id, cannot be "
+                              "resumed from the command line)") from None
     try:
         run.load_state_dict(state)
     except (KeyError, ValueError) as exc:
@@ -433,8 +438,8 @@ def load_run(run_dir):
 class _Progress:
     """A one-line progress bar on a terminal, plain log lines otherwise."""
 
-    def __init__(self, total, enabled, stream=None):
-        self.total, self.enabled = total, enabled
+    def __init__(self, total, enabled, stream=None, start=0):
+        self.total, self.enabled, self.start = total, enabled, start
         self.stream = stream or sys.stderr
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.t0 = time.perf_counter()
@@ -442,7 +447,7 @@ class _Progress:
     def update(self, steps, row):
         if not self.enabled:
             return
-        rate = steps / max(time.perf_counter() - self.t0, 1e-9)
+        rate = (steps - self.start) / max(time.perf_counter() - self.t0, 1e-9)
         ret = row.get("episode/return_mean", float("nan"))
         kl = next((row[k] for k in ("trpo/kl", "npg/kl", "ppo/kl", "vpg/kl") if k in row), math.nan)
         it = row.get("iteration", 0)
@@ -550,7 +555,8 @@ def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, confi
 
 def _train_loop(run, run_dir, env, resume, progress, plot, callback):
     cfg = run.cfg
-    bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress)
+    bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress,
+                    start=run.total_steps)
     status = "completed"
     try:
         while run.total_steps < cfg.steps:

@@ -183,3 +183,28 @@ def test_vine_on_an_env_without_state_restore_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="vine"):
         train("trpo", "CartPole-v1", steps=256, out=tmp_path / "v", progress=False,
               config={"sampling": "vine"})
+
+
+def test_mismatched_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    """A checkpoint whose config cannot be rebuilt, or whose policy does not fit its
+    architecture, is refused with exit 2; the file is left as it was."""
+    import pickle
+
+    run = tmp_path / "run"
+    train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
+          plot=False)
+    path = run / "checkpoint.pkl"
+    good = path.read_bytes()
+    state = pickle.loads(good)
+    state["config"]["env"] = "NoSuchEnv-v0"
+    path.write_bytes(pickle.dumps(state))
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot rebuild" in err[0]
+    state = pickle.loads(good)
+    state["config"]["hidden_sizes"] = (8,)  # the saved theta is for (64, 64)
+    bad = pickle.dumps(state)
+    path.write_bytes(bad)
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "does not match" in capsys.readouterr().err
+    assert path.read_bytes() == bad
