@@ -1,0 +1,348 @@
+"""Learning benchmark: final evaluation return of TRPO, NPG, PPO and VPG over seeds.
+
+Goals (issue "algorithms", Benchmarks): mean final evaluation return over 5 seeds for
+TRPO, NPG, PPO and VPG on CartPole-v1 (100k steps; TRPO ≥ 475 on at least 4 of 5
+seeds), Pendulum-v1 (200k steps; TRPO ≥ −250) and Hopper-v5 (1M steps; ≥ 2000, the level
+OpenAI Baselines' TRPO reports).
+
+Every (env, algo, seed) is one call of :func:`rl.train` with the runner's defaults plus
+the per-environment overrides of :data:`ENV_OVERRIDES`, in its own run folder
+``<out>/runs/<env>/<algo>-seed<k>/`` (config, metrics, checkpoint, evaluation). The final
+evaluation is the runner's: 10 episodes of the deterministic policy on a fresh env seeded
+``seed + 10000``. Runs go to ``--jobs`` worker processes; after each finished run the
+summary ``<out>/learning.json`` / ``learning.md`` is rewritten atomically (merged with
+the runs already recorded there), so partial results survive an interruption. A run
+whose folder already holds a finished record is reused unless ``--force``.
+
+Learning curves: ``<out>/learning_<env>.png``, the training episode return (mean over
+the iteration's completed episodes) against environment steps, all algorithms on one
+figure, the line the mean over seeds and the band the min/max over seeds.
+
+Run::
+
+    python benchmarks/bench_learning.py --envs CartPole-v1            # 4 algos x 5 seeds
+    python benchmarks/bench_learning.py --envs Pendulum-v1 --algos trpo
+    python benchmarks/bench_learning.py --envs Hopper-v5 --seeds 0 --steps 20000   # smoke
+    python benchmarks/bench_learning.py --envs Pendulum-v1 --algos trpo --runner-defaults
+
+``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported (see the README).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    command_line,
+    machine_info,
+    markdown_table,
+    timestamp,
+    write_atomic,
+    write_json,
+)
+
+ALGOS = ("trpo", "npg", "ppo", "vpg")
+ENV_STEPS = {"CartPole-v1": 100_000, "Pendulum-v1": 200_000, "Hopper-v5": 1_000_000}
+GOALS = {
+    "CartPole-v1": {"algo": "trpo", "threshold": 475.0, "min_seeds": 4,
+                    "text": "TRPO eval return ≥ 475 on at least 4 of 5 seeds"},
+    "Pendulum-v1": {"algo": "trpo", "threshold": -250.0, "mean": True,
+                    "text": "TRPO mean eval return ≥ −250"},
+    "Hopper-v5": {"algo": "trpo", "threshold": 2000.0, "mean": True,
+                  "text": "TRPO mean eval return ≥ 2000"},
+}
+#: Settings passed to ``rl.train(config=...)`` on top of the runner's defaults, the same
+#: for every algorithm on that environment. Pendulum-v1: the runner's defaults (gamma
+#: 0.99, batch 4096) are replaced by rl-baselines3-zoo's tuned TRPO settings for
+#: Pendulum-v1 (hyperparams/trpo.yml: gamma 0.9, 2 envs x 1024 steps = 2048 per batch);
+#: its gSDE exploration has no counterpart here and is not used. Hopper-v5: observation
+#: normalisation, as in the zoo's MuJoCo TRPO settings (``normalize: true``) and Spinning
+#: Up / OpenAI Baselines' MuJoCo runs, and OpenAI Baselines' TRPO MuJoCo batch and GAE
+#: settings (``run_mujoco.py``: timesteps_per_batch 1024, lam 0.98) — 2 envs x 512 steps.
+SETTINGS_LABEL = "benchmark"
+DEFAULTS_LABEL = "runner defaults"
+ENV_OVERRIDES = {
+    "Pendulum-v1": {"gamma": 0.9, "num_envs": 2, "steps_per_env": 1024},
+    "Hopper-v5": {"obs_normalization": True, "num_envs": 2, "steps_per_env": 512, "lam": 0.98},
+}
+
+
+# ------------------------------------------------------------------------------- one run
+def run_one(env: str, algo: str, seed: int, steps: int, overrides: dict, run_dir: str,
+            label: str = SETTINGS_LABEL) -> dict:
+    """Train one (env, algo, seed) in ``run_dir``; return the record for the summary."""
+    import rl
+
+    run_dir = Path(run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an unfinished earlier attempt: start clean
+    load_start = list(os.getloadavg())
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    result = rl.train(algo, env, steps=steps, seed=seed, out=run_dir, config=dict(overrides),
+                      progress=False, plot=False)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    hist = result.history
+    record = {
+        "env": env, "algo": algo, "seed": seed, "steps": steps,
+        "overrides": dict(overrides),
+        "settings": label,
+        "status": result.status,
+        "eval_return_mean": result.evaluation.get("eval/return_mean", math.nan),
+        "eval_return_std": result.evaluation.get("eval/return_std", math.nan),
+        "evaluation": result.evaluation,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "sample_s": float(sum(r.get("time/sample_s", 0.0) for r in hist)),
+        "update_s": float(sum(r.get("time/update_s", 0.0) for r in hist)),
+        "iterations": len(hist),
+        "final_train_return": _last_finite(r.get("episode/return_mean") for r in hist),
+        "curve": {"steps": [int(r["steps"]) for r in hist],
+                  "return_mean": [_num(r.get("episode/return_mean")) for r in hist]},
+        "load_average_start": load_start,
+        "load_average_end": list(os.getloadavg()),
+        "run_dir": str(run_dir),
+        "date": timestamp(),
+    }
+    write_json(run_dir / "benchmark_record.json", record)
+    return record
+
+
+def _num(v):
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _last_finite(values):
+    out = None
+    for v in values:
+        if v is not None and np.isfinite(v):
+            out = float(v)
+    return out
+
+
+# ------------------------------------------------------------------------------- summary
+def _label(rec):
+    return rec.get("settings", SETTINGS_LABEL)
+
+
+def _key(rec):
+    return f"{rec['env']}|{rec['algo']}|{rec['seed']}|{rec['steps']}|{_label(rec)}"
+
+
+def summarize(records: dict, out: Path, command: str, jobs: int) -> str:
+    """Rewrite ``learning.json`` / ``learning.md`` from all ``records``; return the Markdown."""
+    recs = sorted(records.values(), key=lambda r: (r["env"], ALGOS.index(r["algo"])
+                                                   if r["algo"] in ALGOS else 99,
+                                                   r["steps"], _label(r), r["seed"]))
+    groups = {}
+    for r in recs:
+        groups.setdefault((r["env"], r["algo"], r["steps"], _label(r)), []).append(r)
+    rows, summary = [], []
+    for (env, algo, steps, label), rs in groups.items():
+        rets = [r["eval_return_mean"] for r in rs]
+        walls = [r["wall_s"] for r in rs]
+        goal = GOALS.get(env)
+        goal_text = ""
+        entry = {"env": env, "algo": algo, "steps": steps, "settings": label,
+                 "seeds": [r["seed"] for r in rs],
+                 "eval_returns": rets, "mean": statistics.fmean(rets),
+                 "std": statistics.pstdev(rets) if len(rets) > 1 else 0.0,
+                 "min": min(rets), "max": max(rets),
+                 "wall_s_mean": statistics.fmean(walls), "wall_s": walls,
+                 "overrides": rs[0]["overrides"]}
+        if goal and goal["algo"] == algo and steps == ENV_STEPS.get(env) \
+                and label == SETTINGS_LABEL:
+            if goal.get("mean"):
+                met = entry["mean"] >= goal["threshold"]
+                goal_text = f"{'met' if met else 'not met'} ({len(rets)} seeds)"
+            else:
+                hits = sum(r >= goal["threshold"] for r in rets)
+                met = hits >= goal["min_seeds"]
+                goal_text = f"{hits}/{len(rets)} ≥ {goal['threshold']:g}: " \
+                            f"{'met' if met else 'not met'}"
+            entry["goal"] = goal["text"]
+            entry["goal_met"] = bool(met)
+        summary.append(entry)
+        rows.append([env, algo, f"{steps:,}", label, len(rs),
+                     f"{entry['mean']:.1f} ± {entry['std']:.1f}",
+                     " / ".join(f"{r['seed']}: {r['eval_return_mean']:.1f}" for r in rs),
+                     f"{entry['min']:.1f} – {entry['max']:.1f}",
+                     f"{entry['wall_s_mean']:.0f}", goal_text])
+    run_rows = [[r["env"], r["algo"], r["seed"], f"{r['steps']:,}", _label(r),
+                 f"{r['eval_return_mean']:.1f}", f"{r['final_train_return']:.1f}"
+                 if r["final_train_return"] is not None else "–",
+                 f"{r['wall_s']:.0f}", f"{r['sample_s']:.0f}", f"{r['update_s']:.0f}",
+                 r["iterations"], r["status"],
+                 f"{r['load_average_start'][0]:.1f} → {r['load_average_end'][0]:.1f}"]
+                for r in recs]
+    overrides = {env: ENV_OVERRIDES.get(env, {}) for env in sorted({r["env"] for r in recs})}
+    md = "\n".join([
+        "# Learning benchmark: final evaluation return over seeds",
+        "",
+        "Final evaluation: 10 episodes of the deterministic policy (the runner's "
+        "`eval/return_mean`), per seed; mean ± standard deviation over seeds. Wall-clock "
+        f"per run with up to {jobs} runs in parallel on a shared "
+        f"{os.cpu_count()}-CPU machine, OPENBLAS_NUM_THREADS=1.",
+        "",
+        markdown_table(["env", "algo", "steps", "settings", "seeds", "eval return",
+                        "per seed", "min – max", "wall-clock per run (s)", "goal"], rows,
+                       "llllrrlrrl"),
+        "",
+        "Settings \"benchmark\": runner defaults (`rl.train`) plus, per environment: "
+        + "; ".join(f"{env}: {ov or 'none'}" for env, ov in overrides.items())
+        + ". See `ENV_OVERRIDES` in `benchmarks/bench_learning.py` for the sources. "
+        "Settings \"runner defaults\": `rl.train` without overrides (`--runner-defaults`).",
+        "",
+        "## Runs",
+        "",
+        markdown_table(["env", "algo", "seed", "steps", "settings", "eval return",
+                        "last training return", "wall (s)", "sampling (s)", "updates (s)",
+                        "iterations", "status", "1-min load start → end"], run_rows,
+                       "llrrlrrrrrrll"),
+        "",
+        f"Last command: `{command}`; {timestamp()}.",
+        "",
+    ])
+    write_json(out / "learning.json", {
+        "benchmark": "learning", "summary": summary, "runs": recs,
+        "env_overrides": ENV_OVERRIDES, "goals": GOALS,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "machine": machine_info(), "command": command, "date": timestamp(),
+    })
+    write_atomic(out / "learning.md", md)
+    return md
+
+
+def plot_env(env: str, records: dict, out: Path) -> Path | None:
+    """Learning curves of every algorithm on ``env``: mean over seeds, min/max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [r for r in records.values() if r["env"] == env and _label(r) == SETTINGS_LABEL]
+    if not recs:
+        return None
+    steps_budget = max(r["steps"] for r in recs)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for algo in ALGOS:
+        rs = [r for r in recs if r["algo"] == algo and r["steps"] == steps_budget]
+        if not rs:
+            continue
+        n = min(len(r["curve"]["steps"]) for r in rs)
+        x = np.asarray(rs[0]["curve"]["steps"][:n], dtype=float)
+        y = np.array([[np.nan if v is None else v for v in r["curve"]["return_mean"][:n]]
+                      for r in rs], dtype=float)
+        # an iteration without a finished episode carries the previous value forward
+        for row in y:
+            for i in range(1, n):
+                if np.isnan(row[i]):
+                    row[i] = row[i - 1]
+        line = ax.plot(x, np.nanmean(y, axis=0), label=f"{algo.upper()} ({len(rs)} seeds)")[0]
+        ax.fill_between(x, np.nanmin(y, axis=0), np.nanmax(y, axis=0), alpha=0.2,
+                        color=line.get_color(), linewidth=0)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("training episode return")
+    ax.set_title(f"{env}: mean over seeds, band = min/max")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = out / f"learning_{env}.png"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------- main
+def load_records(out: Path) -> dict:
+    path = out / "learning.json"
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {_key(r): r for r in data.get("runs", [])}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(ENV_STEPS))
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=None,
+                        help="environment steps per run for every env (default: "
+                             + ", ".join(f"{e} {s:,}" for e, s in ENV_STEPS.items()) + ")")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel worker processes")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
+    parser.add_argument("--force", action="store_true", help="rerun finished runs")
+    parser.add_argument("--runner-defaults", action="store_true",
+                        help="train with rl.train's defaults, without ENV_OVERRIDES")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    command = command_line("bench_learning.py", argv)
+
+    records = load_records(out)
+    queue = []
+    for env in args.envs:
+        steps = args.steps or ENV_STEPS.get(env, 1_000_000)
+        for algo in args.algos:
+            for seed in args.seeds:
+                label = DEFAULTS_LABEL if args.runner_defaults else SETTINGS_LABEL
+                overrides = {} if args.runner_defaults else ENV_OVERRIDES.get(env, {})
+                suffix = "-defaults" if args.runner_defaults else ""
+                run_dir = out / "runs" / env / f"{algo}-seed{seed}-{steps}{suffix}"
+                rec_path = run_dir / "benchmark_record.json"
+                if rec_path.exists() and not args.force:
+                    rec = json.loads(rec_path.read_text())
+                    records[_key(rec)] = rec
+                    print(f"reused {env} {algo} seed {seed}: {rec['eval_return_mean']:.1f}")
+                    continue
+                queue.append((env, algo, seed, steps, overrides, str(run_dir), label))
+
+    print(f"{len(queue)} runs to do with {args.jobs} jobs; load {os.getloadavg()}", flush=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        pending = {pool.submit(run_one, *job): job for job in queue}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                env, algo, seed = pending.pop(fut)[:3]
+                try:
+                    rec = fut.result()
+                except Exception as exc:  # noqa: BLE001 - one failed run must not lose the rest
+                    print(f"FAILED {env} {algo} seed {seed}: {type(exc).__name__}: {exc}",
+                          flush=True)
+                    continue
+                records[_key(rec)] = rec
+                print(f"done {env} {algo} seed {seed}: eval {rec['eval_return_mean']:.1f}, "
+                      f"{rec['wall_s']:.0f} s", flush=True)
+                summarize(records, out, command, args.jobs)
+                plot_env(env, records, out)
+    md = summarize(records, out, command, args.jobs) if records else ""
+    for env in sorted({r["env"] for r in records.values()}):
+        plot_env(env, records, out)
+    print(md)
+    return records
+
+
+if __name__ == "__main__":
+    main()
