@@ -56,7 +56,7 @@ def npg_step(objective, config):
     There is no line search: that is what TRPO adds.
     """
     theta_old = objective.theta_old
-    g = objective.gradient()
+    L_old, g = objective.value_and_gradient()
     F = objective.fisher_operator()
     if config.damping > 0:
         F = tr.damped(F, config.damping)
@@ -76,7 +76,7 @@ def npg_step(objective, config):
     diag.update({
         "npg/step_size": float(eta),
         "npg/expected_improvement": float(eta * gFg),
-        "npg/surrogate_before": float(objective.surrogate(theta_old)),
+        "npg/surrogate_before": L_old,
         "npg/surrogate_after": float(objective.surrogate(theta)),
         "npg/kl": float(objective.mean_kl(theta)),
         "npg/status": "ok",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import grad
+from autograd import grad, value_and_grad
 
 import trustregion as tr
 
@@ -157,6 +157,12 @@ class PolicyObjective:
         """:math:`\\nabla_\\theta L` at ``theta`` (default :math:`\\theta_{old}`) by autograd."""
         theta = self.theta_old if theta is None else theta
         return grad(self.surrogate)(np.asarray(theta, dtype=np.float64), idx)
+
+    def value_and_gradient(self, theta=None, idx=None):
+        """``(L(theta), grad L(theta))`` from one forward and one backward pass."""
+        theta = self.theta_old if theta is None else theta
+        value, g = value_and_grad(self.surrogate)(np.asarray(theta, dtype=np.float64), idx)
+        return float(value), g
 
     def fisher_operator(self, *, fraction=1.0, rng=None):
         """The Fisher matrix at :math:`\\theta_{old}` as a matrix-free ``LinearOperator``.

@@ -74,8 +74,7 @@ def trpo_step(objective, config, rng=None):
     4. If no trial passes, keep :math:`\\theta_{old}` and say so.
     """
     theta_old = objective.theta_old
-    L_old = float(objective.surrogate(theta_old))
-    g = objective.gradient()
+    L_old, g = objective.value_and_gradient()
     F = objective.fisher_operator(fraction=config.fisher_fraction, rng=rng)
     if config.damping > 0:
         F = tr.damped(F, config.damping)

@@ -53,7 +53,7 @@ class VPG(PolicyOptimizer):
         self.adam = Adam(policy.num_params, learning_rate=self.config.learning_rate)
 
     def policy_step(self, objective):
-        g = objective.gradient()
+        L_old, g = objective.value_and_gradient()
         theta_old = objective.theta_old
         if self.config.optimizer == "adam":
             theta = self.adam.step(theta_old, -g)  # Adam descends; ascend the surrogate
@@ -61,7 +61,7 @@ class VPG(PolicyOptimizer):
             theta = theta_old + self.config.learning_rate * g
         self.policy.theta = theta
         return {"vpg/grad_norm": float(np.linalg.norm(g)),
-                "vpg/surrogate_before": float(objective.surrogate(theta_old)),
+                "vpg/surrogate_before": L_old,
                 "vpg/surrogate_after": float(objective.surrogate(theta)),
                 "vpg/kl": float(objective.mean_kl(theta))}
 

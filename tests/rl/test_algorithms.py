@@ -134,8 +134,8 @@ def test_trpo_restores_parameters_when_the_line_search_fails():
             return -float(np.sum((np.asarray(theta) - theta0) ** 2)) + 0.0 * super().surrogate(
                 theta, idx)
 
-        def gradient(self, theta=None, idx=None):  # pretend uphill direction
-            return np.ones_like(theta0)
+        def value_and_gradient(self, theta=None, idx=None):  # pretend uphill direction
+            return 0.0, np.ones_like(theta0)
 
     base = PolicyObjective.exact(mdp, policy)
     obj = NoImprovement(policy, base.observations, base.actions, base.advantages,
