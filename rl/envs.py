@@ -38,6 +38,7 @@ __all__ = [
     "NonFiniteEnvironmentError",
     "VineUnsupportedError",
     "check_spaces",
+    "env_factory",
     "make_vector_env",
     "restore_state",
     "save_state",
@@ -180,6 +181,35 @@ def _resolve_id(env_id: str) -> None:
     )
 
 
+def env_factory(env, env_kwargs=None) -> Callable[[], gymnasium.Env]:
+    """A zero-argument callable that builds one fresh environment from ``env``.
+
+    ``env`` is a Gymnasium id (checked against the registry, with close matches suggested),
+    a callable returning a :class:`gymnasium.Env` (called with ``env_kwargs``), or an
+    instance (deep-copied on every call; ``env_kwargs`` must then be empty). This is how
+    :func:`make_vector_env` builds its sub-environments and how the vine sampler builds
+    its rollout environment.
+    """
+    if env_kwargs is not None and not isinstance(env_kwargs, dict):
+        raise ValueError(f"env_kwargs must be a dict or None; got {type(env_kwargs).__name__}")
+    kwargs = dict(env_kwargs or {})
+    if isinstance(env, str):
+        _resolve_id(env)
+        return functools.partial(gymnasium.make, env, **kwargs)
+    if isinstance(env, gymnasium.Env):
+        if kwargs:
+            raise ValueError(
+                "env_kwargs cannot be used with an Env instance; pass a factory or an id instead"
+            )
+        return functools.partial(copy.deepcopy, env)
+    if callable(env):
+        return functools.partial(_call_factory, env, kwargs)
+    raise ValueError(
+        "env must be a Gymnasium id string, a callable returning a gymnasium.Env, or an "
+        f"Env instance; got {type(env).__name__}"
+    )
+
+
 def _call_factory(factory: Callable[..., Any], kwargs: dict) -> gymnasium.Env:
     env = factory(**kwargs)
     if not isinstance(env, gymnasium.Env):
@@ -257,30 +287,11 @@ def make_vector_env(
         raise ValueError(f"num_envs must be a positive integer; got {num_envs!r}")
     if vectorization not in ("sync", "async"):
         raise ValueError(f'vectorization must be "sync" or "async"; got {vectorization!r}')
-    if env_kwargs is not None and not isinstance(env_kwargs, dict):
-        raise ValueError(f"env_kwargs must be a dict or None; got {type(env_kwargs).__name__}")
-    kwargs = dict(env_kwargs or {})
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
     ):
         raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
-
-    if isinstance(env, str):
-        _resolve_id(env)
-        env_fn = functools.partial(gymnasium.make, env, **kwargs)
-    elif isinstance(env, gymnasium.Env):
-        if kwargs:
-            raise ValueError(
-                "env_kwargs cannot be used with an Env instance; pass a factory or an id instead"
-            )
-        env_fn = functools.partial(copy.deepcopy, env)
-    elif callable(env):
-        env_fn = functools.partial(_call_factory, env, kwargs)
-    else:
-        raise ValueError(
-            "env must be a Gymnasium id string, a callable returning a gymnasium.Env, or an "
-            f"Env instance; got {type(env).__name__}"
-        )
+    env_fn = env_factory(env, env_kwargs)
 
     env_fns = [env_fn] * int(num_envs)
     if vectorization == "sync":

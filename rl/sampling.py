@@ -22,7 +22,6 @@ import copy
 import numbers
 from dataclasses import dataclass, field
 
-import gymnasium
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import VectorEnv
@@ -30,6 +29,7 @@ from gymnasium.vector import VectorEnv
 from rl.envs import (
     NonFiniteEnvironmentError,
     check_spaces,
+    env_factory,
     make_vector_env,
     restore_state,
     save_state,
@@ -598,25 +598,6 @@ class VineBatch:
         return getattr(self, name)
 
 
-def _make_single_env(env_fn_or_env, env_kwargs):
-    """A fresh single env built the same way as the trunk's sub-environment."""
-    if isinstance(env_fn_or_env, str):
-        return gymnasium.make(env_fn_or_env, **env_kwargs)
-    if isinstance(env_fn_or_env, gymnasium.Env):
-        return copy.deepcopy(env_fn_or_env)
-    if callable(env_fn_or_env):
-        env = env_fn_or_env(**env_kwargs)
-        if not isinstance(env, gymnasium.Env):
-            raise ValueError(
-                f"env factory must return a gymnasium.Env; got {type(env).__name__}"
-            )
-        return env
-    raise ValueError(
-        "env_fn_or_env must be a Gymnasium id, a callable returning a gymnasium.Env or an Env "
-        f"instance; got {type(env_fn_or_env).__name__}"
-    )
-
-
 def _reseed_env(env, seed: int) -> None:
     """Replace the unwrapped env's RNG by a fresh one (the noise of the next transitions)."""
     env.unwrapped.np_random = np.random.Generator(np.random.PCG64(seed))
@@ -696,6 +677,7 @@ class VineSampler:
 
     Examples
     --------
+    >>> import gymnasium
     >>> import numpy as np
     >>> from gymnasium import spaces
     >>> class Coin(gymnasium.Env):
@@ -753,7 +735,7 @@ class VineSampler:
         self.update_normalizer = bool(update_normalizer)
 
         # Fail up front if the env cannot be saved/restored, before building the trunk.
-        self._rollout_env = _make_single_env(env_fn_or_env, dict(env_kwargs or {}))
+        self._rollout_env = env_factory(env_fn_or_env, env_kwargs)()
         if not supports_state_restore(self._rollout_env):
             self._rollout_env.close()
             raise vine_unsupported_error(self._rollout_env)
