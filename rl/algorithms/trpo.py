@@ -104,11 +104,12 @@ def trpo_step(objective, config, rng=None):
                          shrink=config.backtrack_shrink, max_steps=config.max_backtracks,
                          accept=accept, f0=L_old)
     theta = ls.x if ls.success else theta_old
+    kls = np.asarray(objective.kl_per_sample(theta))  # one pass for the mean and the max
     diag.update({
         "trpo/surrogate_after": float(ls.fun),
         "trpo/actual_improvement": float(ls.fun) - L_old,
-        "trpo/kl": float(objective.mean_kl(theta)),
-        "trpo/max_kl": objective.max_kl(theta),
+        "trpo/kl": float(np.sum(objective.weights * kls)),
+        "trpo/max_kl": float(np.max(kls)),
         "trpo/line_search_steps": ls.nsteps,
         "trpo/line_search_success": bool(ls.success),
         "trpo/step_fraction": float(ls.step),
