@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
 from rl.algorithms import ALGORITHMS
 from rl.algorithms.base import check_range
-from rl.envs import NonFiniteEnvironmentError, check_spaces, make_vector_env
+from rl.envs import NonFiniteEnvironmentError, check_spaces, env_factory, make_vector_env
 from rl.policies import make_policy
 from rl.sampling import EnvAction, SinglePathSampler, VineSampler
 
@@ -316,16 +316,18 @@ class _Run:
                                                       ss.spawn(5))
         env_spec = env if env is not None else cfg.env
         try:
-            self.venv = make_vector_env(env_spec, cfg.num_envs, seed=s_env,
-                                        vectorization=cfg.vectorization)
+            if cfg.sampling == "vine":  # the vine sampler builds its own environments
+                self.venv = None
+                probe = env_factory(env_spec)()
+                obs_space, act_space = probe.observation_space, probe.action_space
+                probe.close()
+                check_spaces(obs_space, act_space)
+            else:  # make_vector_env checks the spaces
+                self.venv = make_vector_env(env_spec, cfg.num_envs, seed=s_env,
+                                            vectorization=cfg.vectorization)
+                obs_space = self.venv.single_observation_space
+                act_space = self.venv.single_action_space
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        obs_space = self.venv.single_observation_space
-        act_space = self.venv.single_action_space
-        try:
-            check_spaces(obs_space, act_space)
-        except ValueError as exc:
-            self.venv.close()
             raise ConfigError(str(exc)) from None
         self.policy = make_policy(obs_space, act_space, hidden_sizes=cfg.hidden_sizes,
                                   seed=s_policy, obs_normalization=cfg.obs_normalization)
@@ -340,7 +342,6 @@ class _Run:
                     actions_per_state=cfg.vine_actions_per_state,
                     rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=s_sample)
             except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
-                self.venv.close()
                 raise ConfigError(str(exc)) from None
         else:
             self.sampler = SinglePathSampler(self.venv, self.policy, cfg.steps_per_env,
@@ -395,7 +396,10 @@ class _Run:
         self.history = list(state["history"])
 
     def close(self):
-        self.venv.close()
+        if self.venv is not None:
+            self.venv.close()
+        if isinstance(self.sampler, VineSampler):
+            self.sampler.close()
 
 
 def _read_checkpoint(run_dir):
