@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rl.advantages import compute_advantages, explained_variance
+from rl.advantages import compute_advantages, explained_variance, normalize_advantages
 from rl.algorithms.objective import PolicyObjective
 
 __all__ = ["AlgorithmConfig", "PolicyOptimizer", "check_range"]
@@ -116,8 +116,8 @@ class PolicyOptimizer:
         t0 = time.perf_counter()
         if hasattr(batch, "trunk"):  # a vine batch carries its own advantages
             adv = np.asarray(batch.advantages, dtype=np.float64)
-            if cfg.normalize_advantages and adv.size > 1 and adv.std() > 0:
-                adv = (adv - adv.mean()) / adv.std()
+            if cfg.normalize_advantages:  # as compute_advantages does for single-path batches
+                adv = normalize_advantages(adv)
             objective = PolicyObjective.from_arrays(
                 self.policy, batch.observations, batch.actions, adv, batch.log_probs,
                 batch.dist_params)
