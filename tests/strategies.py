@@ -24,6 +24,7 @@ __all__ = [
     "stochastic_matrices",
     "nonzero_vectors",
     "spd_with_spectrum",
+    "indefinite_with_negative_component",
 ]
 
 
@@ -127,3 +128,20 @@ def nonzero_vectors(n, *, min_norm=1e-3):
 def spd_with_spectrum(n=None, **kwargs):
     """``(A, lam, Q)``: an SPD matrix with its eigenvalues and orthogonal eigenvectors."""
     return spd_matrices(n, return_spectrum=True, **kwargs)
+
+
+@st.composite
+def indefinite_with_negative_component(draw, max_n=8):
+    """``(A, v)``: ``A`` symmetric with eigenvalues ``|lambda| in [0.1, 10]``, at least one
+    negative, and ``v`` with a component of size >= 1 on a negative eigenvector while the
+    others are <= 1 (so CG or Steihaug on ``A`` must meet the negative curvature)."""
+    n = draw(st.integers(1, max_n))
+    Q = draw(orthogonal_matrices(n))
+    mags = draw(vectors(n, min_value=0.1, max_value=10.0))
+    signs = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    i = draw(st.integers(0, n - 1))
+    signs[i] = -1.0
+    w = draw(vectors(n, min_value=-1.0, max_value=1.0))
+    w[i] = draw(st.sampled_from([-1.0, 1.0])) * draw(finite_floats(1.0, 10.0))
+    A = (Q * (signs * mags)) @ Q.T
+    return 0.5 * (A + A.T), Q @ w

@@ -21,8 +21,8 @@ import trustregion as tr
 from tests.strategies import (
     finite_floats,
     indefinite_matrices,
+    indefinite_with_negative_component,
     nonzero_vectors,
-    orthogonal_matrices,
     spd_matrices,
     spd_with_distinct_eigenvalues,
     spd_with_spectrum,
@@ -52,22 +52,9 @@ def spd_systems(draw, *, max_n=12, max_log10_cond=6.0):
     return A, b, lam.max() / lam.min()
 
 
-@st.composite
-def indefinite_systems(draw, max_n=8):
-    """``(A, b)``: ``A`` symmetric with eigenvalues ``|lambda| in [0.1, 10]``, at least one
-    negative, and ``b`` with a component of size >= 1 on a negative eigenvector while the
-    others are <= 1."""
-    n = draw(st.integers(1, max_n))
-    Q = draw(orthogonal_matrices(n))
-    mags = draw(vectors(n, min_value=0.1, max_value=10.0))
-    signs = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
-    i = draw(st.integers(0, n - 1))
-    signs[i] = -1.0
-    lam = signs * mags
-    w = draw(vectors(n, min_value=-1.0, max_value=1.0))
-    w[i] = draw(st.sampled_from([-1.0, 1.0])) * draw(finite_floats(1.0, 10.0))
-    A = (Q * lam) @ Q.T
-    return 0.5 * (A + A.T), Q @ w
+def indefinite_systems(max_n=8):
+    """``(A, b)`` with ``b`` reaching a negative eigenvector of ``A``."""
+    return indefinite_with_negative_component(max_n)
 
 
 def cg_trajectory(A, b, *, M=None, rtol=1e-10, maxiter=None):

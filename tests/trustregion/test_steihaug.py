@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 import trustregion as tr
 from tests.strategies import (
     finite_floats,
+    indefinite_with_negative_component,
     nonzero_vectors,
-    orthogonal_matrices,
     spd_with_spectrum,
     symmetric_matrices,
-    vectors,
 )
 from trustregion.result import SubproblemStatus
 from trustregion.steihaug import _steihaug_iterations, _SteihaugLog
@@ -232,18 +231,9 @@ def test_negative_curvature_on_the_first_direction_gives_the_cauchy_point(proble
 
 @st.composite
 def indefinite_problems(draw, max_n=8):
-    """``H`` with eigenvalues ``|lambda| in [0.1, 10]``, at least one negative, and ``g``
-    with a component >= 1 on a negative eigenvector (the others <= 1)."""
-    n = draw(st.integers(1, max_n))
-    Q = draw(orthogonal_matrices(n))
-    mags = draw(vectors(n, min_value=0.1, max_value=10.0))
-    signs = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
-    i = draw(st.integers(0, n - 1))
-    signs[i] = -1.0
-    w = draw(vectors(n, min_value=-1.0, max_value=1.0))
-    w[i] = draw(st.sampled_from([-1.0, 1.0])) * draw(finite_floats(1.0, 10.0))
-    H = (Q * (signs * mags)) @ Q.T
-    return Q @ w, 0.5 * (H + H.T), draw(radii)
+    """``(g, H, radius)`` with ``g`` reaching a negative eigenvector of ``H``."""
+    H, g = draw(indefinite_with_negative_component(max_n))
+    return g, H, draw(radii)
 
 
 @given(indefinite_problems())
