@@ -10,6 +10,7 @@ from trustregion.line_search import armijo, backtracking
 from trustregion.minimize import minimize
 from trustregion.natural_step import natural_step
 from trustregion.operators import (
+    Linearization,
     damped,
     empirical_fisher_operator,
     fisher_operator,
@@ -45,6 +46,7 @@ __all__ = [
     "fisher_operator",
     "gauss_newton_operator",
     "hessian_operator",
+    "Linearization",
     "LineSearchResult",
     "LineSearchStatus",
     "minimize",

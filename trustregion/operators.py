@@ -21,6 +21,7 @@ from scipy.sparse.linalg import LinearOperator
 from trustregion._checks import as_operator, as_vector, nonnegative_scalar
 
 __all__ = [
+    "Linearization",
     "hessian_operator",
     "gauss_newton_operator",
     "fisher_operator",
@@ -74,6 +75,76 @@ class _ProductOperator(LinearOperator):
         return f"<{n}x{n} {self.kind} with dtype=float64>"
 
 
+class Linearization:
+    """A model linearised at a point: its output ``y`` and the products ``J v``, ``J^T w``.
+
+    Pass one as the ``model`` of :func:`gauss_newton_operator` or
+    :func:`fisher_operator` to use hand-written Jacobian products instead of
+    autograd's trace (e.g. the kernels of :meth:`rl.networks.MLP.linearize`).
+
+    Parameters
+    ----------
+    output : array_like
+        ``y = model(x)``, a finite real array of any shape.
+    jvp : callable
+        ``v -> J v``: a vector of length ``n`` to an array shaped like ``output``.
+    vjp : callable
+        ``w -> J^T w``: an array shaped like ``output`` to a vector of length ``n``.
+
+    Notes
+    -----
+    The two products must be each other's adjoints, ``<w, J v> = <J^T w, v>``; the
+    operators built on them are then symmetric. :meth:`check` tests this identity on
+    random vectors (the dot-product test).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import trustregion as tr
+    >>> A = np.array([[1.0, 2.0], [0.0, 1.0], [3.0, -1.0]])
+    >>> lin = tr.Linearization(A @ [1.0, 1.0], lambda v: A @ v, lambda w: A.T @ w)
+    >>> G = tr.gauss_newton_operator(lin, np.ones(2), np.eye(3))
+    >>> bool(np.allclose(G @ np.eye(2), A.T @ A))
+    True
+    >>> lin.check(2, np.random.default_rng(0)) < 1e-14
+    True
+    """
+
+    def __init__(self, output, jvp, vjp):
+        if not callable(jvp) or not callable(vjp):
+            raise ValueError(
+                "jvp and vjp must be callables (v -> J v and w -> J^T w); got "
+                f"{type(jvp).__name__} and {type(vjp).__name__}"
+            )
+        self.output = np.asarray(output)
+        self.jvp = jvp
+        self.vjp = vjp
+
+    def __repr__(self):
+        return f"Linearization(output shape {self.output.shape})"
+
+    def check(self, n, rng) -> float:
+        """Relative error of the dot-product test ``<w, J v> = <J^T w, v>``.
+
+        Parameters
+        ----------
+        n : int
+            Length of the input vector ``v``.
+        rng : numpy.random.Generator
+            Draws standard normal ``v`` and ``w``.
+
+        Returns
+        -------
+        float
+            ``|<w, J v> - <J^T w, v>| / max(|<w, J v>|, |<J^T w, v>|, tiny)``.
+        """
+        v = rng.standard_normal(n)
+        w = rng.standard_normal(self.output.shape)
+        lhs = float(np.sum(w * np.asarray(self.jvp(v))))
+        rhs = float(np.asarray(self.vjp(w)).reshape(-1) @ v)
+        return abs(lhs - rhs) / max(abs(lhs), abs(rhs), np.finfo(float).tiny)
+
+
 def _as_point(x) -> np.ndarray:
     """``x`` as a private finite 1-D float64 copy with at least one entry."""
     x = as_vector(x, "x")
@@ -92,9 +163,15 @@ def _linearize(model, x, jvp):
     ``J v`` is a forward-mode pass through ``model`` (``jvp="forward"``), or one
     reverse pass through the recorded trace of the linear map ``w -> J^T w``
     (``jvp="reverse"``, traced here as well).
+    A :class:`Linearization` brings its own products; ``jvp`` is then ignored.
     """
+    if isinstance(model, Linearization):
+        return _own_linearization(model, x)
     if not callable(model):
-        raise ValueError(f"model must be a callable theta -> y; got {type(model).__name__}")
+        raise ValueError(
+            "model must be a callable theta -> y or a trustregion.Linearization; got "
+            f"{type(model).__name__}"
+        )
     if jvp not in _JVP_MODES:
         raise ValueError(f"jvp must be one of {_JVP_MODES}; got {jvp!r}")
     vjp, y = make_vjp(model)(x)
@@ -126,6 +203,39 @@ def _linearize(model, x, jvp):
         return vjp(np.asarray(w, dtype=y_arr.dtype).reshape(y_space.shape))
 
     return y_arr, jacobian_vector, vector_jacobian
+
+
+def _own_linearization(lin, x):
+    """Validate a :class:`Linearization` taken at ``x`` and flatten its products."""
+    y_arr = lin.output
+    if y_arr.dtype.kind not in "fiu" or y_arr.size == 0:
+        raise ValueError(
+            f"Linearization.output must be a non-empty real array; got dtype {y_arr.dtype}, "
+            f"shape {y_arr.shape}"
+        )
+    if not np.all(np.isfinite(y_arr)):
+        raise ValueError("Linearization.output contains NaN or inf; linearise at a point where "
+                         "the model is finite")
+    n, shape = x.size, y_arr.shape
+
+    def jacobian_vector(v):
+        Jv = np.asarray(lin.jvp(v), dtype=np.float64)
+        if Jv.size != y_arr.size:
+            raise ValueError(f"Linearization.jvp returned shape {Jv.shape}; it must return an "
+                             f"array shaped like the output, {shape}")
+        return Jv.reshape(-1)
+
+    def vector_jacobian(w):
+        JTw = np.asarray(lin.vjp(np.asarray(w, dtype=np.float64).reshape(shape)),
+                         dtype=np.float64).reshape(-1)
+        if JTw.size != n:
+            raise ValueError(f"Linearization.vjp returned {JTw.size} entries; the point x has "
+                             f"{n}, and J^T w must have as many")
+        return JTw
+
+    jacobian_vector(np.zeros(n))  # the shapes are checked once, at build time
+    vector_jacobian(np.zeros(y_arr.size))
+    return y_arr.astype(np.float64, copy=False), jacobian_vector, vector_jacobian
 
 
 def _output_map(fn, y_arr, name, *, with_y):
@@ -264,8 +374,9 @@ def gauss_newton_operator(model, x, output_hessian, *, jvp: str = "forward") -> 
 
     Parameters
     ----------
-    model : callable
-        ``model(theta) -> y``, an array of any shape, traceable by autograd.
+    model : callable or Linearization
+        ``model(theta) -> y``, an array of any shape, traceable by autograd; or a
+        :class:`Linearization` taken at ``x`` (hand-written ``J v`` and ``J^T w``).
     x : array_like, shape (n,)
         The point; a finite 1-D vector. It is copied.
     output_hessian : ndarray, sparse matrix, LinearOperator or callable
@@ -365,9 +476,10 @@ def fisher_operator(model, x, output_fisher, *, jvp: str = "forward") -> LinearO
 
     Parameters
     ----------
-    model : callable
+    model : callable or Linearization
         ``model(theta) -> y``, the distribution parameters (any shape, e.g. ``(N, P)``
-        for a batch of N distributions), traceable by autograd.
+        for a batch of N distributions), traceable by autograd; or a
+        :class:`Linearization` taken at ``x`` (hand-written ``J v`` and ``J^T w``).
     x : array_like, shape (n,)
         The point; a finite 1-D vector. It is copied.
     output_fisher : callable

@@ -277,6 +277,39 @@ def test_gauss_newton_operator_equals_dense_JtHJ(jvp, problem, data):
         np.testing.assert_array_equal(G.y, np.reshape(model(x), shape))
 
 
+def linearization_of(model, x, m, shape):
+    """A hand-made :class:`trustregion.Linearization` from the dense autograd Jacobian."""
+    J = dense_jacobian(model, x, m)
+    return tr.Linearization(np.reshape(model(x), shape),
+                            lambda v: np.reshape(J @ v, shape),
+                            lambda w: J.T @ np.reshape(w, -1))
+
+
+@given(model_problems(), st.data())
+def test_linearization_model_gives_the_autograd_operators(problem, data):
+    """A ``Linearization`` passed as ``model`` gives the same ``J^T H J`` and ``J^T F(y) J`` as
+    tracing the callable model, and the dot-product test holds for its products.
+
+    Tolerance ``32 (m + n) eps ||J||^2 ||H_out||``, as for the traced operator.
+    """
+    model, x, m, shape = problem
+    Hout = data.draw(symmetric_matrices(m, scale=5.0))
+    J = dense_jacobian(model, x, m)
+    lin = linearization_of(model, x, m, shape)
+    tol = roundoff(32 * (m + x.size), operator_scale(J) ** 2 * operator_scale(Hout))
+    G = tr.gauss_newton_operator(lin, x, Hout)
+    np.testing.assert_allclose(dense(G), J.T @ Hout @ J, rtol=0, atol=tol)
+    np.testing.assert_array_equal(G.y, np.reshape(model(x), shape))
+
+    def output_fisher(y, u):
+        return np.reshape(Hout @ np.reshape(u, -1), shape)
+
+    F = tr.fisher_operator(lin, x, output_fisher)
+    np.testing.assert_allclose(dense(F), dense(tr.fisher_operator(model, x, output_fisher)),
+                               rtol=0, atol=tol)
+    assert lin.check(x.size, np.random.default_rng(0)) < 1e-12
+
+
 @given(model_problems(), st.data())
 def test_gauss_newton_adjoint_uses_transposed_output_hessian(problem, data):
     """``(J^T H J)^T = J^T H^T J``: for non-symmetric ``H_out``, ``G.rmatvec`` applies ``H_out^T``.
@@ -501,6 +534,9 @@ def all_operators(n=3):
         "gauss_newton_callable": tr.gauss_newton_operator(model, x, lambda u: 2 * u),
         "fisher": tr.fisher_operator(model, x, categorical_fisher_mean),
         "fisher_reverse": tr.fisher_operator(model, x, categorical_fisher_mean, jvp="reverse"),
+        "fisher_linearization": tr.fisher_operator(
+            tr.Linearization(W @ x, lambda v: W @ v, lambda w: W.T @ w), x,
+            lambda y, u: 2.0 * u),
         "empirical_fisher": tr.empirical_fisher_operator(W),
         "damped": tr.damped(S, 0.5),
         "damped_operator": tr.damped(tr.empirical_fisher_operator(W), 1e-2),
@@ -582,6 +618,27 @@ BAD_INPUTS = {
     "model not finite": (
         lambda: tr.fisher_operator(lambda z: z + np.inf, X2, lambda y, u: u),
         "model",
+    ),
+    "linearization jvp wrong shape": (
+        lambda: tr.gauss_newton_operator(
+            tr.Linearization(np.ones(4), lambda v: np.ones(3), lambda w: np.ones(2)), X2,
+            np.eye(4)),
+        "Linearization.jvp",
+    ),
+    "linearization vjp wrong size": (
+        lambda: tr.gauss_newton_operator(
+            tr.Linearization(np.ones(4), lambda v: np.ones(4), lambda w: np.ones(3)), X2,
+            np.eye(4)),
+        "Linearization.vjp",
+    ),
+    "linearization output NaN": (
+        lambda: tr.fisher_operator(
+            tr.Linearization(np.full(4, np.nan), lambda v: np.ones(4), lambda w: np.ones(2)),
+            X2, lambda y, u: u),
+        "Linearization.output",
+    ),
+    "linearization products not callable": (
+        lambda: tr.Linearization(np.ones(4), None, lambda w: w), "jvp and vjp",
     ),
     "output_hessian wrong size": (
         lambda: tr.gauss_newton_operator(_model, X2, np.eye(3)),
