@@ -24,12 +24,10 @@ import numbers
 import time
 import warnings
 
-import autograd.numpy as anp
 import numpy as np
 import scipy.linalg
 import scipy.optimize
 import scipy.signal
-from autograd import value_and_grad
 
 from rl.networks import MLP
 from rl.optimizers import Adam
@@ -824,8 +822,9 @@ class MLPValueFunction(Baseline):
     Hessian is the Fisher :math:`F = J^T J / (N\\sigma^2)` -- the Gauss-Newton matrix
     :math:`H = J^T J / N` of the loss over :math:`\\sigma^2`. Each step:
 
-    1. ``g = -∇f`` by autograd; ``F`` as :func:`trustregion.gauss_newton_operator`
-       (one JVP and one VJP per product, damped by :func:`trustregion.damped`);
+    1. ``g = -∇f`` by backpropagation; ``F`` as :func:`trustregion.gauss_newton_operator`
+       on the network's :meth:`~rl.networks.MLP.linearize` (one hand-written JVP and
+       one VJP per product, damped by :func:`trustregion.damped`);
     2. :func:`trustregion.natural_step`: ``d ≈ F⁻¹g`` by CG and ``β = √(2ε / dᵀFd)``,
        the step to the quadratic boundary (the paper's rescaling);
     3. the step is capped at the minimiser of the Gauss-Newton model along ``d``,
@@ -837,9 +836,10 @@ class MLPValueFunction(Baseline):
        change, and a gentle contraction keeps the accepted step near the boundary; up to
        30 trials reach 0.8²⁹ ≈ 0.002 of the step, and since a CG iterate is a descent
        direction (``gᵀd > 0``) some trial is accepted unless the loss is flat to
-       rounding. A trial costs two forward passes, little next to the CG products.
+       rounding. A trial costs one forward pass (the loss and the constraint share it),
+       little next to the CG products.
 
-    **lbfgs**: ``scipy.optimize.minimize(method="L-BFGS-B")`` with autograd gradients,
+    **lbfgs**: ``scipy.optimize.minimize(method="L-BFGS-B")`` with backpropagated gradients,
     ``iterations`` iterations (Schulman's modular_rl fits its value network this way).
     **adam**: ``iterations`` epochs of shuffled minibatches of Adam
     (:class:`rl.optimizers.Adam`, state kept across fits), as PPO does [2]_.
@@ -1012,35 +1012,49 @@ class MLPValueFunction(Baseline):
         after = self._values(x)
         return _fit_diagnostics(before, after, y, start, **extra)
 
-    def _loss(self, x, z):
-        """``φ -> ½ mean((net_φ(x) - z)²)``, traceable by autograd."""
+    def _loss_and_gradient(self, x, z):
+        """``φ -> (½ mean((net_φ(x) - z)²), its gradient)``: one forward pass and one
+        backpropagation through the network's hand-written products."""
+        N = x.shape[0]
 
-        def f(phi):
-            return 0.5 * anp.mean((self.net.forward(phi, x)[:, 0] - z) ** 2)
+        def f_and_grad(phi):
+            lin = self.net.linearize(phi, x)
+            r = lin.output[:, 0] - z
+            return 0.5 * float(r @ r) / N, lin.vjp((r / N)[:, None])
 
-        return f
+        return f_and_grad
 
     def _fit_trust_region(self, x, z) -> dict:
         """GAE paper §5: natural steps on the Gaussian-output mean KL, capped at the GN minimum."""
         N = x.shape[0]
         eps = self.max_change
-        f = self._loss(x, z)
-        f_and_grad = value_and_grad(f)
+        net = self.net
+        last = {}  # the latest trial's predictions, shared by the loss and the constraint
 
-        def model(phi):
-            return self.net.forward(phi, x)[:, 0]
+        def f(phi_new):
+            V = net.forward(phi_new, x)[:, 0]
+            last["phi"], last["V"] = phi_new, V
+            r = V - z
+            return 0.5 * float(r @ r) / N
 
-        phi = self.net.params.copy()
+        def predictions(phi_new):
+            if "phi" in last and np.array_equal(last["phi"], phi_new):
+                return last["V"]
+            return net.forward(phi_new, x)[:, 0]
+
+        phi = net.params.copy()
         nit, cg_nit, max_kl, success = 0, 0, 0.0, True
         for _ in range(self.iterations):
-            f0, grad = f_and_grad(phi)
-            V_old = self.net.forward(phi, x)[:, 0]
-            sigma2 = float(np.mean((V_old - z) ** 2))  # = 2 f0, the predictive variance
+            lin = net.linearize(phi, x)  # V_old, J v and J^T u at phi
+            V_old = lin.output[:, 0]
+            r = V_old - z
+            f0 = 0.5 * float(r @ r) / N
+            sigma2 = 2.0 * f0  # mean((V_old - z)^2), the predictive variance
             if sigma2 == 0.0:
                 break  # the targets are met exactly: nothing to fit
-            g = -grad  # the direction of steepest decrease of f
+            g = -lin.vjp((r / N)[:, None])  # the direction of steepest decrease of f
             # Fisher of the Gaussian outputs N(V_phi(s), sigma2), averaged over the batch
-            F = gauss_newton_operator(model, phi, lambda u, s=N * sigma2: u / s, jvp="reverse")
+            F = gauss_newton_operator(lin, phi, lambda u, s=N * sigma2: u / s)
             step = natural_step(g, damped(F, self.damping), eps, maxiter=self.cg_iters)
             cg_nit += step.cg.nit
             if not step.success:
@@ -1058,9 +1072,8 @@ class MLPValueFunction(Baseline):
                 break
 
             def mean_kl(phi_new, V_old=V_old, sigma2=sigma2):
-                return float(np.mean((self.net.forward(phi_new, x)[:, 0] - V_old) ** 2)) / (
-                    2.0 * sigma2
-                )
+                dV = predictions(phi_new) - V_old
+                return float(dV @ dV) / (2.0 * sigma2 * N)
 
             def accept(phi_new, f_new, f0=f0, mean_kl=mean_kl):
                 return f_new < f0 and mean_kl(phi_new) <= eps
@@ -1072,7 +1085,7 @@ class MLPValueFunction(Baseline):
             phi = search.x
             max_kl = max(max_kl, mean_kl(phi))
             nit += 1
-        self.net.set_params(phi)
+        net.set_params(phi)
         return {
             "iterations": nit,
             "cg_nit": cg_nit,
@@ -1081,13 +1094,8 @@ class MLPValueFunction(Baseline):
         }
 
     def _fit_lbfgs(self, x, z) -> dict:
-        """L-BFGS-B (scipy) on the squared error, gradients by autograd."""
-        f_and_grad = value_and_grad(self._loss(x, z))
-
-        def fun(phi):
-            value, grad = f_and_grad(phi)
-            return float(value), np.asarray(grad, dtype=np.float64)
-
+        """L-BFGS-B (scipy) on the squared error, gradients by backpropagation."""
+        fun = self._loss_and_gradient(x, z)
         res = scipy.optimize.minimize(
             fun, self.net.params, jac=True, method="L-BFGS-B", options={"maxiter": self.iterations}
         )
@@ -1099,15 +1107,12 @@ class MLPValueFunction(Baseline):
         """Shuffled minibatch epochs of Adam, as in PPO's value update."""
         N = x.shape[0]
         phi = self.net.params.copy()
-        grad_fn = value_and_grad(
-            lambda p, xb, zb: 0.5 * anp.mean((self.net.forward(p, xb)[:, 0] - zb) ** 2)
-        )
         steps = 0
         for _ in range(self.iterations):
             order = self._rng.permutation(N)
             for lo in range(0, N, self.minibatch_size):
                 idx = order[lo : lo + self.minibatch_size]
-                _, grad = grad_fn(phi, x[idx], z[idx])
+                _, grad = self._loss_and_gradient(x[idx], z[idx])(phi)
                 phi = self._adam.step(phi, grad)
                 steps += 1
         if np.all(np.isfinite(phi)):

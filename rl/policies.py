@@ -3,24 +3,30 @@
 Every policy maps a batch of observations to distribution parameters of shape (N, P)
 (:mod:`rl.distributions`) in two ways:
 
-* :meth:`Policy.distribution_params` — traceable by autograd in θ, used by the update
-  (log-probabilities, KL, entropy, the Fisher-vector product);
+* :meth:`Policy.distribution_params` — traceable by autograd in θ (and plain numpy
+  when θ is a plain array): log-probabilities, KL and entropy at trial points;
+* :meth:`Policy.linearize` — the parameters with hand-written Jacobian products ``J v``
+  and ``J^T w`` (:meth:`rl.networks.MLP.linearize`), which the update's gradients and
+  Fisher-vector products go through;
 * :meth:`Policy.act` / :meth:`Policy.step` — plain numpy on weights cached when θ is
   set, used by the sampler (no autograd boxes, no per-row Python loops).
 
 The Fisher-vector product over a batch is the Gauss–Newton form ``J^T F_dist J v`` of
-TRPO's Appendix C.1, built by :func:`trustregion.fisher_operator` with the
-distribution's analytic :meth:`~rl.distributions.Categorical.fisher_vector`.
+TRPO's Appendix C.1, built by :func:`trustregion.fisher_operator` on the policy's
+linearisation with the distribution's analytic
+:meth:`~rl.distributions.Categorical.fisher_vector`.
 """
 
 from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
+from autograd import make_jvp, make_vjp
 from scipy.sparse.linalg import LinearOperator
 
 from rl.distributions import Categorical, DiagGaussian
 from rl.networks import MLP
+from trustregion.operators import Linearization
 from trustregion.operators import fisher_operator as _fisher_operator
 
 __all__ = [
@@ -283,6 +289,44 @@ class Policy:
         old = self.distribution_class(old_params)
         return anp.mean(old.kl(self.distribution(obs, theta)))
 
+    def linearize(self, obs, theta=None) -> Linearization:
+        """Distribution parameters over a batch with their Jacobian products in θ.
+
+        Parameters
+        ----------
+        obs : observations, N rows
+        theta : ndarray of shape (num_params,), optional
+            Point of evaluation; defaults to the current θ.
+
+        Returns
+        -------
+        trustregion.Linearization
+            ``output`` = :meth:`distribution_params` ``(obs, theta)`` of shape (N, P);
+            ``jvp(v)`` = ``J v`` of shape (N, P) and ``vjp(w)`` = ``J^T w`` of shape
+            (num_params,), with ``J`` the Jacobian of the parameters in θ.
+
+        Notes
+        -----
+        The MLP policies and :class:`TabularSoftmax` write both products by hand
+        (:meth:`rl.networks.MLP.linearize`); this default traces
+        :meth:`distribution_params` with autograd (reverse mode for ``J^T w``, forward
+        mode for ``J v``), so a new subclass works before it is made fast.
+        """
+        x = self._preprocess(obs, check=True)
+        theta = self._point(theta)
+
+        def model(th):
+            return self._params_from(x, th)
+
+        vjp, y = make_vjp(model)(theta)
+        forward = make_jvp(model)(theta)
+        return Linearization(np.asarray(y), lambda v: forward(np.asarray(v, float))[1], vjp)
+
+    def _point(self, theta) -> np.ndarray:
+        if theta is None:
+            return self._theta
+        return np.asarray(self._resolve_theta(theta), dtype=np.float64)
+
     def fisher_operator(self, obs, theta=None) -> LinearOperator:
         """Fisher information over a batch as a matrix-free ``LinearOperator``.
 
@@ -296,28 +340,29 @@ class Policy:
         -------
         F : LinearOperator of shape (num_params, num_params)
             ``F v = J^T (F_dist / N) J v`` with ``J`` the Jacobian of
-            :meth:`distribution_params` in θ.
+            :meth:`distribution_params` in θ (products from :meth:`linearize`).
 
         Notes
         -----
         ``F = (1/N) Σ_i J_i^T F_dist(y_i) J_i`` is the Hessian of
         ``θ' ↦ mean_kl(obs, y(θ), θ')`` at ``θ' = θ`` (TRPO paper, App. C.1 [1]_): one
-        forward-mode JVP, the analytic Fisher of the distribution, one VJP.
+        Jacobian-vector product, the analytic Fisher of the distribution, one
+        vector-Jacobian product.
 
         References
         ----------
         .. [1] J. Schulman, S. Levine, P. Moritz, M. Jordan, P. Abbeel, "Trust Region
            Policy Optimization", ICML 2015.
         """
-        x = self._preprocess(obs, check=True)
-        theta = self._theta if theta is None else np.array(self._resolve_theta(theta), float)
-        n = x.shape[0]
+        theta = self._point(theta)
+        lin = self.linearize(obs, theta)
+        n = lin.output.shape[0]
         fisher_vector = self.distribution_class.fisher_vector
 
         def output_fisher(y, u):
             return fisher_vector(y, u) / n
 
-        return _fisher_operator(lambda th: self._params_from(x, th), theta, output_fisher)
+        return _fisher_operator(lin, theta, output_fisher)
 
     # -- hot path -----------------------------------------------------------------------
     def act(self, obs, rng: np.random.Generator, deterministic: bool = False) -> np.ndarray:
@@ -505,6 +550,22 @@ class TabularSoftmax(Policy):
     def _params_from(self, s, theta):
         return anp.reshape(theta, (self.num_states, self.num_actions))[s]
 
+    def linearize(self, obs, theta=None) -> Linearization:
+        """The logits ``θ[s_i, :]`` of each row; ``J`` selects rows, ``J^T`` scatter-adds."""
+        s = self._preprocess(obs, check=True)
+        theta = self._point(theta)
+        shape = (self.num_states, self.num_actions)
+
+        def jvp(v):
+            return np.asarray(v, dtype=np.float64).reshape(shape)[s]
+
+        def vjp(w):
+            g = np.zeros(shape)
+            np.add.at(g, s, np.asarray(w, dtype=np.float64).reshape(-1, shape[1]))
+            return g.reshape(-1)
+
+        return Linearization(theta.reshape(shape)[s], jvp, vjp)
+
     def _fast_params(self, s):
         return self._logits[s]
 
@@ -582,6 +643,10 @@ class CategoricalMLP(_MLPPolicy):
     def _params_from(self, x, theta):
         return self.net.forward(theta, x)
 
+    def linearize(self, obs, theta=None) -> Linearization:
+        """The logits with the network's hand-written products (:meth:`MLP.linearize`)."""
+        return self.net.linearize(self._point(theta), self._preprocess(obs, check=True))
+
     def _fast_params(self, x):
         return self.net.forward_numpy(x)
 
@@ -654,6 +719,30 @@ class GaussianMLP(_MLPPolicy):
         mean = self.net.forward(theta[:n_w], x)
         log_std = anp.zeros(mean.shape) + theta[n_w:]
         return anp.concatenate([mean, log_std], axis=1)
+
+    def linearize(self, obs, theta=None) -> Linearization:
+        """``[μ_w(s_i), s]`` per row; the mean's products from :meth:`MLP.linearize`, the
+        log-std's by broadcasting (``J v``) and summing over rows (``J^T w``)."""
+        theta = self._point(theta)
+        n_w, d = self.net.num_params, self.act_dim
+        net = self.net.linearize(theta[:n_w], self._preprocess(obs, check=True))
+        n = net.output.shape[0]
+        y = np.empty((n, 2 * d))
+        y[:, :d] = net.output
+        y[:, d:] = theta[n_w:]
+
+        def jvp(v):
+            v = np.asarray(v, dtype=np.float64).reshape(-1)
+            out = np.empty((n, 2 * d))
+            out[:, :d] = net.jvp(v[:n_w])
+            out[:, d:] = v[n_w:]
+            return out
+
+        def vjp(w):
+            w = np.asarray(w, dtype=np.float64).reshape(n, 2 * d)
+            return np.concatenate([net.vjp(w[:, :d]), w[:, d:].sum(axis=0)])
+
+        return Linearization(y, jvp, vjp)
 
     def _fast_params(self, x):
         mean = self.net.forward_numpy(x)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from autograd import grad
 
 from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
 from rl.optimizers import Adam
@@ -84,26 +83,31 @@ class PPO(PolicyOptimizer):
         self.adam = Adam(policy.num_params, learning_rate=self.config.learning_rate)
         self.kl_coef = float(self.config.kl_coef)
 
-    def _loss(self, theta, objective, idx):
+    def _loss(self, objective):
+        """The minibatch loss as a function of the distribution parameters (negated gain)."""
         cfg = self.config
-        if cfg.variant == "clip":
-            gain = objective.clipped_surrogate(theta, cfg.clip, idx)
-        else:  # eq. (8): L^KLPEN = L - beta KL
-            gain = objective.surrogate(theta, idx) - self.kl_coef * objective.mean_kl(theta, idx)
-        if cfg.entropy_coef > 0:
-            params = objective.policy.distribution_params(objective.observations[idx], theta)
-            gain = gain + cfg.entropy_coef * objective._dist(params).entropy().mean()
-        return -gain
+
+        def loss(params, idx):
+            if cfg.variant == "clip":
+                gain = objective.clipped_surrogate_from(params, cfg.clip, idx)
+            else:  # eq. (8): L^KLPEN = L - beta KL
+                gain = (objective.surrogate_from(params, idx)
+                        - self.kl_coef * objective.mean_kl_from(params, idx))
+            if cfg.entropy_coef > 0:
+                gain = gain + cfg.entropy_coef * objective.entropy_from(params, idx)
+            return -gain
+
+        return loss
 
     def policy_step(self, objective):
         cfg = self.config
         theta = objective.theta_old.copy()
-        loss_grad = grad(self._loss)
+        loss = self._loss(objective)
         L_before = float(objective.surrogate(theta))
         epochs_run, grad_norms, stopped_early = 0, [], False
         for _ in range(cfg.epochs):
             for idx in objective.minibatches(cfg.minibatch_size, self.rng):
-                g = loss_grad(theta, objective, idx)
+                _, g = objective.value_and_gradient_of(loss, theta, idx)
                 norm = float(np.linalg.norm(g))
                 grad_norms.append(norm)
                 if cfg.max_grad_norm is not None and norm > cfg.max_grad_norm:
@@ -114,7 +118,8 @@ class PPO(PolicyOptimizer):
                 stopped_early = True
                 break
         kl = float(objective.mean_kl(theta))
-        ratio = np.exp(objective.policy.log_prob(objective.observations, objective.actions, theta)
+        params = objective.distribution_params(theta)
+        ratio = np.exp(objective._dist(params).log_prob(objective.actions)
                        - objective.old_log_probs)
         diag = {
             "ppo/surrogate_before": L_before,

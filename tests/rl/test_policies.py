@@ -68,6 +68,23 @@ def perturbed_theta(data, policy: Policy, scale: float = 0.5) -> np.ndarray:
 
 # -- Fisher-vector product ---------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
+@given(data=st.data())
+def test_linearize_equals_the_traced_default(kind, data):
+    """Each policy's hand-written :meth:`Policy.linearize` (parameters, ``J v``, ``J^T w``)
+    equals the base class's autograd trace of :meth:`Policy.distribution_params`."""
+    policy = build(kind)
+    theta = perturbed_theta(data, policy)
+    obs = data.draw(observations(kind))
+    fast, traced = policy.linearize(obs, theta), Policy.linearize(policy, obs, theta)
+    v = data.draw(hnp.arrays(np.float64, policy.num_params, elements=finite_floats(-1, 1)))
+    w = data.draw(hnp.arrays(np.float64, fast.output.shape, elements=finite_floats(-1, 1)))
+    tol = 1e-12 * (1.0 + np.abs(theta).max())
+    np.testing.assert_allclose(fast.output, traced.output, rtol=0, atol=tol)
+    np.testing.assert_allclose(fast.jvp(v), traced.jvp(v), rtol=0, atol=tol)
+    np.testing.assert_allclose(fast.vjp(w), traced.vjp(w), rtol=0, atol=tol * len(obs))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=20)  # each example builds two dense n x n matrices
 @given(data=st.data())
 def test_fisher_operator_equals_hessian_of_mean_kl(kind, data):

@@ -1,0 +1,100 @@
+"""The MLP's hand-written Jacobian products equal autograd's, and its fast tanh is tanh.
+
+:meth:`rl.networks.MLP.linearize` caches one forward pass and applies ``J v`` (forward mode)
+and ``J^T w`` (backpropagation) by hand; these tests hold them to autograd's
+``make_jvp`` / ``make_vjp`` of the traced :meth:`rl.networks.MLP.forward`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from autograd import make_jvp, make_vjp
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from rl.networks import _EXP_TANH_MIN_SIZE, MLP, _tanh_into
+from tests.strategies import finite_floats
+
+EPS = np.finfo(np.float64).eps
+
+
+@st.composite
+def networks(draw):
+    """An MLP with 1-3 layers of width 1-6, a point θ near its initialisation and a batch."""
+    sizes = tuple(draw(st.lists(st.integers(1, 6), min_size=2, max_size=4)))
+    activation = draw(st.sampled_from(["tanh", "relu", "identity"]))
+    net = MLP(sizes, activation=activation, seed=draw(st.integers(0, 2**16)))
+    delta = draw(hnp.arrays(np.float64, net.num_params, elements=finite_floats(-1.0, 1.0)))
+    n = draw(st.integers(1, 7))
+    x = draw(hnp.arrays(np.float64, (n, sizes[0]), elements=finite_floats(-3.0, 3.0)))
+    return net, net.params + delta, x
+
+
+@given(networks(), st.data())
+def test_linearize_products_equal_autograd(problem, data):
+    """``output``, ``J v`` and ``J^T w`` of :meth:`MLP.linearize` equal the traced forward pass
+    and autograd's forward- and reverse-mode products, to ``64 eps`` times the scale of the
+    operands (the same operations in a different order)."""
+    net, theta, x = problem
+    lin = net.linearize(theta, x)
+    vjp, y = make_vjp(lambda t: net.forward(t, x))(theta)
+    v = data.draw(hnp.arrays(np.float64, net.num_params, elements=finite_floats(-2.0, 2.0)))
+    w = data.draw(hnp.arrays(np.float64, y.shape, elements=finite_floats(-2.0, 2.0)))
+    jv = make_jvp(lambda t: net.forward(t, x))(theta)(v)[1]
+    np.testing.assert_allclose(lin.output, y, rtol=0, atol=64 * EPS * max(1.0, np.abs(y).max()))
+    scale = 1.0 + np.abs(theta).max() + np.abs(x).max()
+    tol = 64 * EPS * scale**2 * (1.0 + np.abs(v).max() + np.abs(w).max()) * net.num_params
+    np.testing.assert_allclose(lin.jvp(v), jv, rtol=0, atol=tol)
+    np.testing.assert_allclose(lin.vjp(w), vjp(w), rtol=0, atol=tol)
+
+
+@given(networks())
+def test_linearize_products_are_adjoint(problem):
+    """The dot-product test ``<w, J v> = <J^T w, v>`` holds to rounding, so the Gauss-Newton
+    and Fisher operators built on the products are symmetric."""
+    net, theta, x = problem
+    lin = net.linearize(theta, x)
+    assert lin.check(net.num_params, np.random.default_rng(0)) < 1e-10
+
+
+def test_linearize_does_not_touch_the_cached_parameters():
+    """Linearising at θ leaves the sampler's cached weights (``params``) alone, and the products
+    do not change between calls (the cache is read-only)."""
+    net = MLP((3, 4, 2), seed=0)
+    before = net.params.copy()
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    lin = net.linearize(before + 1.0, x)
+    np.testing.assert_array_equal(net.params, before)
+    v = np.ones(net.num_params)
+    first = lin.jvp(v).copy()
+    lin.vjp(np.ones((5, 2)))
+    np.testing.assert_array_equal(lin.jvp(v), first)
+
+
+def test_linearize_rejects_bad_input():
+    """Wrong θ or batch shapes, and a wrong-length ``v``, raise ValueErrors naming the argument."""
+    net = MLP((3, 4, 2), seed=0)
+    x = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="flat_params"):
+        net.linearize(np.zeros(3), x)
+    with pytest.raises(ValueError, match="x must have shape"):
+        net.linearize(net.params, np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="v must have"):
+        net.linearize(net.params, x).jvp(np.zeros(4))
+
+
+@pytest.mark.parametrize("size", [7, _EXP_TANH_MIN_SIZE, 4 * _EXP_TANH_MIN_SIZE])
+def test_fast_tanh_equals_numpy_tanh(size):
+    """The exp form of tanh agrees with ``numpy.tanh`` to ``2 eps`` absolute over [-800, 800]
+    (including 0, tiny arguments and the overflowing tails), below and above the size at
+    which it switches forms, and writes in place."""
+    z = np.concatenate([np.linspace(-800.0, 800.0, size - 5), [0.0, 1e-300, -1e-12, 19.0, -19.5]])
+    ref = np.tanh(z)
+    out = _tanh_into(z.copy(), np.empty_like(z))
+    np.testing.assert_allclose(out, ref, rtol=0, atol=2 * EPS)
+    assert np.all(np.abs(out) <= 1.0)
+    inplace = z.copy()
+    _tanh_into(inplace, inplace)
+    np.testing.assert_array_equal(inplace, out)
