@@ -27,6 +27,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
 from rl.envs import (
+    EnvState,
     NonFiniteEnvironmentError,
     check_spaces,
     env_factory,
@@ -71,6 +72,28 @@ def _generator(ss: np.random.SeedSequence) -> np.random.Generator:
 def _int_seed(rng: np.random.Generator) -> int:
     """A seed for ``env.reset(seed=...)`` / a fresh Generator, drawn from ``rng``."""
     return int(rng.integers(0, 2**31 - 1))
+
+
+def _checked_rng_state(rng: np.random.Generator, state, where: str) -> dict:
+    """A copy of ``state`` after checking it is a bit-generator state ``rng`` accepts.
+
+    ``where`` names the entry in error messages, e.g. ``"state['choice_rng']"``.
+    """
+    expected = type(rng.bit_generator).__name__
+    if not isinstance(state, dict) or state.get("bit_generator") != expected:
+        raise ValueError(
+            f"{where} must be a {expected} bit-generator state "
+            f"(Generator.bit_generator.state), as saved by state_dict(); got {state!r}"
+        )
+    probe = type(rng.bit_generator)()
+    try:
+        probe.state = copy.deepcopy(state)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(
+            f"{where} is not a valid {expected} bit-generator state ({exc}); pass the "
+            "dict saved by state_dict() unchanged"
+        ) from None
+    return copy.deepcopy(state)
 
 
 def _space_layout(space) -> tuple[tuple[int, ...], type]:
@@ -666,6 +689,11 @@ class VineSampler:
     with its time limit): the estimator is unbiased for it. The rollout set is drawn from
     the undiscounted trunk state distribution, as in the paper's experiments.
 
+    **Checkpoints.** :meth:`state_dict` captures the random streams, the trunk's open
+    episode and the trunk environment's exact state; :meth:`load_state_dict` into a new
+    sampler built with the same settings continues with exactly the batches the saving
+    sampler would have drawn next.
+
     References
     ----------
     .. [1] J. Schulman, S. Levine, P. Moritz, M. Jordan, P. Abbeel, "Trust Region Policy
@@ -883,3 +911,162 @@ class VineSampler:
                 "vine/q_std_within_state": float(Q.std(axis=1).mean()),
             },
         )
+
+    # -- checkpoints --------------------------------------------------------------------
+    _STATE_KEYS = ("settings", "trunk", "trunk_env", "choice_rng", "rollout_seed_rng",
+                   "action_rng")
+
+    def _settings(self) -> dict:
+        """The arguments and spaces a saved state is only valid for."""
+        return {
+            "num_trunk_steps": self.num_trunk_steps,
+            "num_rollout_states": self.num_rollout_states,
+            "actions_per_state": "all" if self.enumerate_actions else self.actions_per_state,
+            "rollout_length": self.rollout_length,
+            "gamma": self.gamma,
+            "common_random_numbers": self.common_random_numbers,
+            "update_normalizer": self.update_normalizer,
+            "observation_space": repr(self._rollout_env.observation_space),
+            "action_space": repr(self._rollout_env.action_space),
+        }
+
+    def _rngs(self) -> dict:
+        return {
+            "choice_rng": self._choice_rng,
+            "rollout_seed_rng": self._rollout_seed_rng,
+            "action_rng": self._action_rng,
+        }
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue sampling exactly: RNG states, trunk, open episode.
+
+        Returns
+        -------
+        dict
+            ``settings``
+                The sampler's settings and spaces (checked by :meth:`load_state_dict`).
+            ``trunk``
+                The trunk sampler's :meth:`SinglePathSampler.state_dict`: its action-noise
+                and reset-seed streams, the current trunk observation, the open episode's
+                return and length, and the step and episode counters.
+            ``trunk_env``
+                The trunk environment's :class:`rl.envs.EnvState` (:func:`rl.envs.save_state`:
+                simulator state, environment RNG, wrapper chain such as ``TimeLimit``), or
+                None before the first :meth:`sample`.
+            ``choice_rng``, ``rollout_seed_rng``, ``action_rng``
+                Bit-generator states of the rollout-set choice, of the branches' seeds and
+                of the K sampled actions.
+
+            All copies, independent of later sampling, and picklable.
+
+        Notes
+        -----
+        The rollout environment holds no state between rollouts (each one restores a trunk
+        state and reseeds the environment RNG), so it is not saved. The policy and its
+        observation normaliser are not part of the sampler's state: checkpoint them with
+        the policy.
+
+        Examples
+        --------
+        >>> from rl.mdp import random_mdp
+        >>> from rl.policies import TabularSoftmax
+        >>> kwargs = dict(num_trunk_steps=10, num_rollout_states=3, actions_per_state=2,
+        ...               rollout_length=4, gamma=0.9)
+        >>> mdp, pi = random_mdp(3, 2, seed=0, horizon=5), TabularSoftmax(3, 2)
+        >>> vine = VineSampler(mdp, pi, seed=0, **kwargs)
+        >>> _ = vine.sample()
+        >>> state = vine.state_dict()
+        >>> expected = vine.sample()
+        >>> resumed = VineSampler(mdp, pi, seed=1, **kwargs)
+        >>> resumed.load_state_dict(state)
+        >>> bool(np.array_equal(resumed.sample().q_values, expected.q_values))
+        True
+        >>> vine.close(); resumed.close()
+        """
+        trunk = self.trunk_sampler.state_dict()
+        started = trunk["observations"] is not None
+        return {
+            "settings": self._settings(),
+            "trunk": trunk,
+            "trunk_env": save_state(self._venv.envs[0]) if started else None,
+            **{name: copy.deepcopy(rng.bit_generator.state) for name, rng in self._rngs().items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`: the next :meth:`sample` is the saving sampler's next.
+
+        Parameters
+        ----------
+        state : dict
+            From :meth:`state_dict` of a VineSampler built with the same settings on the same
+            kind of environment (its seed does not matter: the saved streams replace it).
+            The trunk environment is put back into its saved state, so an open trunk
+            episode continues where it was.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not such a dict (missing or unknown keys), was saved by a sampler
+            with different settings or spaces, or holds an invalid RNG or environment
+            state. The keys, settings and RNG states are checked before anything is changed.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"state must be the dict returned by VineSampler.state_dict(); got "
+                f"{type(state).__name__}"
+            )
+        missing = sorted(set(self._STATE_KEYS) - set(state))
+        unknown = sorted(set(state) - set(self._STATE_KEYS), key=str)
+        if missing or unknown:
+            hint = (" (this looks like a SinglePathSampler state; load it into a "
+                    "SinglePathSampler)" if "env_seed_rng" in state else "")
+            raise ValueError(
+                f"state must be the dict returned by VineSampler.state_dict() with keys "
+                f"{sorted(self._STATE_KEYS)}; missing {missing}, unknown {unknown}{hint}"
+            )
+        saved, mine = state["settings"], self._settings()
+        if not isinstance(saved, dict):
+            raise ValueError(f"state['settings'] must be a dict; got {type(saved).__name__}")
+        differences = [
+            f"{key}: saved {saved.get(key, '<missing>')!r}, this sampler {value!r}"
+            for key, value in mine.items()
+            if saved.get(key, "<missing>") != value
+        ]
+        if differences:
+            raise ValueError(
+                "state was saved by a VineSampler with different settings ("
+                + "; ".join(differences)
+                + "); build the sampler with the saved settings (state['settings']) to resume"
+            )
+        rng_states = {
+            name: _checked_rng_state(rng, state[name], f"state[{name!r}]")
+            for name, rng in self._rngs().items()
+        }
+        trunk, trunk_env = state["trunk"], state["trunk_env"]
+        trunk_keys = set(self.trunk_sampler.state_dict())
+        if not isinstance(trunk, dict) or set(trunk) != trunk_keys:
+            raise ValueError(
+                f"state['trunk'] must be the trunk sampler's state_dict() with keys "
+                f"{sorted(trunk_keys)}; pass the dict saved by VineSampler.state_dict() unchanged"
+            )
+        for name in ("rng", "env_seed_rng"):
+            _checked_rng_state(getattr(self.trunk_sampler, "_" + name), trunk[name],
+                               f"state['trunk'][{name!r}]")
+        if trunk_env is not None and not isinstance(trunk_env, EnvState):
+            raise ValueError(
+                f"state['trunk_env'] must be an rl.envs.EnvState or None; got "
+                f"{type(trunk_env).__name__}"
+            )
+        if (trunk_env is None) != (trunk["observations"] is None):
+            raise ValueError(
+                "state['trunk_env'] and state['trunk']['observations'] disagree (one is None, "
+                "the other is not); pass the dict saved by VineSampler.state_dict() unchanged"
+            )
+        if trunk_env is not None:
+            try:
+                restore_state(self._venv.envs[0], trunk_env)
+            except ValueError as exc:
+                raise ValueError(f"state['trunk_env'] cannot be restored: {exc}") from None
+        self.trunk_sampler.load_state_dict(trunk, reset_env=trunk_env is None)
+        for name, rng in self._rngs().items():
+            rng.bit_generator.state = rng_states[name]

@@ -360,18 +360,34 @@ class _Run:
             "policy": self.policy.state_dict(),
             "baseline": self.baseline.state_dict(),
             "algo": self.algo.state_dict(),
-            "sampler": (self.sampler.state_dict() if hasattr(self.sampler, "state_dict")
-                        else None),
+            "sampler": self._sampler_state(),
             "env_states": self._env_states(),
             "history": self.history,
         }
         return state
 
+    def _sampler_state(self):
+        """The sampler's state; ``None`` for a vine sampler whose state cannot be pickled.
+
+        A vine state holds the trunk environment's wrapper attributes, which a wrapper
+        built around a lambda cannot pickle; such a run resumes with fresh rollouts
+        (reproducibly, from the saved policy and algorithm state) instead of failing to save.
+        """
+        state = self.sampler.state_dict()
+        if isinstance(self.sampler, VineSampler):
+            try:
+                pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - any pickling failure: resume with fresh rollouts
+                return None
+        return state
+
     def _env_states(self):
         """The sub-environments pickled, so a resumed run continues their open episodes.
 
-        Only a synchronous single-path run can be captured this way; otherwise ``None``
-        and a resumed run starts fresh episodes (reproducibly, from the saved seeds).
+        Only a synchronous single-path run can be captured this way; otherwise ``None``.
+        A vine run needs none: its sampler's state holds the trunk environment's exact state
+        (:meth:`rl.sampling.VineSampler.state_dict`). An async single-path run resumes with
+        fresh episodes (reproducibly, from the saved seeds).
         """
         if self.cfg.sampling != "single_path" or not hasattr(self.venv, "envs"):
             return None
@@ -390,7 +406,11 @@ class _Run:
             self.sampler.load_state_dict(state["sampler"], reset_env=False)
         elif isinstance(self.sampler, SinglePathSampler):
             self.sampler.load_state_dict(state["sampler"], reset_env=True)
-        # a vine sampler keeps no resumable state: a resumed vine run draws fresh rollouts
+        elif state["sampler"] is not None:
+            # the vine sampler restores its streams, its trunk environment and open episode,
+            # so a resumed vine run draws the rollouts of an uninterrupted one (without a
+            # saved state, see _sampler_state, it draws fresh ones)
+            self.sampler.load_state_dict(state["sampler"])
         self.iteration = int(state["iteration"])
         self.total_steps = int(state["total_steps"])
         self.history = list(state["history"])
