@@ -799,6 +799,9 @@ class MLPValueFunction(Baseline):
         Shared running observation normaliser (:class:`rl.policies.ObservationNormalizer`);
         applied to every input, never updated here (the sampler updates it) and not
         saved by :meth:`state_dict` (its owner saves it).
+    dtype : {"float64", "float32"}, default "float64"
+        Compute precision of the network's passes (:class:`rl.networks.MLP`); the
+        parameters, targets, losses and solver are float64 either way.
     normalize_targets : bool, default True
         Predict ``V(s) = μ + s_y · net(s)`` and, at the start of every fit, set ``μ, s_y``
         to the mean and standard deviation of the new targets while rescaling the last
@@ -897,6 +900,7 @@ class MLPValueFunction(Baseline):
         minibatch_size=64,
         obs_normalizer=None,
         normalize_targets=True,
+        dtype="float64",
     ):
         if not isinstance(obs_dim, (int, np.integer)) or isinstance(obs_dim, bool) or obs_dim < 1:
             raise ValueError(f"obs_dim must be a positive int; got {obs_dim!r}")
@@ -933,7 +937,8 @@ class MLPValueFunction(Baseline):
         self.obs_normalizer = obs_normalizer
         self.normalize_targets = bool(normalize_targets)
         rng = np.random.default_rng(seed)
-        self.net = MLP((self.obs_dim, *self.hidden_sizes, 1), output_gain=1.0, seed=rng)
+        self.net = MLP((self.obs_dim, *self.hidden_sizes, 1), output_gain=1.0, seed=rng,
+                       dtype=dtype)
         self._rng = rng
         self._adam = Adam(self.net.num_params, learning_rate=self.learning_rate)
         self.target_mean = 0.0

@@ -597,6 +597,8 @@ class CategoricalMLP(_MLPPolicy):
         Randomness for the orthogonal initialisation.
     obs_normalizer : ObservationNormalizer or None
         Shared running normaliser applied to the observations.
+    dtype : {"float64", "float32"}, default "float64"
+        Compute precision of the network's numpy passes (:class:`rl.networks.MLP`).
 
     Notes
     -----
@@ -623,19 +625,19 @@ class CategoricalMLP(_MLPPolicy):
 
     def __init__(
         self, obs_dim: int, num_actions: int, hidden_sizes=(64, 64), *, seed=None,
-        obs_normalizer: ObservationNormalizer | None = None,
+        obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
     ):
         self.obs_dim = _positive_int(obs_dim, "obs_dim")
         self.num_actions = _positive_int(num_actions, "num_actions")
         self.hidden_sizes = _hidden_sizes(hidden_sizes)
         _check_normalizer(obs_normalizer, self.obs_dim)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, self.num_actions), output_gain=0.01,
-                       seed=seed)
+                       seed=seed, dtype=dtype)
         super().__init__(self.net.params, obs_normalizer)
 
     def _architecture(self) -> dict:
         return {"obs_dim": self.obs_dim, "num_actions": self.num_actions,
-                "hidden_sizes": self.hidden_sizes}
+                "hidden_sizes": self.hidden_sizes, **_dtype_entry(self.net)}
 
     def _refresh_cache(self) -> None:
         self.net.set_params(self._theta)
@@ -665,6 +667,8 @@ class GaussianMLP(_MLPPolicy):
         Randomness for the orthogonal initialisation.
     obs_normalizer : ObservationNormalizer or None
         Shared running normaliser applied to the observations.
+    dtype : {"float64", "float32"}, default "float64"
+        Compute precision of the mean network's numpy passes (:class:`rl.networks.MLP`).
 
     Notes
     -----
@@ -692,7 +696,7 @@ class GaussianMLP(_MLPPolicy):
 
     def __init__(
         self, obs_dim: int, act_dim: int, hidden_sizes=(64, 64), *, init_log_std: float = 0.0,
-        seed=None, obs_normalizer: ObservationNormalizer | None = None,
+        seed=None, obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
     ):
         self.obs_dim = _positive_int(obs_dim, "obs_dim")
         self.act_dim = _positive_int(act_dim, "act_dim")
@@ -702,13 +706,13 @@ class GaussianMLP(_MLPPolicy):
             raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")
         _check_normalizer(obs_normalizer, self.obs_dim)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, self.act_dim), output_gain=0.01,
-                       seed=seed)
+                       seed=seed, dtype=dtype)
         theta = np.concatenate([self.net.params, np.full(self.act_dim, init_log_std)])
         super().__init__(theta, obs_normalizer)
 
     def _architecture(self) -> dict:
         return {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                "hidden_sizes": self.hidden_sizes}
+                "hidden_sizes": self.hidden_sizes, **_dtype_entry(self.net)}
 
     def _refresh_cache(self) -> None:
         self.net.set_params(self._theta[: self.net.num_params])
@@ -752,6 +756,12 @@ class GaussianMLP(_MLPPolicy):
         return params
 
 
+def _dtype_entry(net: MLP) -> dict:
+    """The compute dtype for a checkpoint's architecture (omitted for the float64 default,
+    so checkpoints written before the option existed still match)."""
+    return {} if net.dtype == np.float64 else {"dtype": str(net.dtype)}
+
+
 def _check_normalizer(obs_normalizer, obs_dim: int) -> None:
     if obs_normalizer is None:
         return
@@ -769,7 +779,7 @@ def _check_normalizer(obs_normalizer, obs_dim: int) -> None:
 
 def make_policy(
     observation_space, action_space, *, hidden_sizes=(64, 64), seed=None,
-    obs_normalization: bool = False,
+    obs_normalization: bool = False, dtype="float64",
 ) -> Policy:
     """Build the policy that fits a pair of Gymnasium spaces.
 
@@ -783,6 +793,8 @@ def make_policy(
     obs_normalization : bool, default False
         Give MLP policies a running :class:`ObservationNormalizer` (clip 10). Integer
         states of a tabular policy are not normalised, so it is ignored there.
+    dtype : {"float64", "float32"}, default "float64"
+        Compute precision of the MLP policies (ignored by the tabular policy).
 
     Returns
     -------
@@ -825,9 +837,9 @@ def make_policy(
     norm = ObservationNormalizer(obs_dim) if obs_normalization else None
     if isinstance(action_space, spaces.Discrete):
         return CategoricalMLP(obs_dim, int(action_space.n), hidden_sizes, seed=seed,
-                              obs_normalizer=norm)
+                              obs_normalizer=norm, dtype=dtype)
     return GaussianMLP(obs_dim, int(action_space.shape[0]), hidden_sizes, seed=seed,
-                       obs_normalizer=norm)
+                       obs_normalizer=norm, dtype=dtype)
 
 
 def _space_kind(space, name: str):

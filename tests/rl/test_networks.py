@@ -114,3 +114,32 @@ def test_fast_tanh_equals_numpy_tanh(size):
     inplace = z.copy()
     _tanh_into(inplace, inplace)
     np.testing.assert_array_equal(inplace, out)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "identity"])
+def test_float32_network_agrees_with_float64_to_single_precision(activation):
+    """A float32 network computes the float64 network's output and products to single
+    precision (relative error below 1e-5 of the result's scale) and hands back float64."""
+    rng = np.random.default_rng(3)
+    net64 = MLP((5, 16, 16, 3), activation=activation, seed=0)
+    net32 = MLP((5, 16, 16, 3), activation=activation, seed=0, dtype="float32")
+    theta = net64.params + 0.3 * rng.standard_normal(net64.num_params)
+    x = rng.standard_normal((300, 5))
+    lin64, lin32 = net64.linearize(theta, x), net32.linearize(theta, x)
+    v, w = rng.standard_normal(net64.num_params), rng.standard_normal((300, 3))
+    for a, b in ((lin32.output, lin64.output), (lin32.jvp(v), lin64.jvp(v)),
+                 (lin32.vjp(w), lin64.vjp(w)), (net32.forward(theta, x), lin64.output)):
+        assert a.dtype == np.float64
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * np.abs(b).max())
+    net32.set_params(theta)
+    np.testing.assert_allclose(net32.forward_numpy(x), lin64.output, rtol=0,
+                               atol=1e-5 * np.abs(lin64.output).max())
+    assert lin32.check(net32.num_params, rng) < 1e-5
+
+
+def test_dtype_is_validated():
+    """Only float64 and float32 are accepted, by name or numpy type."""
+    assert MLP((2, 3, 1), dtype=np.float32).dtype == np.float32
+    for bad in ("float16", "double-ish", int):
+        with pytest.raises(ValueError, match="dtype must be one of"):
+            MLP((2, 3, 1), dtype=bad)

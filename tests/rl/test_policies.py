@@ -318,6 +318,26 @@ def test_state_dict_round_trip(kind):
     assert not np.array_equal(policy.theta, state["theta"])
 
 
+@pytest.mark.parametrize("cls, dim", [(CategoricalMLP, 3), (GaussianMLP, 2)])
+def test_float32_policy_round_trips_and_matches_float64(cls, dim):
+    """A float32 MLP policy keeps its dtype through a checkpoint, refuses a float64 one, and
+    its distribution parameters and Fisher-vector products agree with the float64
+    policy's to single precision."""
+    pi32 = cls(OBS_DIM, dim, (8, 8), seed=0, dtype="float32")
+    pi64 = cls(OBS_DIM, dim, (8, 8), seed=0)
+    obs = np.random.default_rng(0).standard_normal((40, OBS_DIM))
+    clone = Policy.from_state_dict(pi32.state_dict())
+    assert clone.net.dtype == np.float32
+    with pytest.raises(ValueError):
+        pi64.load_state_dict(pi32.state_dict())
+    y32, y64 = pi32.distribution_params(obs), pi64.distribution_params(obs)
+    np.testing.assert_allclose(y32, y64, rtol=0, atol=1e-6)
+    v = np.random.default_rng(1).standard_normal(pi64.num_params)
+    Fv64 = pi64.fisher_operator(obs) @ v
+    np.testing.assert_allclose(pi32.fisher_operator(obs) @ v, Fv64, rtol=0,
+                               atol=1e-5 * np.abs(Fv64).max())
+
+
 def test_load_state_dict_rejects_mismatched_checkpoints():
     """A checkpoint of another class, architecture or normalisation setting is a ValueError
     that names both architectures."""

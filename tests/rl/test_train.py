@@ -119,6 +119,27 @@ def test_resolve_config_routes_keys_and_rejects_unknown_ones():
         resolve_config("trpo", overrides={"value_optimizer": "sgd"})
     assert resolve_config("ppo", overrides={"value_optimizer": "lbfgs"})[0].value_optimizer == \
         "lbfgs"
+    for key, bad in (("dtype", "float16"), ("value_minibatch_size", "0"),
+                     ("value_learning_rate", "-1e-3")):
+        with pytest.raises(ConfigError, match=key):
+            resolve_config("trpo", overrides={key: bad})
+
+
+def test_float32_run_with_an_adam_critic_builds_and_resumes(tmp_path):
+    """``dtype="float32"`` and the Adam critic settings reach the networks, and a float32
+    run resumes from its checkpoint to the numbers of an uninterrupted run."""
+    config = dict(SMALL, dtype="float32", value_optimizer="adam", value_iterations=2,
+                  value_minibatch_size=128, value_learning_rate=3e-3)
+    full = train("trpo", "CartPole-v1", steps=1024, seed=3, out=tmp_path / "full",
+                 config=config, progress=False, plot=False)
+    assert full.policy.net.dtype == np.float32
+    assert full.baseline.net.dtype == np.float32 and full.baseline.minibatch_size == 128
+    assert full.baseline.learning_rate == 3e-3
+    train("trpo", "CartPole-v1", steps=512, seed=3, out=tmp_path / "part", config=config,
+          progress=False, plot=False)
+    resumed = train(resume=tmp_path / "part", steps=1024, progress=False, plot=False)
+    assert resumed.policy.net.dtype == np.float32
+    np.testing.assert_array_equal(resumed.policy.theta, full.policy.theta)
 
 
 class NaNAfter(gym.Env):
