@@ -5,18 +5,22 @@ of 2048 costs at most 3x one policy-gradient evaluation on the same batch.
 
 Arms, interleaved (ABBA order) for ``--repeats`` rounds and compared by their medians:
 
-- ``gradient``: :meth:`rl.algorithms.objective.PolicyObjective.gradient` — autograd's
-  reverse pass through the importance-ratio surrogate (the ``g`` of TRPO's step 1);
+- ``gradient``: :meth:`rl.algorithms.objective.PolicyObjective.gradient` — one forward
+  pass of the network, autograd's gradient of the importance-ratio head in the
+  distribution parameters, and one hand-written backward pass (the ``g`` of TRPO's step 1);
 - ``fvp``: ``F @ v`` with ``F = objective.fisher_operator()`` built once outside the
   timer (as CG uses it: one build, ten products);
 - ``build+fvp``: building the operator and one product (what a single product costs when
   nothing is reused);
-- ``surrogate``: one forward evaluation of the surrogate, for scale.
+- ``surrogate``: one forward evaluation of the surrogate at a new θ, for scale (at θ_old
+  the objective would reuse its last forward pass).
 
 The FVP is ``J^T F_dist J v``: one forward-mode JVP and one VJP of the network
-(TRPO paper, App. C.1). The policies are a 64x64 ``GaussianMLP`` with 17-dim observations
-and 6-dim actions (Hopper-like sizes) and a 64x64 ``CategoricalMLP`` on CartPole's
-4-dim observations and 2 actions. Observations are standard normal, actions are
+(TRPO paper, App. C.1), both written by hand on the cached activations
+(:meth:`rl.networks.MLP.linearize`); building the operator is one forward pass. The
+policies are a 64x64 ``GaussianMLP`` with 17-dim observations and 6-dim actions
+(Hopper-like sizes) and a 64x64 ``CategoricalMLP`` on CartPole's 4-dim observations and
+2 actions. Observations are standard normal, actions are
 sampled from the policy, advantages are standard normal.
 
 Run::
@@ -68,11 +72,17 @@ def bench_case(name: str, policy, obs_dim: int, batch: int, repeats: int, seed: 
     objective = make_objective(policy, obs_dim, batch, seed)
     v = np.random.default_rng(seed + 1).standard_normal(policy.num_params)
     F = objective.fisher_operator()
+    thetas = [objective.theta_old + 1e-3 * v, objective.theta_old - 1e-3 * v]
+
+    def theta_alternating():  # a different θ every call: no forward pass is reused
+        thetas.reverse()
+        return thetas[0]
+
     arms = {
         "gradient": lambda: objective.gradient(),
         "fvp": lambda: F @ v,
         "build+fvp": lambda: objective.fisher_operator() @ v,
-        "surrogate": lambda: float(objective.surrogate(objective.theta_old)),
+        "surrogate": lambda: float(objective.surrogate(theta_alternating())),
     }
     for fn in arms.values():  # warm-up
         fn()
@@ -143,8 +153,8 @@ def main(argv=None) -> dict:
         "# Fisher-vector product vs policy gradient",
         "",
         f"Same batch, {args.repeats} interleaved rounds (ABBA), medians of wall time. "
-        "`gradient` = `PolicyObjective.gradient()` (autograd through the importance-ratio "
-        "surrogate); `FVP` = `F @ v` with `F = objective.fisher_operator()` built once; "
+        "`gradient` = `PolicyObjective.gradient()` (forward pass, autograd on the "
+        "importance-ratio head, hand-written backward pass); `FVP` = `F @ v` with `F = objective.fisher_operator()` built once; "
         "`build + FVP` = both.",
         "",
         table,

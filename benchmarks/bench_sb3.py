@@ -29,6 +29,13 @@ networks                  64x64 tanh policy and value,     64x64 tanh, separate 
                                                            (defaults)
 ========================  ===============================  ===============================
 
+A third side, "ours, sb3 critic", is trpokit with sb3's critic settings
+(``value_optimizer="adam"``, ``value_iterations=10``, ``value_minibatch_size=128``,
+``value_learning_rate=1e-3``) and its precision (``dtype="float32"``), so that the two
+libraries do the same work per iteration in the same arithmetic; the default
+trust-region fit in float64 costs more and fits better (see
+:class:`rl.advantages.MLPValueFunction`).
+
 Per-environment overrides of ``bench_learning.ENV_OVERRIDES`` (e.g. Pendulum-v1:
 gamma 0.9, 2 x 1024 steps) are applied to both sides. The final evaluation is the same
 function for both: :func:`rl.train.evaluate_policy`, 10 deterministic episodes on an env
@@ -107,13 +114,19 @@ def sb3_kwargs(env: str) -> tuple[int, dict]:
     return ours["num_envs"], kwargs
 
 
-def run_ours(env: str, seed: int, steps: int, run_dir: Path) -> dict:
+SB3_CRITIC = {"value_optimizer": "adam", "value_iterations": 10, "value_minibatch_size": 128,
+              "value_learning_rate": 1e-3, "dtype": "float32"}
+"""sb3-contrib TRPO's critic (``n_critic_updates=10`` epochs of Adam, minibatch 128, lr 1e-3)
+and torch's float32 arithmetic."""
+
+
+def run_ours(env: str, seed: int, steps: int, run_dir: Path, critic: dict | None = None) -> dict:
     import rl
     from rl.train import evaluate_policy
 
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    config = dict(ENV_OVERRIDES.get(env, {}), eval_episodes=0)
+    config = dict(ENV_OVERRIDES.get(env, {}), eval_episodes=0, **(critic or {}))
     t0 = time.perf_counter()
     result = rl.train("trpo", env, steps=steps, seed=seed, out=run_dir, config=config,
                       progress=False, plot=False)
@@ -161,18 +174,41 @@ def write_results(args, records, settings, command, load_before) -> str:
         rs = sorted((r for r in records if (r["env"], r["steps"]) == (env, steps)),
                     key=lambda r: r["seed"])
         for r in rs:
+            m = r.get("ours_sb3_critic")
             rows.append([env, r["seed"], f"{r['steps']:,}",
                          f"{r['ours']['eval_return_mean']:.1f}",
+                         f"{m['eval_return_mean']:.1f}" if m else "–",
                          f"{r['sb3']['eval_return_mean']:.1f}",
-                         f"{r['ours']['train_wall_s']:.1f}", f"{r['sb3']['train_wall_s']:.1f}",
-                         f"{r['wall_ratio']:.2f}", r["first"],
-                         f"{r['load_average'][0]:.1f}"])
+                         f"{r['ours']['train_wall_s']:.1f}",
+                         f"{m['train_wall_s']:.1f}" if m else "–",
+                         f"{r['sb3']['train_wall_s']:.1f}",
+                         f"{r['wall_ratio']:.2f}",
+                         f"{m['train_wall_s'] / r['sb3']['train_wall_s']:.2f}" if m else "–",
+                         r["first"], f"{r['load_average'][0]:.1f}"])
         ours_ret = [r["ours"]["eval_return_mean"] for r in rs]
         sb3_ret = [r["sb3"]["eval_return_mean"] for r in rs]
         ours_w = [r["ours"]["train_wall_s"] for r in rs]
         sb3_w = [r["sb3"]["train_wall_s"] for r in rs]
         ratio = statistics.fmean(ours_w) / statistics.fmean(sb3_w)
+        matched = [r["ours_sb3_critic"] for r in rs if "ours_sb3_critic" in r]
+        m_sb3_w = [r["sb3"]["train_wall_s"] for r in rs if "ours_sb3_critic" in r]
+        m_ratio = (statistics.fmean(m["train_wall_s"] for m in matched) / statistics.fmean(m_sb3_w)
+                   if matched else None)
         summary[f"{env} {steps}"] = {
+                        "sb3_critic_seeds": len(matched),
+                        "ours_sb3_critic_return_mean": (statistics.fmean(
+                            m["eval_return_mean"] for m in matched) if matched else None),
+                        "ours_sb3_critic_wall_s_mean": (statistics.fmean(
+                            m["train_wall_s"] for m in matched) if matched else None),
+                        "sb3_critic_wall_ratio_of_means": m_ratio,
+                        "sb3_critic_return_goal_met": (statistics.fmean(
+                            m["eval_return_mean"] for m in matched)
+                            >= statistics.fmean(r["sb3"]["eval_return_mean"] for r in rs
+                                                if "ours_sb3_critic" in r)
+                            if matched else None),
+                        "sb3_critic_wall_goal_met": (m_ratio <= GOAL_WALL_RATIO
+                                                     if matched and (env, steps)
+                                                     == ("CartPole-v1", 100_000) else None),
                         "env": env, "steps": steps, "seeds": [r["seed"] for r in rs],
                         "ours_return_mean": statistics.fmean(ours_ret),
                         "sb3_return_mean": statistics.fmean(sb3_ret),
@@ -185,12 +221,17 @@ def write_results(args, records, settings, command, load_before) -> str:
                         "wall_goal_met": (ratio <= GOAL_WALL_RATIO
                                           if (env, steps) == ("CartPole-v1", 100_000)
                                           else None)}
+    def opt(v, fmt):
+        return "–" if v is None else format(v, fmt)
+
     sum_rows = [[s["env"], f"{s['steps']:,}", len(s["seeds"]), f"{s['ours_return_mean']:.1f}",
+                 opt(s["ours_sb3_critic_return_mean"], ".1f"),
                  f"{s['sb3_return_mean']:.1f}", f"{s['ours_wall_s_mean']:.1f}",
+                 opt(s["ours_sb3_critic_wall_s_mean"], ".1f"),
                  f"{s['sb3_wall_s_mean']:.1f}", f"{s['wall_ratio_of_means']:.2f}",
-                 "met" if s["return_goal_met"] else "not met",
-                 "–" if s["wall_goal_met"] is None else
-                 ("met" if s["wall_goal_met"] else "not met")]
+                 opt(s["sb3_critic_wall_ratio_of_means"], ".2f"),
+                 _goal(s["return_goal_met"], s["sb3_critic_return_goal_met"]),
+                 _goal(s["wall_goal_met"], s["sb3_critic_wall_goal_met"])]
                 for s in summary.values()]
     result = {"benchmark": "sb3", "summary": summary, "runs": records, "settings": settings,
               "goal": f"return ours >= sb3; CartPole-v1 wall-clock ours / sb3 <= "
@@ -205,15 +246,22 @@ def write_results(args, records, settings, command, load_before) -> str:
         "Same env, steps and seeds, trained one after the other in one process (first side "
         "alternating by seed), single-threaded numerics on both sides (OPENBLAS_NUM_THREADS=1, "
         "torch.set_num_threads(1)). Eval: `rl.train.evaluate_policy`, 10 deterministic "
-        "episodes, env seed = seed + 10000, for both. Wall-clock = training only.",
+        "episodes, env seed = seed + 10000, for both. Wall-clock = training only. "
+        "\"ours\" is `rl.train` with its defaults (trust-region value fit, float64); \"ours, "
+        "sb3 critic\" fits the value network as sb3 does and computes in float32 as torch "
+        "does (" + str(SB3_CRITIC) + "), so both libraries do the same work per iteration "
+        "in the same precision. The goals are judged on both.",
         "",
-        markdown_table(["env", "steps", "seeds", "return, ours", "return, sb3", "wall ours (s)",
-                        "wall sb3 (s)", "wall ours / sb3", "return goal (≥ sb3)",
-                        f"wall goal (≤ {GOAL_WALL_RATIO})"], sum_rows, "lrrrrrrrll"),
+        markdown_table(["env", "steps", "seeds", "return, ours", "return, ours sb3 critic",
+                        "return, sb3", "wall ours (s)", "wall ours sb3 critic (s)",
+                        "wall sb3 (s)", "wall ours / sb3", "wall ours sb3 critic / sb3",
+                        "return goal (≥ sb3)", f"wall goal (≤ {GOAL_WALL_RATIO})"], sum_rows,
+                       "lrrrrrrrrrrll"),
         "",
-        markdown_table(["env", "seed", "steps", "return, ours", "return, sb3", "wall ours (s)",
-                        "wall sb3 (s)", "ours / sb3", "first", "1-min load"], rows,
-                       "lrrrrrrrlr"),
+        markdown_table(["env", "seed", "steps", "return, ours", "return, ours sb3 critic",
+                        "return, sb3", "wall ours (s)", "wall ours sb3 critic (s)",
+                        "wall sb3 (s)", "ours / sb3", "ours sb3 critic / sb3", "first",
+                        "1-min load"], rows, "lrrrrrrrrrrlr"),
         "",
         "Settings, ours: `" + str(settings.get("ours")) + "`.",
         "",
@@ -227,6 +275,14 @@ def write_results(args, records, settings, command, load_before) -> str:
     write_json(args.out / "sb3.json", result)
     write_atomic(args.out / "sb3.md", md)
     return md
+
+
+def _goal(ours, matched) -> str:
+    """``"ours: met / sb3 critic: not met"``; ``–`` where a goal does not apply."""
+    def word(v):
+        return "–" if v is None else ("met" if v else "not met")
+
+    return f"ours: {word(ours)} / sb3 critic: {word(matched)}"
 
 
 def load_previous(out: Path, settings: dict) -> tuple[list, dict]:
@@ -271,21 +327,26 @@ def main(argv=None) -> dict:
             k += 1
             load = list(os.getloadavg())
             run_dir = args.out / "runs" / "sb3" / env / f"trpokit-seed{seed}-{steps}"
+            matched_dir = run_dir.with_name(run_dir.name + "-sb3-critic")
             if first == "ours":
                 ours = run_ours(env, seed, steps, run_dir)
+                matched = run_ours(env, seed, steps, matched_dir, SB3_CRITIC)
                 theirs, sb3_set = run_sb3(env, seed, steps)
             else:
                 theirs, sb3_set = run_sb3(env, seed, steps)
+                matched = run_ours(env, seed, steps, matched_dir, SB3_CRITIC)
                 ours = run_ours(env, seed, steps, run_dir)
             settings.setdefault("sb3", {})[env] = sb3_set
             rec = {"env": env, "seed": seed, "steps": steps, "first": first,
-                   "ours": ours, "sb3": theirs,
+                   "ours": ours, "ours_sb3_critic": matched, "sb3": theirs,
                    "wall_ratio": ours["train_wall_s"] / theirs["train_wall_s"],
                    "load_average": load, "load_average_end": list(os.getloadavg())}
             records = [r for r in records
                        if (r["env"], r["seed"], r["steps"]) != (env, seed, steps)] + [rec]
             print(f"{env} seed {seed}: ours {ours['eval_return_mean']:.1f} in "
-                  f"{ours['train_wall_s']:.1f} s, sb3 {theirs['eval_return_mean']:.1f} in "
+                  f"{ours['train_wall_s']:.1f} s, ours with sb3's critic "
+                  f"{matched['eval_return_mean']:.1f} in {matched['train_wall_s']:.1f} s, "
+                  f"sb3 {theirs['eval_return_mean']:.1f} in "
                   f"{theirs['train_wall_s']:.1f} s", flush=True)
             md = write_results(args, records, settings, command, load_before)
     print(md)

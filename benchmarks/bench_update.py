@@ -7,7 +7,9 @@ random actions for the same number of steps, and the ratio update / env-step.
 The run's objects (vector env, policy, MLP value function, sampler, TRPO config) are
 those of :func:`rl.train` with its defaults: 8 envs x 512 steps = 4096 steps per batch,
 64x64 networks, ``max_kl`` 0.01, damping 0.1, 10 CG iterations, value fit by 5
-trust-region steps. For ``--iterations`` iterations the script samples a batch, then runs
+trust-region steps; each environment is also timed with the variants of
+:data:`VARIANTS` (float32 networks, and float32 with sb3-contrib's Adam critic). For
+``--iterations`` iterations the script samples a batch, then runs
 the pieces of :meth:`rl.algorithms.base.PolicyOptimizer.update` and
 :func:`rl.algorithms.trpo.trpo_step` in the same order and with the same arguments, each
 timed with :func:`time.perf_counter`:
@@ -67,6 +69,14 @@ from rl.train import _Run, resolve_config  # noqa: E402
 
 PARTS = ("advantages", "gradient", "cg_fvp", "line_search", "kl_diagnostics", "value_fit")
 DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1", "Hopper-v5")
+VARIANTS = {
+    "defaults": {},
+    "float32": {"dtype": "float32"},
+    "float32, Adam critic": {"dtype": "float32", "value_optimizer": "adam",
+                             "value_iterations": 10, "value_minibatch_size": 128},
+}
+"""Settings timed side by side: the runner's defaults (float64, trust-region value fit), the
+same in float32, and float32 with sb3-contrib's critic (10 Adam epochs, minibatch 128)."""
 
 
 class CountingOperator(LinearOperator):
@@ -165,8 +175,9 @@ def time_env_random(venv, vector_steps, rng) -> float:
     return time.perf_counter() - start
 
 
-def bench_env(env_id: str, iterations: int, warmup: int, seed: int) -> dict:
-    cfg, algo_cfg = resolve_config("trpo", env_id, seed=seed)
+def bench_env(env_id: str, iterations: int, warmup: int, seed: int,
+              variant: str = "defaults") -> dict:
+    cfg, algo_cfg = resolve_config("trpo", env_id, seed=seed, overrides=VARIANTS[variant])
     run = _Run(cfg, algo_cfg)
     venv_random = make_vector_env(env_id, cfg.num_envs, seed=seed + 1)
     venv_random.reset(seed=seed + 1)
@@ -199,6 +210,8 @@ def bench_env(env_id: str, iterations: int, warmup: int, seed: int) -> dict:
     fvp_s = med(lambda r: r["fvp_s"])
     return {
         "env": env_id,
+        "variant": variant,
+        "settings": VARIANTS[variant],
         "batch_size": cfg.batch_size,
         "num_envs": cfg.num_envs,
         "steps_per_env": cfg.steps_per_env,
@@ -223,6 +236,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=2, help="untimed first iterations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args(argv)
 
     load_before = machine_info()["load_average"]
@@ -234,12 +248,13 @@ def main(argv=None) -> dict:
             except ImportError as exc:
                 skipped[env_id] = f"mujoco does not import: {exc}"
                 continue
-        results.append(bench_env(env_id, args.iterations, args.warmup, args.seed))
+        for variant in args.variants:
+            results.append(bench_env(env_id, args.iterations, args.warmup, args.seed, variant))
 
     rows = []
     for r in results:
         m = r["median_s"]
-        rows.append([r["env"], r["batch_size"], r["num_params"],
+        rows.append([r["env"], r["variant"], r["batch_size"], r["num_params"],
                      *(f"{1e3 * m[p]:.0f}" for p in PARTS),
                      f"{1e3 * m['update_total']:.0f}",
                      f"{r['median_fvp_count']:.0f} × {1e3 * r['median_s_per_fvp']:.1f}",
@@ -248,10 +263,11 @@ def main(argv=None) -> dict:
                      f"{r['ratio_update_to_env_random']:.1f}",
                      f"{r['ratio_sample_to_env_random']:.1f}"])
     table = markdown_table(
-        ["env", "batch", "policy params", "advantages (ms)", "gradient (ms)", "CG/FVP (ms)",
+        ["env", "settings", "batch", "policy params", "advantages (ms)", "gradient (ms)",
+         "CG/FVP (ms)",
          "line search (ms)", "KL diagnostics (ms)", "value fit (ms)", "update total (ms)",
          "FVPs × ms each", "env, random actions (ms)", "sampling (ms)",
-         "update / env-step", "sampling / env-step"], rows, "l" + "r" * 14)
+         "update / env-step", "sampling / env-step"], rows, "ll" + "r" * 14)
     result = {
         "benchmark": "update",
         "results": results,
@@ -265,7 +281,9 @@ def main(argv=None) -> dict:
     md = "\n".join([
         "# Time per TRPO update, split into its parts",
         "",
-        f"Runner defaults (`rl.train`), medians over {args.iterations} iterations after "
+        "Settings: " + "; ".join(f"**{k}** {v or '(rl.train defaults)'}"
+                                 for k, v in VARIANTS.items()) + ". "
+        f"Medians over {args.iterations} iterations after "
         f"{args.warmup} warm-up iterations; times per iteration for one batch. "
         "`env, random actions` steps an identical vector env with uniformly random actions "
         "for the same number of steps; `sampling` is `SinglePathSampler.sample()` (not part "
