@@ -154,7 +154,8 @@ def main(argv=None) -> dict:
         "",
         f"Same batch, {args.repeats} interleaved rounds (ABBA), medians of wall time. "
         "`gradient` = `PolicyObjective.gradient()` (forward pass, autograd on the "
-        "importance-ratio head, hand-written backward pass); `FVP` = `F @ v` with `F = objective.fisher_operator()` built once; "
+        "importance-ratio head, hand-written backward pass); `FVP` = `F @ v` with "
+        "`F = objective.fisher_operator()` built once; "
         "`build + FVP` = both.",
         "",
         table,

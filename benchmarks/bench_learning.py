@@ -11,7 +11,8 @@ the per-environment overrides of :data:`ENV_OVERRIDES`, in its own run folder
 evaluation is the runner's: 10 episodes of the deterministic policy on a fresh env seeded
 ``seed + 10000``. Runs go to ``--jobs`` worker processes; after each finished run the
 summary ``<out>/learning.json`` / ``learning.md`` is rewritten atomically (merged with
-the runs already recorded there), so partial results survive an interruption. A run
+the runs recorded there, re-read before every write so that invocations running side by
+side keep each other's runs), so partial results survive an interruption. A run
 whose folder already holds a finished record is reused unless ``--force``.
 
 Learning curves: ``<out>/learning_<env>.png``, the training episode return (mean over
@@ -320,6 +321,7 @@ def main(argv=None) -> dict:
                 queue.append((env, algo, seed, steps, overrides, str(run_dir), label))
 
     print(f"{len(queue)} runs to do with {args.jobs} jobs; load {os.getloadavg()}", flush=True)
+    mine = {}  # the runs this invocation finishes
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         pending = {pool.submit(run_one, *job): job for job in queue}
         while pending:
@@ -332,11 +334,14 @@ def main(argv=None) -> dict:
                     print(f"FAILED {env} {algo} seed {seed}: {type(exc).__name__}: {exc}",
                           flush=True)
                     continue
-                records[_key(rec)] = rec
+                mine[_key(rec)] = rec
+                # merge with what other invocations recorded meanwhile, then add ours
+                records = {**records, **load_records(out), **mine}
                 print(f"done {env} {algo} seed {seed}: eval {rec['eval_return_mean']:.1f}, "
                       f"{rec['wall_s']:.0f} s", flush=True)
                 summarize(records, out, command, args.jobs)
                 plot_env(env, records, out)
+    records = {**records, **load_records(out), **mine}
     md = summarize(records, out, command, args.jobs) if records else ""
     for env in sorted({r["env"] for r in records.values()}):
         plot_env(env, records, out)
