@@ -303,6 +303,7 @@ def main(argv=None) -> dict:
     command = command_line("bench_learning.py", argv)
 
     records = load_records(out)
+    reused = {}  # finished runs read from their folders: newer than the summary file
     queue = []
     for env in args.envs:
         steps = args.steps or ENV_STEPS.get(env, 1_000_000)
@@ -315,13 +316,13 @@ def main(argv=None) -> dict:
                 rec_path = run_dir / "benchmark_record.json"
                 if rec_path.exists() and not args.force:
                     rec = json.loads(rec_path.read_text())
-                    records[_key(rec)] = rec
+                    records[_key(rec)] = reused[_key(rec)] = rec
                     print(f"reused {env} {algo} seed {seed}: {rec['eval_return_mean']:.1f}")
                     continue
                 queue.append((env, algo, seed, steps, overrides, str(run_dir), label))
 
     print(f"{len(queue)} runs to do with {args.jobs} jobs; load {os.getloadavg()}", flush=True)
-    mine = {}  # the runs this invocation finishes
+    mine = dict(reused)  # the runs this invocation read from their folders or finishes
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         pending = {pool.submit(run_one, *job): job for job in queue}
         while pending:
