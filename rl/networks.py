@@ -442,7 +442,9 @@ class MLP:
         return Linearization(y, jvp, vjp)
 
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:
-        """Network output at the cached parameters, plain numpy (the sampling hot path).
+        """Network output at the cached parameters, plain numpy (the sampling hot path):
+        the forward pass of :meth:`forward` on the weights :meth:`set_params` stored in the
+        compute dtype.
 
         Parameters
         ----------
@@ -452,24 +454,4 @@ class MLP:
         -------
         y : ndarray of shape (N, sizes[-1])
         """
-        act = _NUMPY_ACTIVATIONS[self.activation]
-        *hidden, (W_out, b_out) = self._weights
-        h = np.asarray(x).astype(self.dtype, copy=False)
-        for k, (W, b) in enumerate(hidden):
-            if h.shape[0] * W.shape[1] >= _EXP_TANH_MIN_SIZE:  # a batch: reuse scratch space
-                h = np.matmul(h, W, out=self._buffer(k, (h.shape[0], W.shape[1])))
-            else:  # the sampler's few rows: nothing to gain
-                h = h @ W
-            h += b
-            if act is not None:
-                act(h, out=h)
-        h = h @ W_out
-        h += b_out
-        return h.astype(np.float64, copy=False)
-
-
-def _relu(h, out):
-    return np.maximum(h, 0.0, out=out)
-
-
-_NUMPY_ACTIVATIONS = {"tanh": _tanh_into, "relu": _relu, "identity": None}
+        return self._forward_plain(None, x, layers=self._weights)[0]
