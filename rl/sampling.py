@@ -537,8 +537,11 @@ class SinglePathSampler:
                 f"state was saved by a sampler with {np.shape(state['episode_return'])[0]} "
                 f"environments; this one has {self.num_envs}"
             )
-        self._rng.bit_generator.state = copy.deepcopy(state["rng"])
-        self._env_seed_rng.bit_generator.state = copy.deepcopy(state["env_seed_rng"])
+        rng_state = _checked_rng_state(self._rng, state["rng"], "state['rng']")
+        env_seed_state = _checked_rng_state(self._env_seed_rng, state["env_seed_rng"],
+                                            "state['env_seed_rng']")
+        self._rng.bit_generator.state = rng_state
+        self._env_seed_rng.bit_generator.state = env_seed_state
         self.total_steps = int(state["total_steps"])
         self.num_episodes = int(state["num_episodes"])
         if reset_env or state["observations"] is None:

@@ -247,6 +247,11 @@ def test_state_dict_resumes_exactly_and_reproducibly():
     _assert_batches_equal(*fresh)
     with pytest.raises(ValueError, match="state_dict"):
         resumed.load_state_dict({"rng": None})
+    before = resumed.state_dict()
+    for key in ("rng", "env_seed_rng"):
+        with pytest.raises(ValueError, match=rf"state\['{key}'\]"):
+            resumed.load_state_dict({**state, key: {"bit_generator": "PCG64", "state": 3}})
+    assert resumed.state_dict()["rng"] == before["rng"]  # nothing changed by a refused state
 
 
 # --------------------------------------------------------------------------------------
