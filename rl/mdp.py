@@ -400,6 +400,10 @@ class TabularMDP(gym.Env):
             raise ValueError(f"{name} must have shape (S, A) = ({S}, {A}); got {shape}")
         return pi
 
+    def _q_from_values(self, V):
+        """``Q(s, a) = R(s, a) + gamma sum_s' P(s'|s, a) V(s')`` (one Bellman backup of V)."""
+        return self.R + self.gamma * anp.einsum("sat,t->sa", self.P, V)
+
     def _solve_value(self, pi):
         """Return ``(M_pi, V_pi)`` with ``M_pi = I - gamma P_pi`` and ``V_pi = M_pi^{-1} r_pi``."""
         P_pi = anp.einsum("sa,sat->st", pi, self.P)
@@ -483,8 +487,7 @@ class TabularMDP(gym.Env):
         [[100.   1.]]
         """
         pi = self._policy(pi)
-        V = self._solve_value(pi)[1]
-        return self.R + self.gamma * anp.einsum("sat,t->sa", self.P, V)
+        return self._q_from_values(self._solve_value(pi)[1])
 
     def advantages(self, pi):
         r"""Advantages :math:`A_\pi(s, a) = Q_\pi(s, a) - V_\pi(s)`.
@@ -514,8 +517,7 @@ class TabularMDP(gym.Env):
         """
         pi = self._policy(pi)
         V = self._solve_value(pi)[1]
-        Q = self.R + self.gamma * anp.einsum("sat,t->sa", self.P, V)
-        return Q - V[:, None]
+        return self._q_from_values(V) - V[:, None]
 
     def visitation(self, pi, normalized: bool = False):
         r"""Discounted state visitation :math:`\rho_\pi` (or :math:`d_\pi = (1-\gamma)\rho_\pi`).
@@ -647,8 +649,7 @@ class TabularMDP(gym.Env):
         pi = self._policy(pi)
         pi_new = self._policy(pi_new, "pi_new")
         M, V = self._solve_value(pi)
-        Q = self.R + self.gamma * anp.einsum("sat,t->sa", self.P, V)
-        A = Q - V[:, None]
+        A = self._q_from_values(V) - V[:, None]
         rho = anp.linalg.solve(anp.transpose(M), self.mu0)
         return anp.dot(self.mu0, V) + anp.sum(rho[:, None] * pi_new * A)
 
