@@ -1020,12 +1020,9 @@ class MLPValueFunction(Baseline):
     def _loss_and_gradient(self, x, z):
         """``φ -> (½ mean((net_φ(x) - z)²), its gradient)``: one forward pass and one
         backpropagation through the network's hand-written products."""
-        N = x.shape[0]
 
         def f_and_grad(phi):
-            lin = self.net.linearize(phi, x)
-            r = lin.output[:, 0] - z
-            return 0.5 * float(r @ r) / N, lin.vjp((r / N)[:, None])
+            return _half_mse_and_gradient(self.net.linearize(phi, x), z)
 
         return f_and_grad
 
@@ -1052,12 +1049,11 @@ class MLPValueFunction(Baseline):
         for _ in range(self.iterations):
             lin = net.linearize(phi, x)  # V_old, J v and J^T u at phi
             V_old = lin.output[:, 0]
-            r = V_old - z
-            f0 = 0.5 * float(r @ r) / N
+            f0, grad = _half_mse_and_gradient(lin, z)
             sigma2 = 2.0 * f0  # mean((V_old - z)^2), the predictive variance
             if sigma2 == 0.0:
                 break  # the targets are met exactly: nothing to fit
-            g = -lin.vjp((r / N)[:, None])  # the direction of steepest decrease of f
+            g = -grad  # the direction of steepest decrease of f
             # Fisher of the Gaussian outputs N(V_phi(s), sigma2), averaged over the batch
             F = gauss_newton_operator(lin, phi, lambda u, s=N * sigma2: u / s)
             step = natural_step(g, damped(F, self.damping), eps, maxiter=self.cg_iters)
@@ -1165,6 +1161,13 @@ class MLPValueFunction(Baseline):
             self._adam.load_state_dict(state["adam"])
         if "rng" in state:
             self._rng.bit_generator.state = state["rng"]
+
+
+def _half_mse_and_gradient(lin, z):
+    """``(½ mean((V - z)²), its gradient in φ)`` from a linearisation ``lin`` of ``V_φ``."""
+    r = lin.output[:, 0] - z
+    N = r.shape[0]
+    return 0.5 * float(r @ r) / N, lin.vjp((r / N)[:, None])
 
 
 # ------------------------------------------------------------------------- batch interface
