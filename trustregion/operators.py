@@ -233,8 +233,9 @@ def _own_linearization(lin, x):
                              f"{n}, and J^T w must have as many")
         return JTw
 
-    jacobian_vector(np.zeros(n))  # the shapes are checked once, at build time
-    vector_jacobian(np.zeros(y_arr.size))
+    # the products' shapes are checked at every product, so a wrong one fails at the first
+    # product with the message above; not here, where two trial products would cost as
+    # much as a third of a CG iteration
     return y_arr.astype(np.float64, copy=False), jacobian_vector, vector_jacobian
 
 
@@ -402,7 +403,8 @@ def gauss_newton_operator(model, x, output_hessian, *, jvp: str = "forward") -> 
     ValueError
         If ``x`` is not a finite non-empty 1-D vector, ``model(x)`` is not a finite
         real array, ``output_hessian`` does not act on arrays of ``model(x)``'s size, or
-        ``jvp`` is not ``"forward"`` or ``"reverse"``.
+        ``jvp`` is not ``"forward"`` or ``"reverse"``; at a product, if a
+        :class:`Linearization`'s ``jvp`` or ``vjp`` returns the wrong shape.
 
     Notes
     -----
@@ -506,7 +508,8 @@ def fisher_operator(model, x, output_fisher, *, jvp: str = "forward") -> LinearO
     ValueError
         If ``x`` is not a finite non-empty 1-D vector, ``model(x)`` is not a finite
         real array, ``output_fisher`` does not return an array shaped like ``y``, or
-        ``jvp`` is not ``"forward"`` or ``"reverse"``.
+        ``jvp`` is not ``"forward"`` or ``"reverse"``; at a product, if a
+        :class:`Linearization`'s ``jvp`` or ``vjp`` returns the wrong shape.
 
     Notes
     -----

@@ -622,13 +622,13 @@ BAD_INPUTS = {
     "linearization jvp wrong shape": (
         lambda: tr.gauss_newton_operator(
             tr.Linearization(np.ones(4), lambda v: np.ones(3), lambda w: np.ones(2)), X2,
-            np.eye(4)),
+            np.eye(4)) @ X2,  # checked at the first product
         "Linearization.jvp",
     ),
     "linearization vjp wrong size": (
         lambda: tr.gauss_newton_operator(
             tr.Linearization(np.ones(4), lambda v: np.ones(4), lambda w: np.ones(3)), X2,
-            np.eye(4)),
+            np.eye(4)) @ X2,
         "Linearization.vjp",
     ),
     "linearization output NaN": (
