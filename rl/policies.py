@@ -357,10 +357,10 @@ class Policy:
         theta = self._point(theta)
         lin = self.linearize(obs, theta)
         n = lin.output.shape[0]
-        fisher_vector = self.distribution_class.fisher_vector
+        fisher = self.distribution_class.fisher_product(lin.output, np.full(n, 1.0 / n))
 
-        def output_fisher(y, u):
-            return fisher_vector(y, u) / n
+        def output_fisher(y, u):  # y is lin.output
+            return fisher(u)
 
         return _fisher_operator(lin, theta, output_fisher)
 

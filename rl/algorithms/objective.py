@@ -83,6 +83,7 @@ class PolicyObjective:
                 raise ValueError(f"weights must sum to 1; they sum to {total!r}")
         self._dist = policy.distribution_class
         self._last_params = None
+        self._linearization_old = None  # the policy linearised at theta_old on all samples
 
     # -- constructors ---------------------------------------------------------------------
     @classmethod
@@ -201,8 +202,14 @@ class PolicyObjective:
         One forward pass (:meth:`rl.policies.Policy.linearize`), autograd's gradient of
         ``head`` in the parameters, and one vector-Jacobian product back to θ.
         """
+        at_old = theta is None or np.array_equal(theta, self.theta_old)
         theta = self.theta_old if theta is None else np.asarray(theta, dtype=np.float64)
-        lin = self.policy.linearize(self._rows(idx)[0], theta)
+        if at_old and idx is None and self._linearization_old is not None:
+            lin = self._linearization_old
+        else:
+            lin = self.policy.linearize(self._rows(idx)[0], theta)
+            if at_old and idx is None:
+                self._linearization_old = lin  # the Fisher operator reuses it
         value, dy = value_and_grad(head)(lin.output, idx)
         return float(value), lin.vjp(dy)
 
@@ -229,16 +236,19 @@ class PolicyObjective:
             idx = np.sort(rng.choice(m, size=k, replace=False))
         obs = self.observations if idx is None else self.observations[idx]
         w = self.weights if idx is None else self.weights[idx] / self.weights[idx].sum()
-        dist = self._dist
-        shape = (-1,) + (1,) * (self.old_params.ndim - 1)
-        w = w.reshape(shape)
+        # J v and J^T u by the policy's hand-written products (one forward pass, here;
+        # shared with the gradient at theta_old when it was taken on the same samples)
+        if idx is None and self._linearization_old is not None:
+            lin = self._linearization_old
+        else:
+            lin = self.policy.linearize(obs, self.theta_old)
+        # the output Fisher at lin.output, its softmax / variances computed once
+        weighted_fisher = self._dist.fisher_product(lin.output, w)
 
-        def output_fisher(y, u):
-            return w * dist.fisher_vector(y, u)
+        def output_fisher(y, u):  # y is lin.output
+            return weighted_fisher(u)
 
-        # J v and J^T u by the policy's hand-written products (one forward pass, here)
-        return tr.fisher_operator(self.policy.linearize(obs, self.theta_old), self.theta_old,
-                                  output_fisher)
+        return tr.fisher_operator(lin, self.theta_old, output_fisher)
 
     def minibatches(self, size, rng):
         """Index arrays of a random partition into minibatches of about ``size`` samples."""

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rl.distributions import Categorical, DiagGaussian
+from rl.distributions import Categorical, DiagGaussian, Distribution
 from tests.strategies import finite_floats
 
 EPS = np.finfo(np.float64).eps
@@ -322,3 +322,45 @@ def test_bad_shapes_raise_clear_errors():
         Categorical(np.zeros((2, 2))).kl(Categorical(np.zeros((3, 2))))
     with pytest.raises(ValueError, match="log_std shape"):
         DiagGaussian.from_mean_log_std(np.zeros((2, 3)), np.zeros(2))
+
+
+@pytest.mark.parametrize("dist_class", [Categorical, DiagGaussian])
+@given(data=st.data())
+def test_fisher_product_equals_weighted_fisher_vector(dist_class, data):
+    """``fisher_product(y, w)(u) = w ⊙ fisher_vector(y, u)`` for every u, with the softmax /
+    variances precomputed once (the products a CG solve takes at fixed parameters)."""
+    n = data.draw(st.integers(1, 6))
+    k = data.draw(st.integers(1, 4))
+    cols = k if dist_class is Categorical else 2 * k
+    floats = st.floats(-8.0, 8.0, allow_nan=False)
+    y = data.draw(hnp.arrays(np.float64, (n, cols), elements=floats))
+    w = data.draw(hnp.arrays(np.float64, (n,), elements=st.floats(0.0, 3.0)))
+    product = dist_class.fisher_product(y, w)
+    for _ in range(2):  # the closure is reused
+        u = data.draw(hnp.arrays(np.float64, (n, cols), elements=floats))
+        expected = w[:, None] * dist_class.fisher_vector(y, u)
+        np.testing.assert_allclose(product(u), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dist_class.fisher_product(y)(u), dist_class.fisher_vector(y, u),
+                               rtol=1e-12, atol=1e-12)
+    # the base-class default (no precomputation) gives the same products
+    np.testing.assert_allclose(Distribution.fisher_product.__func__(dist_class, y, w)(u),
+                               expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="weights"):
+        dist_class.fisher_product(y, np.ones(n + 1))
+
+
+@given(data=st.data())
+def test_categorical_fisher_product_keeps_relative_accuracy_near_a_deterministic_policy(data):
+    """With one logit far above the others, ``F u = p ⊙ (u − p·u)`` is a small difference of
+    order-one numbers; ``fisher_product`` must still give every entry to ~1e-13 relative
+    accuracy. The reference ``p_a Σ_b p_b (u_a − u_b)`` has no cancellation."""
+    a = data.draw(st.integers(2, 5))
+    gap = data.draw(st.floats(8.0, 30.0))
+    l = np.zeros((1, a))
+    l[0, data.draw(st.integers(0, a - 1))] = gap
+    l += data.draw(hnp.arrays(np.float64, (1, a), elements=st.floats(-1.0, 1.0)))
+    u = data.draw(hnp.arrays(np.float64, (1, a), elements=st.floats(-2.0, 2.0)))
+    p = np.exp(l - scipy.special.logsumexp(l))
+    reference = p * np.sum(p[:, None, :] * (u[:, :, None] - u[:, None, :]), axis=-1)
+    got = Categorical.fisher_product(l)(u)
+    np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-300)
