@@ -29,7 +29,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.signal
 
-from rl.networks import MLP
+from rl.networks import MLP, SquaredErrorKernel
 from rl.optimizers import Adam
 from trustregion.line_search import backtracking
 from trustregion.natural_step import natural_step
@@ -1019,10 +1019,12 @@ class MLPValueFunction(Baseline):
 
     def _loss_and_gradient(self, x, z):
         """``φ -> (½ mean((net_φ(x) - z)²), its gradient)``: one forward pass and one
-        backpropagation through the network's hand-written products."""
+        backpropagation (:class:`rl.networks.SquaredErrorKernel`)."""
+        kernel = SquaredErrorKernel(self.net, x.shape[0])
 
         def f_and_grad(phi):
-            return _half_mse_and_gradient(self.net.linearize(phi, x), z)
+            kernel.set_params(phi)
+            return kernel(x, z)
 
         return f_and_grad
 
@@ -1107,15 +1109,20 @@ class MLPValueFunction(Baseline):
     def _fit_adam(self, x, z) -> dict:
         """Shuffled minibatch epochs of Adam, as in PPO's value update."""
         N = x.shape[0]
-        phi = self.net.params.copy()
+        kernel = SquaredErrorKernel(self.net, min(N, self.minibatch_size))
+        kernel.set_params(self.net.params)
+        theta = kernel.params  # updated in place, in the network's compute dtype
+        dt = self.net.dtype
+        x, z = x.astype(dt, copy=False), z.astype(dt, copy=False)  # gathered once per row
         steps = 0
         for _ in range(self.iterations):
             order = self._rng.permutation(N)
             for lo in range(0, N, self.minibatch_size):
                 idx = order[lo : lo + self.minibatch_size]
-                _, grad = self._loss_and_gradient(x[idx], z[idx])(phi)
-                phi = self._adam.step(phi, grad)
+                _, grad = kernel(x[idx], z[idx], copy=False)
+                self._adam.step_in_place(theta, grad)
                 steps += 1
+        phi = theta.astype(np.float64)
         if np.all(np.isfinite(phi)):
             self.net.set_params(phi)
             success = 1.0

@@ -4,7 +4,9 @@
 array); :meth:`MLP.linearize` runs the forward pass once and returns hand-written
 Jacobian-vector and vector-Jacobian products on the cached activations (the update's
 hot path: gradients, Fisher- and Gauss-Newton-vector products); the sampler calls
-:meth:`MLP.forward_numpy` on weights cached by :meth:`MLP.set_params`.
+:meth:`MLP.forward_numpy` on weights cached by :meth:`MLP.set_params`; minibatch
+regression (the value network's Adam and L-BFGS fits) runs on a
+:class:`SquaredErrorKernel`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from autograd.extend import defjvp, defvjp, primitive
 
 from trustregion import Linearization
 
-__all__ = ["MLP", "orthogonal", "tanh"]
+__all__ = ["MLP", "SquaredErrorKernel", "orthogonal", "tanh"]
 
 _ACTIVATIONS = ("tanh", "relu", "identity")
 _DTYPES = ("float64", "float32")
@@ -25,6 +27,8 @@ _DTYPES = ("float64", "float32")
 # below this many entries numpy's own tanh is as fast as the exp form (it costs five
 # ufunc calls); above it the exp form is about twice as fast in float64
 _EXP_TANH_MIN_SIZE = 2048
+# batches of at most this many rows take the plain forward pass of forward_numpy
+_SMALL_BATCH = 16
 
 
 def _tanh_into(z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -454,4 +458,175 @@ class MLP:
         -------
         y : ndarray of shape (N, sizes[-1])
         """
+        x = np.asarray(x)
+        if x.ndim == 2 and x.shape[0] <= _SMALL_BATCH and x.shape[1] == self.sizes[0]:
+            return self._forward_small(x)
         return self._forward_plain(None, x, layers=self._weights)[0]
+
+    def _forward_small(self, x):
+        """The forward pass for a few rows (a sampler step): fresh arrays, no bookkeeping.
+
+        Same arithmetic as :meth:`_forward_plain`, in a third less time on 8 rows.
+        """
+        h = x.astype(self.dtype, copy=False)
+        act = self.activation
+        for W, b in self._weights[:-1]:
+            h = h @ W
+            h += b
+            if act == "tanh":
+                _tanh_into(h, h)
+            elif act == "relu":
+                np.maximum(h, 0.0, out=h)
+        W, b = self._weights[-1]
+        y = h @ W
+        y += b
+        return y.astype(np.float64, copy=False)
+
+
+class SquaredErrorKernel:
+    """``½ mean ‖net_θ(x) − z‖²`` and its gradient in θ, for many batches at changing θ.
+
+    The minibatch fits of a value network (Adam, L-BFGS) evaluate this loss and gradient
+    hundreds of times per update on small batches (128 rows), where the work is a few
+    tiny matrix products and the cost is the numpy calls around them. The kernel keeps
+    the weights and the gradient as views into two flat arrays of the network's compute
+    dtype, and every activation in buffers sized for ``max_rows``, so that one
+    evaluation is one forward pass and one backpropagation with no allocation, slicing
+    or conversion of θ (:meth:`MLP.linearize` followed by its ``vjp`` does the same
+    arithmetic with that overhead, and is what the tests compare against).
+
+    Parameters
+    ----------
+    net : MLP
+        The network; its architecture and compute dtype are read once.
+    max_rows : int
+        The largest batch the kernel will see.
+
+    Notes
+    -----
+    With residual ``r = net_θ(x) − z`` over ``n`` rows, the loss is ``½ Σ r² / n`` and
+    the gradient is backpropagation of ``δ = r / n``: ``∇W_k = h_kᵀ δ_k``, ``∇b_k = Σ_n
+    δ_k``, ``δ_{k-1} = (δ_k W_kᵀ) ⊙ act'(z_{k-1})``, with ``tanh' = 1 − h²`` and
+    ``relu' = [h > 0]`` computed from the stored activations ``h``.
+
+    Examples
+    --------
+    >>> net = MLP((3, 8, 1), seed=0)
+    >>> x, z = np.random.default_rng(1).standard_normal((2, 5, 3))[0], np.ones(5)
+    >>> kernel = SquaredErrorKernel(net, max_rows=5)
+    >>> kernel.set_params(net.params)
+    >>> loss, grad = kernel(x, z)
+    >>> lin = net.linearize(net.params, x)
+    >>> r = lin.output[:, 0] - z
+    >>> bool(np.isclose(loss, 0.5 * r @ r / 5)) and bool(np.allclose(grad, lin.vjp(r[:, None] / 5)))
+    True
+    """
+
+    def __init__(self, net: MLP, max_rows: int):
+        if not isinstance(net, MLP):
+            raise ValueError(f"net must be an rl.networks.MLP; got {type(net).__name__}")
+        if isinstance(max_rows, bool) or int(max_rows) != max_rows or max_rows < 1:
+            raise ValueError(f"max_rows must be a positive integer; got {max_rows!r}")
+        self.net = net
+        self.max_rows = int(max_rows)
+        dt = net.dtype
+        self._theta = np.empty(net.num_params, dtype=dt)
+        self._grad = np.empty(net.num_params, dtype=dt)
+        self._W = [self._theta[w].reshape(shape) for w, shape, _b in net._layout]
+        self._b = [self._theta[b] for _w, _shape, b in net._layout]
+        self._gW = [self._grad[w].reshape(shape) for w, shape, _b in net._layout]
+        self._gb = [self._grad[b] for _w, _shape, b in net._layout]
+        self._WT = [W.T for W in self._W]
+        self._h = [np.empty((self.max_rows, n), dtype=dt) for n in net.sizes[1:]]
+        self._delta = [np.empty((self.max_rows, n), dtype=dt) for n in net.sizes[1:-1]]
+        self._deriv = [np.empty((self.max_rows, n), dtype=dt) for n in net.sizes[1:-1]]
+        self._ones = np.ones(self.max_rows, dtype=dt)
+        self._loaded = False
+
+    def set_params(self, flat) -> None:
+        """Load θ (float64, shape ``(num_params,)``) into the kernel's weights."""
+        flat = self.net._check_params(flat)
+        self._theta[...] = flat
+        self._loaded = True
+
+    @property
+    def params(self) -> np.ndarray:
+        """The kernel's θ in the compute dtype: the array its weights are views of.
+
+        An optimiser may update it in place between calls (:meth:`rl.optimizers.Adam.
+        step_in_place`); read the result back with ``params.astype(numpy.float64)``.
+        """
+        return self._theta
+
+    def __call__(self, x, z, *, copy=True):
+        """``(loss, gradient)`` at the loaded θ on rows ``x`` with targets ``z``.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, sizes[0]), ``n <= max_rows``
+        z : ndarray of shape (n,) (one output) or (n, sizes[-1])
+
+        copy : bool, default True
+            ``False`` returns the kernel's own gradient buffer, in the compute dtype, which
+            the next call overwrites.
+
+        Returns
+        -------
+        loss : float
+        gradient : ndarray of shape (num_params,)
+            A fresh float64 array, or with ``copy=False`` the buffer.
+        """
+        if not self._loaded:
+            raise ValueError("no parameters loaded; call set_params(theta) first")
+        net = self.net
+        n = x.shape[0] if x.ndim == 2 else -1
+        if x.ndim != 2 or x.shape[1] != net.sizes[0] or not 1 <= n <= self.max_rows:
+            raise ValueError(f"x must have shape (n, {net.sizes[0]}) with 1 <= n <= max_rows = "
+                             f"{self.max_rows}; got shape {x.shape}")
+        out_dim = net.sizes[-1]
+        if z.shape not in ((n, out_dim), (n,) if out_dim == 1 else None):
+            raise ValueError(f"z must have shape ({n}, {out_dim})"
+                             + (f" or ({n},)" if out_dim == 1 else "") + f"; got {z.shape}")
+        dt = net.dtype
+        if x.dtype != dt:
+            x = x.astype(dt)
+        if z.dtype != dt:
+            z = z.astype(dt)
+        last = len(self._W) - 1
+        act = net.activation
+        h = x
+        hs = [x]
+        for k in range(last + 1):
+            a = np.dot(h, self._W[k], out=self._h[k][:n])
+            a += self._b[k]
+            if k < last:
+                if act == "tanh":
+                    np.tanh(a, out=a)
+                elif act == "relu":
+                    np.maximum(a, 0.0, out=a)
+                hs.append(a)
+            h = a
+        delta = h  # the output buffer becomes the residual, then δ = r / n
+        delta -= z.reshape(n, out_dim)
+        r = delta.ravel()
+        loss = 0.5 * float(r @ r) / n
+        delta *= 1.0 / n
+        ones = self._ones[:n]
+        for k in range(last, -1, -1):
+            np.dot(hs[k].T, delta, out=self._gW[k])
+            np.dot(ones, delta, out=self._gb[k])  # Σ_n δ as a product: 4x faster than sum
+            if k > 0:
+                prev = self._delta[k - 1][:n]
+                if delta.shape[1] == 1:  # an outer product: broadcasting beats BLAS here
+                    np.multiply(delta, self._WT[k], out=prev)
+                else:
+                    np.dot(delta, self._WT[k], out=prev)
+                a = hs[k]
+                if act == "tanh":
+                    d = np.multiply(a, a, out=self._deriv[k - 1][:n])
+                    np.subtract(1.0, d, out=d)
+                    prev *= d
+                elif act == "relu":
+                    prev *= a > 0.0
+                delta = prev
+        return loss, (self._grad.astype(np.float64) if copy else self._grad)

@@ -66,23 +66,85 @@ class Adam:
         grad = np.asarray(grad, dtype=np.float64)
         if grad.shape != self.m.shape:
             raise ValueError(f"grad must have shape {self.m.shape}; got {grad.shape}")
+        self._moments_as(np.float64)
         self.t += 1
-        self.m = self.beta1 * self.m + (1.0 - self.beta1) * grad
-        self.v = self.beta2 * self.v + (1.0 - self.beta2) * grad * grad
-        m_hat = self.m / (1.0 - self.beta1**self.t)
-        v_hat = self.v / (1.0 - self.beta2**self.t)
-        return np.asarray(theta, dtype=np.float64) - self.learning_rate * m_hat / (
-            np.sqrt(v_hat) + self.epsilon
-        )
+        m, v = self.m, self.v  # updated in place: a step allocates two temporaries
+        m *= self.beta1
+        m += (1.0 - self.beta1) * grad
+        v *= self.beta2
+        g2 = np.multiply(grad, grad)
+        g2 *= 1.0 - self.beta2
+        v += g2
+        denom = np.divide(v, 1.0 - self.beta2**self.t, out=g2)  # v_hat
+        np.sqrt(denom, out=denom)
+        denom += self.epsilon
+        update = np.divide(m, denom, out=denom)
+        update *= self.learning_rate / (1.0 - self.beta1**self.t)  # lr * m_hat / (...)
+        return np.asarray(theta, dtype=np.float64) - update
+
+    def step_in_place(self, theta, grad):
+        """One Adam step on ``theta`` in place, in ``theta``'s floating dtype.
+
+        The fast path of minibatch fits in single precision: ``theta`` and ``grad`` are
+        arrays of one float dtype (e.g. a float32 network's weights and gradient) and the
+        moments are kept in that dtype too, as deep-learning libraries keep them. The
+        arithmetic is that of :meth:`step`; :meth:`step` and :meth:`state_dict` return
+        the moments to float64.
+
+        Parameters
+        ----------
+        theta : ndarray, float dtype, shape (num_params,)
+            Updated in place.
+        grad : ndarray of ``theta``'s dtype and shape
+
+        Examples
+        --------
+        >>> opt = Adam(2, learning_rate=0.1)
+        >>> theta = np.array([1.0, -1.0], dtype=np.float32)
+        >>> for _ in range(200):
+        ...     opt.step_in_place(theta, 2 * theta)   # minimise ||theta||^2
+        >>> bool(np.linalg.norm(theta) < 1e-2), theta.dtype
+        (True, dtype('float32'))
+        """
+        if not isinstance(theta, np.ndarray) or theta.shape != self.m.shape or \
+                theta.dtype.kind != "f":
+            raise ValueError(f"theta must be a float ndarray of shape {self.m.shape}; got "
+                             f"{type(theta).__name__} {getattr(theta, 'shape', '')}")
+        if not isinstance(grad, np.ndarray) or grad.shape != theta.shape or \
+                grad.dtype != theta.dtype:
+            raise ValueError(f"grad must be an ndarray of theta's shape {theta.shape} and "
+                             f"dtype {theta.dtype}")
+        self._moments_as(theta.dtype)
+        self.t += 1
+        m, v = self.m, self.v
+        m *= self.beta1
+        g = np.multiply(grad, 1.0 - self.beta1, out=self._scratch)
+        m += g
+        v *= self.beta2
+        np.multiply(grad, grad, out=g)
+        g *= 1.0 - self.beta2
+        v += g
+        denom = np.divide(v, 1.0 - self.beta2**self.t, out=g)  # v_hat
+        np.sqrt(denom, out=denom)
+        denom += self.epsilon
+        update = np.divide(m, denom, out=denom)
+        update *= self.learning_rate / (1.0 - self.beta1**self.t)  # lr * m_hat / (...)
+        theta -= update
+
+    def _moments_as(self, dtype) -> None:
+        if self.m.dtype != dtype:
+            self.m, self.v = self.m.astype(dtype), self.v.astype(dtype)
+        if getattr(self, "_scratch", None) is None or self._scratch.dtype != dtype:
+            self._scratch = np.empty_like(self.m)
 
     def state_dict(self):
         """The optimizer state, for checkpoints."""
-        return {"m": self.m.copy(), "v": self.v.copy(), "t": self.t,
+        return {"m": self.m.astype(np.float64), "v": self.v.astype(np.float64), "t": self.t,
                 "learning_rate": self.learning_rate}
 
     def load_state_dict(self, state):
         """Restore :meth:`state_dict` output (shapes must match)."""
         m = as_vector(state["m"], "state['m']", n=self.m.shape[0])
         v = as_vector(state["v"], "state['v']", n=self.v.shape[0])
-        self.m, self.v, self.t = m, v, int(state["t"])
+        self.m, self.v, self.t = m.copy(), v.copy(), int(state["t"])  # updated in place
         self.learning_rate = float(state.get("learning_rate", self.learning_rate))

@@ -14,7 +14,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rl.networks import _EXP_TANH_MIN_SIZE, MLP, _tanh_into
+from rl.networks import _EXP_TANH_MIN_SIZE, MLP, SquaredErrorKernel, _tanh_into
 from tests.strategies import finite_floats
 
 EPS = np.finfo(np.float64).eps
@@ -143,3 +143,73 @@ def test_dtype_is_validated():
     for bad in ("float16", "double-ish", int):
         with pytest.raises(ValueError, match="dtype must be one of"):
             MLP((2, 3, 1), dtype=bad)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "identity"])
+def test_forward_numpy_small_batches_take_the_same_arithmetic(dtype, activation):
+    """forward_numpy takes a lighter path for a few rows (a sampler step): bit for bit the
+    batch pass on the same rows, and the batch pass on more rows to rounding."""
+    net = MLP((3, 200, 7, 2), activation=activation, seed=1, dtype=dtype)
+    x = np.random.default_rng(2).standard_normal((40, 3)) * 3.0
+    big = net.forward_numpy(x)  # 40 rows: the batch pass
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for lo in range(0, 40, 8):
+        small = net.forward_numpy(x[lo:lo + 8])
+        np.testing.assert_array_equal(small, net._forward_plain(None, x[lo:lo + 8],
+                                                                layers=net._weights)[0])
+        np.testing.assert_allclose(small, big[lo:lo + 8], rtol=tol, atol=tol)
+    np.testing.assert_array_equal(net.forward_numpy(x[:1]), net.forward(net.params, x[:1]))
+
+
+@given(networks(), st.data())
+def test_squared_error_kernel_equals_the_linearisation(problem, data):
+    """The minibatch kernel's loss and gradient are ``½ mean ‖y − z‖²`` and ``J^T (y − z) / n``
+    from :meth:`MLP.linearize` (itself tested against autograd above), for any batch of at
+    most ``max_rows`` rows, at parameters loaded with ``set_params`` or updated in place."""
+    net, theta, x = problem
+    assume(not relu_ties(net, theta, x))
+    n, out = x.shape[0], net.sizes[-1]
+    z = data.draw(hnp.arrays(np.float64, (n, out), elements=finite_floats(-2.0, 2.0)))
+    kernel = SquaredErrorKernel(net, max_rows=n + data.draw(st.integers(0, 3)))
+    kernel.set_params(theta)
+    for rows in (n, max(1, n // 2)):  # the buffers serve smaller batches too
+        lin = net.linearize(theta, x[:rows])
+        r = lin.output - z[:rows]
+        loss, grad = kernel(x[:rows], z[:rows] if out > 1 else z[:rows, 0])
+        scale = 1.0 + float(np.max(np.abs(r)))
+        assert loss == pytest.approx(0.5 * float(np.sum(r * r)) / rows, rel=1e-12, abs=1e-14)
+        g_ref = lin.vjp(r / rows)
+        np.testing.assert_allclose(grad, g_ref, rtol=0, atol=1e-12 * scale * (1 + np.abs(g_ref).max()))
+        assert grad.dtype == np.float64
+    # in-place updates of kernel.params are what the next call sees
+    kernel.params[...] = theta + 0.5
+    lin = net.linearize(theta + 0.5, x)
+    _, grad = kernel(x, z if out > 1 else z[:, 0], copy=False)
+    np.testing.assert_allclose(grad, lin.vjp((lin.output - z) / n), rtol=1e-9, atol=1e-12)
+
+
+def test_squared_error_kernel_float32_and_bad_input():
+    net = MLP((3, 16, 1), seed=0, dtype="float32")
+    x = np.random.default_rng(0).standard_normal((10, 3))
+    z = np.random.default_rng(1).standard_normal(10)
+    kernel = SquaredErrorKernel(net, 10)
+    with pytest.raises(ValueError, match="set_params"):
+        kernel(x, z)
+    kernel.set_params(net.params)
+    lin = MLP((3, 16, 1), seed=0).linearize(net.params, x)  # float64 reference
+    r = lin.output[:, 0] - z
+    loss, grad = kernel(x, z)
+    assert loss == pytest.approx(0.5 * r @ r / 10, rel=1e-5)
+    np.testing.assert_allclose(grad, lin.vjp(r[:, None] / 10), rtol=1e-4, atol=1e-6)
+    assert kernel(x, z, copy=False)[1].dtype == np.float32
+    for bad_x, bad_z, match in [(np.ones((11, 3)), np.ones(11), "max_rows"),
+                                (np.ones((4, 2)), np.ones(4), "x must have shape"),
+                                (np.ones((4, 3)), np.ones(5), "z must have shape")]:
+        with pytest.raises(ValueError, match=match):
+            kernel(bad_x, bad_z)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="max_rows"):
+            SquaredErrorKernel(net, bad)
+    with pytest.raises(ValueError, match="MLP"):
+        SquaredErrorKernel("net", 4)
