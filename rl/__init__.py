@@ -22,6 +22,7 @@ from rl.algorithms import NPG, PPO, TRPO, VPG, NPGConfig, PPOConfig, TRPOConfig,
 from rl.distributions import Categorical, DiagGaussian
 from rl.envs import (
     NonFiniteEnvironmentError,
+    SameStepSyncVectorEnv,
     VineUnsupportedError,
     check_spaces,
     make_vector_env,

@@ -32,9 +32,11 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector.utils import concatenate, iterate
 
 __all__ = [
     "EnvState",
+    "SameStepSyncVectorEnv",
     "NonFiniteEnvironmentError",
     "VineUnsupportedError",
     "check_spaces",
@@ -219,6 +221,55 @@ def _call_factory(factory: Callable[..., Any], kwargs: dict) -> gymnasium.Env:
     return env
 
 
+class SameStepSyncVectorEnv(SyncVectorEnv):
+    """Gymnasium's ``SyncVectorEnv`` with a leaner step for ``AutoresetMode.SAME_STEP``.
+
+    Same constructor, reset, seeding, info layout (``final_obs`` / ``final_info`` with
+    their masks) and results as ``SyncVectorEnv(..., autoreset_mode=SAME_STEP)``, step
+    for step (``tests/rl/test_envs.py`` runs both side by side). The step loop skips the
+    generic parts that cost as much as a CartPole step itself: actions of a
+    ``Discrete`` space reach the sub-environments as Python ints (``int(a)``, the type
+    ``Discrete.contains`` checks fastest) instead of through ``gymnasium.vector.utils.iterate``,
+    observations of a ``Box`` space are stacked with one ``numpy.stack``, and empty info
+    dicts are not merged. Other autoreset modes and spaces use ``SyncVectorEnv.step``.
+    With 8 CartPole-v1 environments a step takes about 0.8x the time of
+    ``SyncVectorEnv.step`` (``benchmarks/bench_sampling.py``).
+    """
+
+    def __init__(self, env_fns, **kwargs):
+        kwargs.setdefault("autoreset_mode", AutoresetMode.SAME_STEP)
+        super().__init__(env_fns, **kwargs)
+        self._int_actions = isinstance(self.single_action_space, spaces.Discrete)
+        self._box_obs = isinstance(self.single_observation_space, spaces.Box)
+
+    def step(self, actions):
+        if self.autoreset_mode != AutoresetMode.SAME_STEP:
+            return super().step(actions)
+        if self._int_actions:
+            acts = np.asarray(actions).reshape(self.num_envs).tolist()
+        else:
+            acts = list(iterate(self.action_space, actions))
+        env_obs, rewards = self._env_obs, self._rewards
+        terms, truncs = self._terminations, self._truncations
+        infos: dict = {}
+        for i, env in enumerate(self.envs):
+            obs, rewards[i], terms[i], truncs[i], info = env.step(acts[i])
+            if terms[i] or truncs[i]:
+                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                obs, info = env.reset()
+            env_obs[i] = obs
+            if info:
+                infos = self._add_info(infos, info, i)
+        if self._box_obs:
+            np.stack(env_obs, out=self._observations)
+        else:
+            self._observations = concatenate(self.single_observation_space, env_obs,
+                                             self._observations)
+        self._autoreset_envs = np.logical_or(terms, truncs)
+        return (self._observations.copy() if self.copy else self._observations,
+                rewards.copy(), terms.copy(), truncs.copy(), infos)
+
+
 def make_vector_env(
     env,
     num_envs: int = 1,
@@ -242,8 +293,9 @@ def make_vector_env(
         gets ``seed + i``) and its action spaces are seeded, so the streams are reproducible.
     vectorization : {"sync", "async"}, default "sync"
         ``"sync"`` steps the sub-environments in turn in this process
-        (``SyncVectorEnv``); ``"async"`` steps each in its own worker process
-        (``AsyncVectorEnv``), worth it when one env step is expensive.
+        (:class:`SameStepSyncVectorEnv`, a ``SyncVectorEnv`` with a leaner step);
+        ``"async"`` steps each in its own worker process (``AsyncVectorEnv``), worth it
+        when one env step is expensive.
     env_kwargs : dict or None
         Keyword arguments for ``gymnasium.make`` or the factory (not allowed with an
         instance).
@@ -295,7 +347,7 @@ def make_vector_env(
 
     env_fns = [env_fn] * int(num_envs)
     if vectorization == "sync":
-        venv = SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        venv = SameStepSyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     else:
         venv = AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     try:

@@ -412,35 +412,34 @@ class SinglePathSampler:
 
         env_action = self._env_action  # Box actions: clip what the env sees, store the sample
         isfinite = np.isfinite
-        obs = self._obs
+        observations[0] = self._obs
         for t in range(T):
             if before_step is not None:
                 before_step(t)
+            obs = observations[t]  # written by the previous step (the reset observations)
             a, logp, params = policy.step(obs, rng)
             if dist_params is None:
                 dist_params = np.empty((T, N, params.shape[-1]))
-            observations[t] = obs
             actions[t] = a
             log_probs[t] = logp
             dist_params[t] = params
             timesteps[t] = episode_length
 
             next_obs, r, term, trunc, info = venv.step(env_action(a))
-            next_obs = np.asarray(next_obs, dtype=obs_dtype)
-            if not isfinite(r).all():
-                i = int(np.flatnonzero(~isfinite(r))[0])
-                raise _nonfinite("reward", self._where(t, i))
-            if box_obs and not isfinite(next_obs).all():
-                i = int(np.flatnonzero(~isfinite(next_obs).all(axis=-1))[0])
-                raise _nonfinite("observation", self._where(t, i))
             rewards[t] = r
+            next_observations[t] = next_obs  # converted to obs_dtype on assignment
+            # one finiteness test of the step's sums; the exact search only if it fails
+            # (a finite sum of finite numbers can overflow, hence the second test)
+            if not isfinite(rewards[t].sum() + (next_observations[t].sum() if box_obs else 0.0)):
+                self._check_finite(t, rewards[t], next_observations[t] if box_obs else None)
             terminated[t] = term
             truncated[t] = trunc
-            next_observations[t] = next_obs
-            episode_return += r
+            if t + 1 < T:
+                observations[t + 1] = next_observations[t]
+            episode_return += rewards[t]
             episode_length += 1
 
-            if term.any() or trunc.any():
+            if (term | trunc).any():
                 final_obs = info["final_obs"]
                 for i in np.flatnonzero(term | trunc):
                     final = np.asarray(final_obs[i], dtype=obs_dtype)
@@ -451,9 +450,8 @@ class SinglePathSampler:
                     ended_lengths.append(int(episode_length[i]))
                     episode_return[i] = 0.0
                     episode_length[i] = 0
-            obs = next_obs
 
-        self._obs = obs
+        self._obs = np.array(next_obs, dtype=obs_dtype)
         self.total_steps += T * N
         self.num_episodes += len(ended_returns)
 
@@ -480,6 +478,16 @@ class SinglePathSampler:
             episode_returns=np.asarray(ended_returns, dtype=np.float64),
             episode_lengths=np.asarray(ended_lengths, dtype=np.int64),
         )
+
+    def _check_finite(self, t: int, r: np.ndarray, obs: np.ndarray | None) -> None:
+        """Raise for the first non-finite reward or observation of step ``t``, if any."""
+        bad = ~np.isfinite(r)
+        if bad.any():
+            raise _nonfinite("reward", self._where(t, int(np.flatnonzero(bad)[0])))
+        if obs is not None:
+            bad = ~np.isfinite(obs).all(axis=-1)
+            if bad.any():
+                raise _nonfinite("observation", self._where(t, int(np.flatnonzero(bad)[0])))
 
     def _where(self, t: int, i: int) -> str:
         return (

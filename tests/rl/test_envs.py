@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from rl.envs import (
     NonFiniteEnvironmentError,
+    SameStepSyncVectorEnv,
     VineUnsupportedError,
     check_spaces,
     make_vector_env,
@@ -350,3 +351,45 @@ def test_error_types():
     VineUnsupportedError is a ValueError (an unsuitable argument)."""
     assert issubclass(NonFiniteEnvironmentError, RuntimeError)
     assert issubclass(VineUnsupportedError, ValueError)
+
+
+@pytest.mark.parametrize("env_id, num_envs", [("CartPole-v1", 3), ("Pendulum-v1", 2),
+                                              ("MountainCarContinuous-v0", 1)])
+def test_same_step_sync_vector_env_steps_exactly_as_gymnasiums(env_id, num_envs):
+    """SameStepSyncVectorEnv is a faster step loop, not a different environment: from the
+    same seed and actions it returns what gymnasium's SyncVectorEnv (SAME_STEP) returns —
+    observations, rewards, terminations, truncations, final observations and their masks —
+    bit for bit, over episode ends and autoresets."""
+    from gymnasium.vector import SyncVectorEnv
+
+    fns = [lambda: gymnasium.make(env_id, max_episode_steps=15)] * num_envs
+    ours = SameStepSyncVectorEnv(fns)
+    ref = SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    assert ours.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    o1, _ = ours.reset(seed=3)
+    o2, _ = ref.reset(seed=3)
+    np.testing.assert_array_equal(o1, o2)
+    ref.action_space.seed(5)
+    ends = 0
+    for _ in range(40):
+        a = ref.action_space.sample()
+        r1, r2 = ours.step(a), ref.step(a)
+        for x, y in zip(r1[:4], r2[:4], strict=True):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+        i1, i2 = r1[4], r2[4]
+        assert ("final_obs" in i1) == ("final_obs" in i2)
+        if "final_obs" in i2:
+            ends += 1
+            np.testing.assert_array_equal(i1["_final_obs"], i2["_final_obs"])
+            for k in np.flatnonzero(i2["_final_obs"]):
+                np.testing.assert_array_equal(i1["final_obs"][k], i2["final_obs"][k])
+    assert ends > 0  # the comparison covered autoresets
+    ours.close()
+    ref.close()
+
+
+def test_make_vector_env_sync_is_the_same_step_sync_vector_env():
+    venv = make_vector_env("CartPole-v1", 2, seed=0)
+    assert isinstance(venv, SameStepSyncVectorEnv)
+    venv.close()
