@@ -943,6 +943,7 @@ class MLPValueFunction(Baseline):
         self._adam = Adam(self.net.num_params, learning_rate=self.learning_rate)
         self.target_mean = 0.0
         self.target_scale = 1.0
+        self._last_prediction = None  # ((params, mean, scale), inputs, values)
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -971,7 +972,18 @@ class MLPValueFunction(Baseline):
         return self._values(self._inputs(obs))
 
     def _values(self, x) -> np.ndarray:
-        return self.target_mean + self.target_scale * self.net.forward_numpy(x)[:, 0]
+        # An iteration predicts on the same observations with the same weights up to three
+        # times (the advantages, the update's explained variance, the fit's "before"); the
+        # last prediction is kept and reused when the weights (the network's params array,
+        # replaced by every set_params), the output scaling and the inputs are the same.
+        key = (self.net.params, self.target_mean, self.target_scale)
+        last = self._last_prediction
+        if (last is not None and last[0][0] is key[0] and last[0][1:] == key[1:]
+                and last[1].shape == x.shape and np.array_equal(last[1], x)):
+            return last[2].copy()
+        values = self.target_mean + self.target_scale * self.net.forward_numpy(x)[:, 0]
+        self._last_prediction = (key, np.array(x, copy=True), values.copy())
+        return values
 
     def _restandardize(self, y) -> None:
         """Set ``μ, s_y`` to the statistics of ``y`` keeping every prediction (PopArt).
@@ -1180,6 +1192,34 @@ def _half_mse_and_gradient(lin, z):
 # ------------------------------------------------------------------------- batch interface
 
 
+def _next_values(baseline, obs, next_obs, V, batch, t_next):
+    """``V(s'_t)`` for a (T, N) batch, predicting only where ``s'_t`` is not ``s_{t+1}``.
+
+    In a sampled batch the next observation of a step that did not end an episode is the
+    following step's observation (and its time step the next one), so ``V(s'_t) =
+    V(s_{t+1})``, already computed. Only episode ends (the true final observation) and
+    the last step of the rollout need a prediction. Batches that do not have this
+    structure (checked, exactly) get a prediction for every row.
+    """
+    T, N = V.shape
+    flat_next = next_obs.reshape(T * N, -1)
+    carried = ~(np.asarray(batch.terminated, dtype=bool) | np.asarray(batch.truncated, dtype=bool))
+    carried[-1] = False
+    timesteps = getattr(batch, "timesteps", None)
+    same = np.array_equal(next_obs[:-1][carried[:-1]], obs[1:][carried[:-1]]) and (
+        timesteps is None
+        or np.array_equal(np.asarray(timesteps)[:-1][carried[:-1]] + 1,
+                          np.asarray(timesteps)[1:][carried[:-1]]))
+    if not same:
+        return baseline.predict(flat_next, timesteps=t_next).reshape(T, N)
+    V_next = np.empty((T, N))
+    V_next[:-1] = V[1:]
+    rows = np.flatnonzero(~carried.reshape(-1))
+    V_next.reshape(-1)[rows] = np.reshape(baseline.predict(
+        flat_next[rows], timesteps=None if t_next is None else t_next[rows]), -1)
+    return V_next
+
+
 def compute_advantages(batch, baseline, gamma, lam, *, normalize=True):
     """GAE(γ, λ) advantages and value targets for a sampled :class:`rl.sampling.Batch`.
 
@@ -1252,7 +1292,7 @@ def compute_advantages(batch, baseline, gamma, lam, *, normalize=True):
     else:
         t_now = t_next = None
     V = baseline.predict(obs.reshape(T * N, -1), timesteps=t_now).reshape(T, N)
-    V_next = baseline.predict(next_obs.reshape(T * N, -1), timesteps=t_next).reshape(T, N)
+    V_next = _next_values(baseline, obs, next_obs, V, batch, t_next)
     A = gae(r, V, V_next, batch.terminated, batch.truncated, gamma, lam)
     value_targets = A + V
     if normalize:

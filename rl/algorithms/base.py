@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rl.advantages import compute_advantages, explained_variance, normalize_advantages
+from rl.advantages import (
+    Baseline,
+    compute_advantages,
+    explained_variance,
+    normalize_advantages,
+)
 from rl.algorithms.objective import PolicyObjective
 
 __all__ = ["AlgorithmConfig", "PolicyOptimizer", "check_range"]
@@ -138,9 +143,12 @@ class PolicyOptimizer:
         obs = value_batch.flat("observations")
         ts = value_batch.flat("timesteps")
         y = targets.reshape(-1)
-        before = explained_variance(self.baseline.predict(obs, ts), y)
-        diagnostics.update(self.baseline.fit(obs, y, ts))
-        diagnostics["value/explained_variance_before"] = before
+        if isinstance(self.baseline, Baseline):  # its fit reports the "before" diagnostics
+            diagnostics.update(self.baseline.fit(obs, y, ts))
+        else:
+            before = explained_variance(self.baseline.predict(obs, ts), y)
+            diagnostics.update(self.baseline.fit(obs, y, ts))
+            diagnostics["value/explained_variance_before"] = before
         t3 = time.perf_counter()
         diagnostics.update({
             "policy/entropy": objective.entropy(self.policy.theta),

@@ -7,6 +7,8 @@ van Hasselt et al., NeurIPS 2016 (PopArt).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -614,3 +616,69 @@ def test_bad_input_raises_value_error_naming_the_argument(call, name):
     and the message names the offending argument."""
     with pytest.raises(ValueError, match=name):
         call()
+
+
+class _CountingBaseline:
+    """A baseline wrapper that counts the rows it is asked to predict."""
+
+    def __init__(self, inner):
+        self.inner, self.rows = inner, 0
+
+    def predict(self, obs, timesteps=None):
+        self.rows += np.asarray(obs).shape[0]
+        return self.inner.predict(obs, timesteps)
+
+
+@pytest.mark.parametrize("baseline_kind", ["mlp", "linear"])
+def test_compute_advantages_predicts_next_values_only_where_they_are_new(baseline_kind):
+    """On a sampled batch V(s'_t) = V(s_{t+1}) wherever no episode ended, so only episode
+    ends and the last step are predicted; the advantages equal those from predicting every
+    next observation. A batch without that structure falls back to predicting them all."""
+    from rl.envs import make_vector_env
+    from rl.policies import CategoricalMLP
+    from rl.sampling import SinglePathSampler
+
+    venv = make_vector_env("CartPole-v1", 3)
+    batch = SinglePathSampler(venv, CategoricalMLP(4, 2, (8,), seed=0), 60, seed=1).sample()
+    venv.close()
+    T, N = batch.rewards.shape
+    if baseline_kind == "mlp":
+        inner = MLPValueFunction(4, (16,), seed=0)
+    else:
+        inner = LinearFeatureBaseline()
+        inner.fit(batch.flat("observations"), np.arange(T * N, dtype=float),
+                  batch.flat("timesteps"))
+    counting = _CountingBaseline(inner)
+    A, targets = compute_advantages(batch, counting, 0.99, 0.95, normalize=False)
+    ends = int(np.sum(batch.terminated | batch.truncated))
+    assert ends > 0
+    ends_before_last = int(np.sum((batch.terminated | batch.truncated)[:-1]))
+    assert counting.rows == T * N + ends_before_last + N  # V(s), then ends and the last step
+    V = inner.predict(batch.flat("observations"), batch.flat("timesteps")).reshape(T, N)
+    V_next = inner.predict(batch.flat("next_observations"),
+                           batch.flat("timesteps") + 1).reshape(T, N)
+    expected = gae(batch.rewards, V, V_next, batch.terminated, batch.truncated, 0.99, 0.95)
+    np.testing.assert_allclose(A, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(targets, expected + V, rtol=1e-12, atol=1e-12)
+    # a next observation that is not the following observation: every row is predicted
+    changed = dataclasses.replace(batch, next_observations=batch.next_observations + 0.5)
+    counting.rows = 0
+    compute_advantages(changed, counting, 0.99, 0.95, normalize=False)
+    assert counting.rows == 2 * T * N
+
+
+def test_mlp_value_function_reuses_a_prediction_only_for_the_same_weights_and_inputs():
+    vf = MLPValueFunction(3, (8,), seed=0)
+    x = np.random.default_rng(0).standard_normal((20, 3))
+    first = vf.predict(x)
+    first[:] = 7.0  # the caller owns the returned array
+    again = vf.predict(x)
+    np.testing.assert_array_equal(again, vf.net.forward_numpy(x)[:, 0])
+    x2 = x.copy()
+    x2[3, 1] += 1e-9
+    np.testing.assert_array_equal(vf.predict(x2), vf.net.forward_numpy(x2)[:, 0])
+    vf.fit(x, np.arange(20.0))  # new weights and output scaling
+    after = vf.predict(x)
+    expected = vf.target_mean + vf.target_scale * vf.net.forward_numpy(x)[:, 0]
+    np.testing.assert_allclose(after, expected, rtol=1e-15)
+    assert not np.allclose(after, again)
