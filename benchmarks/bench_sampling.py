@@ -4,7 +4,8 @@ Goal (issue "rl foundations", Performance): sampling 100k steps of CartPole-v1 w
 categorical MLP costs at most 2x the time of stepping the same vector env with random
 actions, measured in the same run.
 
-Both arms step the SAME ``SyncVectorEnv`` (N sub-environments, ``SAME_STEP`` autoreset).
+Both arms step the same vector env from :func:`rl.envs.make_vector_env` (a
+:class:`rl.envs.SameStepSyncVectorEnv`: N sub-environments, ``SAME_STEP`` autoreset).
 The floor draws the random actions with one vectorised ``rng.integers`` call per step; the
 sampler arm is :meth:`rl.sampling.SinglePathSampler.sample` (policy forward, sampling,
 storing every field of the :class:`rl.sampling.Batch`, episode bookkeeping, finiteness
@@ -162,7 +163,7 @@ def main(argv=None) -> dict:
     md = "\n".join([
         "# Sampling overhead",
         "",
-        f"{args.env}, {N} envs (SyncVectorEnv, SAME_STEP autoreset), {env_steps} env steps per "
+        f"{args.env}, {N} envs (SameStepSyncVectorEnv, SAME_STEP autoreset), {env_steps} env steps per "
         f"arm, {args.repeats} interleaved rounds, medians. Policy: 64x64 CategoricalMLP.",
         "",
         "| arm | median time (s) | per vector step (µs) |",

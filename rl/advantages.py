@@ -801,7 +801,9 @@ class MLPValueFunction(Baseline):
         saved by :meth:`state_dict` (its owner saves it).
     dtype : {"float64", "float32"}, default "float64"
         Compute precision of the network's passes (:class:`rl.networks.MLP`); the
-        parameters, targets, losses and solver are float64 either way.
+        parameters, targets, losses and the trust-region and L-BFGS solvers are float64
+        either way. The Adam fit steps the weights and its moments in this precision
+        (as deep-learning libraries do) and stores the result as float64.
     normalize_targets : bool, default True
         Predict ``V(s) = μ + s_y · net(s)`` and, at the start of every fit, set ``μ, s_y``
         to the mean and standard deviation of the new targets while rescaling the last
@@ -846,6 +848,9 @@ class MLPValueFunction(Baseline):
     ``iterations`` iterations (Schulman's modular_rl fits its value network this way).
     **adam**: ``iterations`` epochs of shuffled minibatches of Adam
     (:class:`rl.optimizers.Adam`, state kept across fits), as PPO does [2]_.
+    The L-BFGS and Adam losses and gradients come from a
+    :class:`rl.networks.SquaredErrorKernel` (one forward pass and one backpropagation
+    on preallocated buffers per evaluation).
 
     Default: **trust-region** with 5 steps of ε = 0.05 and 10 CG iterations. It is the
     GAE paper's method: the constraint bounds how far one noisy batch can move the value

@@ -242,6 +242,8 @@ class PolicyObjective:
             lin = self._linearization_old
         else:
             lin = self.policy.linearize(obs, self.theta_old)
+            if idx is None:
+                self._linearization_old = lin  # and the gradient at theta_old reuses it
         # the output Fisher at lin.output, its softmax / variances computed once
         weighted_fisher = self._dist.fisher_product(lin.output, w)
 
