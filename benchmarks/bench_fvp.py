@@ -5,13 +5,14 @@ of 2048 costs at most 3x one policy-gradient evaluation on the same batch.
 
 Arms, interleaved (ABBA order) for ``--repeats`` rounds and compared by their medians:
 
-- ``gradient``: :meth:`rl.algorithms.objective.PolicyObjective.gradient` — one forward
-  pass of the network, autograd's gradient of the importance-ratio head in the
-  distribution parameters, and one hand-written backward pass (the ``g`` of TRPO's step 1);
+- ``gradient``: :meth:`rl.algorithms.objective.PolicyObjective.gradient` on a fresh
+  objective — one forward pass of the network, autograd's gradient of the importance-ratio
+  head in the distribution parameters, and one hand-written backward pass (the ``g`` of
+  TRPO's step 1);
 - ``fvp``: ``F @ v`` with ``F = objective.fisher_operator()`` built once outside the
   timer (as CG uses it: one build, ten products);
-- ``build+fvp``: building the operator and one product (what a single product costs when
-  nothing is reused);
+- ``build+fvp``: building the operator on a fresh objective and one product (what a
+  single product costs when nothing is reused);
 - ``surrogate``: one forward evaluation of the surrogate at a new θ, for scale (at θ_old
   the objective would reuse its last forward pass).
 
@@ -59,17 +60,19 @@ from rl.policies import CategoricalMLP, GaussianMLP  # noqa: E402
 GOAL_RATIO = 3.0
 
 
-def make_objective(policy, obs_dim: int, batch: int, seed: int) -> PolicyObjective:
-    """A sampled objective on ``batch`` standard-normal observations."""
+def make_objective(policy, obs_dim: int, batch: int, seed: int):
+    """A factory of fresh sampled objectives on one batch of ``batch`` standard-normal
+    observations (a fresh objective shares no forward pass with an earlier one)."""
     rng = np.random.default_rng(seed)
     obs = rng.standard_normal((batch, obs_dim))
     actions, log_probs, params = policy.step(obs, rng)
     adv = rng.standard_normal(batch)
-    return PolicyObjective.from_arrays(policy, obs, actions, adv, log_probs, params)
+    return lambda: PolicyObjective.from_arrays(policy, obs, actions, adv, log_probs, params)
 
 
 def bench_case(name: str, policy, obs_dim: int, batch: int, repeats: int, seed: int) -> dict:
-    objective = make_objective(policy, obs_dim, batch, seed)
+    fresh = make_objective(policy, obs_dim, batch, seed)
+    objective = fresh()
     v = np.random.default_rng(seed + 1).standard_normal(policy.num_params)
     F = objective.fisher_operator()
     thetas = [objective.theta_old + 1e-3 * v, objective.theta_old - 1e-3 * v]
@@ -79,9 +82,12 @@ def bench_case(name: str, policy, obs_dim: int, batch: int, repeats: int, seed: 
         return thetas[0]
 
     arms = {
-        "gradient": lambda: objective.gradient(),
+        # fresh objectives: an objective linearises the policy once at theta_old and
+        # shares it between its gradient and its Fisher operator (as one TRPO step does),
+        # so these two arms would otherwise time that cached pass away
+        "gradient": lambda: fresh().gradient(),
         "fvp": lambda: F @ v,
-        "build+fvp": lambda: objective.fisher_operator() @ v,
+        "build+fvp": lambda: fresh().fisher_operator() @ v,
         "surrogate": lambda: float(objective.surrogate(theta_alternating())),
     }
     for fn in arms.values():  # warm-up
