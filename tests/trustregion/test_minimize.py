@@ -80,9 +80,22 @@ def test_convex_quadratic_reaches_minimiser_monotonically(problem, subproblem):
     """f(x) = 1/2 x^T A x - b^T x, A SPD: the method stops with ||A x - b|| <= gtol, so
     ||x - A^{-1} b|| <= gtol / lambda_min(A); accepted steps have rho > eta >= 0, so f never
     increases along the iterates (N&W Alg. 4.1) beyond the rounding allowance
-    delta = 10 eps max(1, |f|) of the ratio test."""
+    delta = 10 eps max(1, |f|) of the ratio test.
+
+    One outcome besides CONVERGED is legitimate. A step is accepted on the evidence of f,
+    and computing f = 1/2 x^T A x - b^T x carries a rounding error of about
+    e_f = eps n ||A|| ||x||^2, which exceeds eps |f| when the terms cancel. A step from a
+    gradient g predicts a decrease of at least ||g||^2 / (2 lambda_max); once that falls
+    below e_f, no step can be verified by f and the radius collapses. So the run may end
+    with RADIUS_COLLAPSED, but only with ||g|| <= sqrt(2 lambda_max (10 e_f)), a
+    gradient no f-based method could certify smaller. (Hypothesis found such a case: a
+    2x2 block of eigenvalues 1 and 1e4 with ||A|| ||x*||^2 ~ 1e3 |f*|, where Steihaug's
+    inexact step stops at ||g|| = 2.9e-8 against gtol = 2.8e-8, as scipy's trust-ncg
+    does on the same problem.)"""
     A, b, x0 = problem
-    lam_min = np.linalg.eigvalsh(A)[0]
+    eigs = np.linalg.eigvalsh(A)
+    lam_min, lam_max = eigs[0], eigs[-1]
+    x_star = np.linalg.solve(A, b)
     values = []
     gtol = 1e-8 * max(1.0, np.linalg.norm(b))
     res = tr.minimize(
@@ -94,10 +107,14 @@ def test_convex_quadratic_reaches_minimiser_monotonically(problem, subproblem):
         gtol=gtol,
         callback=lambda xk: values.append(0.5 * xk @ A @ xk - b @ xk),
     )
-    assert res.success
+    if res.status == MinimizeStatus.RADIUS_COLLAPSED:
+        e_f = EPS * len(b) * lam_max * max(float(x_star @ x_star), float(res.x @ res.x))
+        gtol = max(gtol, np.sqrt(2.0 * lam_max * 10.0 * e_f))
+    else:
+        assert res.success
     assert np.linalg.norm(A @ res.x - b) <= gtol * (1 + 1e-12)
-    assert np.linalg.norm(res.x - np.linalg.solve(A, b)) <= 1.01 * gtol / lam_min + 1e-13 * (
-        np.linalg.norm(np.linalg.solve(A, b))
+    assert np.linalg.norm(res.x - x_star) <= 1.01 * gtol / lam_min + 1e-13 * (
+        np.linalg.norm(x_star)
     )
     pairs = zip(values, values[1:], strict=False)
     assert all(later < earlier + 10 * EPS * max(1.0, abs(earlier)) for earlier, later in pairs)
