@@ -163,8 +163,9 @@ def main(argv=None) -> dict:
     md = "\n".join([
         "# Sampling overhead",
         "",
-        f"{args.env}, {N} envs (SameStepSyncVectorEnv, SAME_STEP autoreset), {env_steps} env steps per "
-        f"arm, {args.repeats} interleaved rounds, medians. Policy: 64x64 CategoricalMLP.",
+        f"{args.env}, {N} envs (SameStepSyncVectorEnv, SAME_STEP autoreset), {env_steps} "
+        f"env steps per arm, {args.repeats} interleaved rounds, medians. Policy: 64x64 "
+        "CategoricalMLP.",
         "",
         "| arm | median time (s) | per vector step (µs) |",
         "|---|---:|---:|",

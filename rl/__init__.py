@@ -72,6 +72,7 @@ __all__ = [
     "random_mdp",
     "restore_state",
     "reward_to_go",
+    "SameStepSyncVectorEnv",
     "save_state",
     "SinglePathSampler",
     "TabularMDP",

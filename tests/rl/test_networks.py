@@ -180,7 +180,8 @@ def test_squared_error_kernel_equals_the_linearisation(problem, data):
         scale = 1.0 + float(np.max(np.abs(r)))
         assert loss == pytest.approx(0.5 * float(np.sum(r * r)) / rows, rel=1e-12, abs=1e-14)
         g_ref = lin.vjp(r / rows)
-        np.testing.assert_allclose(grad, g_ref, rtol=0, atol=1e-12 * scale * (1 + np.abs(g_ref).max()))
+        np.testing.assert_allclose(grad, g_ref, rtol=0,
+                                   atol=1e-12 * scale * (1 + np.abs(g_ref).max()))
         assert grad.dtype == np.float64
     # in-place updates of kernel.params are what the next call sees
     kernel.params[...] = theta + 0.5
