@@ -66,21 +66,9 @@ class Adam:
         grad = np.asarray(grad, dtype=np.float64)
         if grad.shape != self.m.shape:
             raise ValueError(f"grad must have shape {self.m.shape}; got {grad.shape}")
-        self._moments_as(np.float64)
-        self.t += 1
-        m, v = self.m, self.v  # updated in place: a step allocates two temporaries
-        m *= self.beta1
-        m += (1.0 - self.beta1) * grad
-        v *= self.beta2
-        g2 = np.multiply(grad, grad)
-        g2 *= 1.0 - self.beta2
-        v += g2
-        denom = np.divide(v, 1.0 - self.beta2**self.t, out=g2)  # v_hat
-        np.sqrt(denom, out=denom)
-        denom += self.epsilon
-        update = np.divide(m, denom, out=denom)
-        update *= self.learning_rate / (1.0 - self.beta1**self.t)  # lr * m_hat / (...)
-        return np.asarray(theta, dtype=np.float64) - update
+        theta = np.array(theta, dtype=np.float64)  # a fresh copy, stepped in place
+        self.step_in_place(theta, grad)
+        return theta
 
     def step_in_place(self, theta, grad):
         """One Adam step on ``theta`` in place, in ``theta``'s floating dtype.
@@ -116,7 +104,7 @@ class Adam:
                              f"dtype {theta.dtype}")
         self._moments_as(theta.dtype)
         self.t += 1
-        m, v = self.m, self.v
+        m, v = self.m, self.v  # updated in place: a step allocates no temporaries
         m *= self.beta1
         g = np.multiply(grad, 1.0 - self.beta1, out=self._scratch)
         m += g
