@@ -36,8 +36,8 @@ from gymnasium.vector.utils import concatenate, iterate
 
 __all__ = [
     "EnvState",
-    "SameStepSyncVectorEnv",
     "NonFiniteEnvironmentError",
+    "SameStepSyncVectorEnv",
     "VineUnsupportedError",
     "check_spaces",
     "env_factory",

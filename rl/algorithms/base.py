@@ -143,11 +143,11 @@ class PolicyOptimizer:
         obs = value_batch.flat("observations")
         ts = value_batch.flat("timesteps")
         y = targets.reshape(-1)
-        if isinstance(self.baseline, Baseline):  # its fit reports the "before" diagnostics
-            diagnostics.update(self.baseline.fit(obs, y, ts))
-        else:
+        before = None  # a Baseline's fit reports the "before" diagnostics itself
+        if not isinstance(self.baseline, Baseline):
             before = explained_variance(self.baseline.predict(obs, ts), y)
-            diagnostics.update(self.baseline.fit(obs, y, ts))
+        diagnostics.update(self.baseline.fit(obs, y, ts))
+        if before is not None:
             diagnostics["value/explained_variance_before"] = before
         t3 = time.perf_counter()
         diagnostics.update({

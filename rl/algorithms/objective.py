@@ -83,7 +83,7 @@ class PolicyObjective:
                 raise ValueError(f"weights must sum to 1; they sum to {total!r}")
         self._dist = policy.distribution_class
         self._last_params = None
-        self._linearization_old = None  # the policy linearised at theta_old on all samples
+        self._linearization_old = None  # see _linearization_at_old
 
     # -- constructors ---------------------------------------------------------------------
     @classmethod
@@ -204,12 +204,10 @@ class PolicyObjective:
         """
         at_old = theta is None or np.array_equal(theta, self.theta_old)
         theta = self.theta_old if theta is None else np.asarray(theta, dtype=np.float64)
-        if at_old and idx is None and self._linearization_old is not None:
-            lin = self._linearization_old
+        if at_old and idx is None:
+            lin = self._linearization_at_old()
         else:
             lin = self.policy.linearize(self._rows(idx)[0], theta)
-            if at_old and idx is None:
-                self._linearization_old = lin  # the Fisher operator reuses it
         value, dy = value_and_grad(head)(lin.output, idx)
         return float(value), lin.vjp(dy)
 
@@ -236,14 +234,10 @@ class PolicyObjective:
             idx = np.sort(rng.choice(m, size=k, replace=False))
         obs = self.observations if idx is None else self.observations[idx]
         w = self.weights if idx is None else self.weights[idx] / self.weights[idx].sum()
-        # J v and J^T u by the policy's hand-written products (one forward pass, here;
-        # shared with the gradient at theta_old when it was taken on the same samples)
-        if idx is None and self._linearization_old is not None:
-            lin = self._linearization_old
-        else:
-            lin = self.policy.linearize(obs, self.theta_old)
-            if idx is None:
-                self._linearization_old = lin  # and the gradient at theta_old reuses it
+        # J v and J^T u by the policy's hand-written products (one forward pass, shared
+        # with the gradient at theta_old when both use all samples)
+        lin = self._linearization_at_old() if idx is None else self.policy.linearize(
+            obs, self.theta_old)
         # the output Fisher at lin.output, its softmax / variances computed once
         weighted_fisher = self._dist.fisher_product(lin.output, w)
 
@@ -251,6 +245,13 @@ class PolicyObjective:
             return weighted_fisher(u)
 
         return tr.fisher_operator(lin, self.theta_old, output_fisher)
+
+    def _linearization_at_old(self):
+        """The policy linearised at θ_old on all samples, computed once: TRPO's gradient
+        (step 1) and Fisher operator (step 2) share its forward pass."""
+        if self._linearization_old is None:
+            self._linearization_old = self.policy.linearize(self.observations, self.theta_old)
+        return self._linearization_old
 
     def minibatches(self, size, rng):
         """Index arrays of a random partition into minibatches of about ``size`` samples."""
