@@ -6,6 +6,8 @@ actions, measured in the same run.
 
 Both arms step the same vector env from :func:`rl.envs.make_vector_env` (a
 :class:`rl.envs.SameStepSyncVectorEnv`: N sub-environments, ``SAME_STEP`` autoreset).
+A third arm steps the same sub-environments behind gymnasium's own ``SyncVectorEnv``
+(``SAME_STEP``) with random actions, for the ratio of the two vector envs' steps.
 The floor draws the random actions with one vectorised ``rng.integers`` call per step; the
 sampler arm is :meth:`rl.sampling.SinglePathSampler.sample` (policy forward, sampling,
 storing every field of the :class:`rl.sampling.Batch`, episode bookkeeping, finiteness
@@ -39,7 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rl.envs import make_vector_env  # noqa: E402
+from gymnasium.vector import AutoresetMode, SyncVectorEnv  # noqa: E402
+
+from rl.envs import env_factory, make_vector_env  # noqa: E402
 from rl.policies import CategoricalMLP  # noqa: E402
 from rl.sampling import SinglePathSampler  # noqa: E402
 
@@ -97,6 +101,9 @@ def main(argv=None) -> dict:
     vector_steps = num_batches * args.steps_per_env  # both arms take exactly this many
 
     venv = make_vector_env(args.env, N, seed=args.seed)
+    # the same sub-environments behind gymnasium's own SyncVectorEnv, for the env arm
+    gym_venv = SyncVectorEnv([env_factory(args.env)] * N, autoreset_mode=AutoresetMode.SAME_STEP)
+    gym_venv.reset(seed=args.seed)
     obs_dim = int(venv.single_observation_space.shape[0])
     policy = CategoricalMLP(obs_dim, int(venv.single_action_space.n), (64, 64), seed=args.seed)
     sampler = SinglePathSampler(venv, policy, args.steps_per_env, seed=args.seed)
@@ -105,22 +112,27 @@ def main(argv=None) -> dict:
 
     # warm-up: imports, caches, first allocations
     time_random(venv, 200, rng)
+    time_random(gym_venv, 200, rng)
     sampler.sample()
 
-    random_s, sampler_s, policy_s = [], [], []
+    random_s, sampler_s, policy_s, gym_random_s = [], [], [], []
     for r in range(args.repeats):
-        arms = ("random", "sampler") if r % 2 == 0 else ("sampler", "random")
+        arms = ("random", "sampler", "gym") if r % 2 == 0 else ("gym", "sampler", "random")
         for arm in arms:
             if arm == "random":
                 random_s.append(time_random(venv, vector_steps, rng))
+            elif arm == "gym":
+                gym_random_s.append(time_random(gym_venv, vector_steps, rng))
             else:
                 sampler_s.append(time_sampler(sampler, num_batches))
         policy_s.append(time_policy(policy, obs_fixed, vector_steps, rng))
     venv.close()
+    gym_venv.close()
 
     med_random = statistics.median(random_s)
     med_sampler = statistics.median(sampler_s)
     med_policy = statistics.median(policy_s)
+    med_gym = statistics.median(gym_random_s)
     ratio = med_sampler / med_random
     env_steps = vector_steps * N
     result = {
@@ -139,11 +151,15 @@ def main(argv=None) -> dict:
         "median_random_s": med_random,
         "median_sampler_s": med_sampler,
         "median_policy_step_s": med_policy,
+        "gym_sync_random_s": gym_random_s,
+        "median_gym_sync_random_s": med_gym,
+        "ratio_same_step_to_gym_sync": med_random / med_gym,
         "ratio": ratio,
         "goal_ratio": GOAL_RATIO,
         "passed": bool(ratio <= GOAL_RATIO),
         "per_vector_step_us": {
             "env_with_random_actions": 1e6 * med_random / vector_steps,
+            "gym_sync_vector_env_with_random_actions": 1e6 * med_gym / vector_steps,
             "sampler": 1e6 * med_sampler / vector_steps,
             "policy_step_alone": 1e6 * med_policy / vector_steps,
             "sampler_loop_other": 1e6 * (med_sampler - med_random - med_policy) / vector_steps,
@@ -170,12 +186,15 @@ def main(argv=None) -> dict:
         "| arm | median time (s) | per vector step (µs) |",
         "|---|---:|---:|",
         f"| env, random actions | {med_random:.3f} | {us['env_with_random_actions']:.1f} |",
+        f"| the same envs in gymnasium's SyncVectorEnv, random actions | {med_gym:.3f} | "
+        f"{us['gym_sync_vector_env_with_random_actions']:.1f} |",
         f"| SinglePathSampler | {med_sampler:.3f} | {us['sampler']:.1f} |",
         f"| policy.step alone | {med_policy:.3f} | {us['policy_step_alone']:.1f} |",
         "",
         f"**Ratio sampler / random = {ratio:.2f}** (goal ≤ {GOAL_RATIO}: "
         f"{'met' if result['passed'] else 'NOT met'}). Sampler loop other than env and policy: "
-        f"{us['sampler_loop_other']:.1f} µs per vector step.",
+        f"{us['sampler_loop_other']:.1f} µs per vector step. SameStepSyncVectorEnv / "
+        f"gymnasium's SyncVectorEnv = {med_random / med_gym:.2f}.",
         "",
         f"Command: `{result['command'].strip()}`; {result['date']}; "
         f"{result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, "
