@@ -441,7 +441,11 @@ class MLP:
                 g[w] = (inputs[k].T @ delta).reshape(-1)
                 g[b] = ones @ delta  # Σ_n δ as a product: 5x faster than sum(axis=0)
                 if k > 0:
-                    delta = np.matmul(delta, weights[k].T, out=work(("delta", k), shape[0]))
+                    buf = work(("delta", k), shape[0])
+                    if shape[1] == 1:  # an outer product (a value network's last layer):
+                        delta = np.multiply(delta, weights[k].T, out=buf)  # 2-3x BLAS's time
+                    else:
+                        delta = np.matmul(delta, weights[k].T, out=buf)
                     if derivs[k - 1] is not None:
                         delta *= derivs[k - 1]
             return g
