@@ -11,6 +11,7 @@ regression (the value network's Adam and L-BFGS fits) runs on a
 
 from __future__ import annotations
 
+import weakref
 from itertools import pairwise
 
 import autograd.numpy as anp
@@ -29,6 +30,10 @@ _DTYPES = ("float64", "float32")
 _EXP_TANH_MIN_SIZE = 2048
 # batches of at most this many rows take the plain forward pass of forward_numpy
 _SMALL_BATCH = 16
+# a network keeps at most this many arrays of dropped linearisations for reuse, and only
+# arrays of at least this many bytes (smaller ones come cheaply from the C heap)
+_POOL_MAX_ARRAYS = 32
+_POOL_MIN_BYTES = 1 << 16
 
 
 def _tanh_into(z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -115,6 +120,26 @@ def orthogonal(shape: tuple[int, int], gain: float, rng: np.random.Generator) ->
     if rows < cols:
         Q = Q.T
     return gain * Q
+
+
+class _Workspace:
+    """The arrays one linearisation owns; the products' closures keep it alive."""
+
+    __slots__ = ("arrays", "__weakref__")
+
+    def __init__(self):
+        self.arrays: list[np.ndarray] = []
+
+
+def _return_to_pool(pool: dict, arrays: list) -> None:
+    """Give a dead linearisation's arrays back to its network's pool (bounded)."""
+    held = sum(len(v) for v in pool.values())
+    for a in arrays:
+        if held >= _POOL_MAX_ARRAYS:
+            break
+        pool.setdefault(a.shape, []).append(a)
+        held += 1
+    arrays.clear()
 
 
 class MLP:
@@ -209,6 +234,7 @@ class MLP:
         self.num_params = offset
         self._weights: list[tuple[np.ndarray, np.ndarray]] = []
         self._scratch: dict = {}
+        self._pool: dict = {}  # shape -> arrays of dropped linearisations
         self.set_params(self.init_params(np.random.default_rng(seed)))
 
     def __repr__(self) -> str:
@@ -313,9 +339,27 @@ class MLP:
             buf = self._scratch[(key, shape)] = np.empty(shape, dtype=self.dtype)
         return buf
 
+    def _take(self, workspace, shape) -> np.ndarray:
+        """An array of the compute dtype owned by ``workspace`` (one linearisation) until
+        that is dropped: from the pool of arrays of dropped linearisations if one of this
+        shape is there, else fresh. Same reason as :meth:`_buffer`: a linearisation on
+        4096 rows otherwise maps and page-faults about 8 MB of fresh memory."""
+        free = self._pool.get(shape)
+        buf = free.pop() if free else np.empty(shape, dtype=self.dtype)
+        if buf.nbytes >= _POOL_MIN_BYTES:
+            workspace.arrays.append(buf)
+        return buf
+
+    def _workspace(self) -> _Workspace:
+        """A fresh owner for :meth:`_take`; its arrays return to the pool when it dies."""
+        workspace = _Workspace()
+        weakref.finalize(workspace, _return_to_pool, self._pool, workspace.arrays)
+        return workspace
+
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_scratch"] = {}  # scratch space is not part of the network
+        state["_pool"] = {}
         return state
 
     def _layers(self, flat):
@@ -324,11 +368,11 @@ class MLP:
         return [(flat[w].reshape(shape).astype(dt, copy=False), flat[b].astype(dt, copy=False))
                 for w, shape, b in self._layout]
 
-    def _forward_plain(self, flat, x, keep=False, layers=None):
+    def _forward_plain(self, flat, x, keep=None, layers=None):
         """numpy forward pass at ``flat`` in the compute dtype; returns the float64 output
-        and, with ``keep``, the layer inputs and activation derivatives that the Jacobian
-        products reuse (then in fresh arrays, which the products own; otherwise the hidden
-        layers use scratch space)."""
+        and, with ``keep`` (a :meth:`_workspace`), the layer inputs and activation
+        derivatives that the Jacobian products reuse, in arrays the workspace owns
+        (without it the hidden layers use scratch space)."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:
             raise ValueError(f"x must have shape (N, {self.sizes[0]}); got shape {x.shape}")
@@ -338,21 +382,24 @@ class MLP:
         inputs, derivs = [x], []
         h = x
         for k, (W, b) in enumerate(layers):
-            if k < last and not keep:
-                z = np.matmul(h, W, out=self._buffer(k, (x.shape[0], W.shape[1])))
+            shape = (x.shape[0], W.shape[1])
+            if k == last:
+                z = h @ W  # the output: a fresh array
+            elif keep:
+                z = np.matmul(h, W, out=self._take(keep, shape))
             else:
-                z = h @ W
+                z = np.matmul(h, W, out=self._buffer(k, shape))
             z += b
             if k < last:
                 if self.activation == "tanh":
                     _tanh_into(z, z)
                     if keep:
-                        d = z * z
+                        d = np.multiply(z, z, out=self._take(keep, shape))
                         np.subtract(1.0, d, out=d)  # tanh' = 1 - tanh²
                         derivs.append(d)
                 elif self.activation == "relu":
                     if keep:
-                        derivs.append((z > 0.0).astype(self.dtype))
+                        derivs.append(np.greater(z, 0.0, out=self._take(keep, shape)))
                     np.maximum(z, 0.0, out=z)
                 elif keep:
                     derivs.append(None)
@@ -371,6 +418,10 @@ class MLP:
           (forward mode, two matrix products per layer);
         * ``vjp(u)``: ``dW_k = h_kᵀ δ_k``, ``db_k = Σ_n δ_k``, ``δ_{k-1} = (δ_k W_kᵀ) ⊙
           act'(z_{k-1})`` (backpropagation, two matrix products per layer).
+
+        The cached activations and the products' work arrays are reused by later
+        linearisations of this network once the returned object and its ``jvp`` and
+        ``vjp`` are all dropped; until then they are this linearisation's alone.
 
         Parameters
         ----------
@@ -396,7 +447,8 @@ class MLP:
         """
         flat = self._check_params(flat_params)
         layers = self._layers(flat)
-        y, inputs, derivs = self._forward_plain(flat, x, keep=True, layers=layers)
+        workspace = self._workspace()  # its arrays return to the pool with the products
+        y, inputs, derivs = self._forward_plain(flat, x, keep=workspace, layers=layers)
         layout = self._layout
         weights = [W for W, _b in layers]
         n_params, n_layers = self.num_params, len(layout)
@@ -405,10 +457,10 @@ class MLP:
         n_rows = y.shape[0]
         scratch = {}  # this linearisation's own work arrays, reused by every product
 
-        def work(key, cols):
+        def work(key, cols):  # the products reach the workspace through this closure
             buf = scratch.get(key)
             if buf is None:
-                buf = scratch[key] = np.empty((n_rows, cols), dtype=dt)
+                buf = scratch[key] = self._take(workspace, (n_rows, cols))
             return buf
 
         def jvp(v):

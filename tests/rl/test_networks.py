@@ -89,6 +89,60 @@ def test_linearize_does_not_touch_the_cached_parameters():
     np.testing.assert_array_equal(lin.jvp(v), first)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_linearizations_reuse_memory_only_once_their_products_are_dropped(dtype, activation):
+    """A linearisation's large arrays go back to its network's pool when nothing can use them
+    any more (the :class:`Linearization` and its ``jvp`` / ``vjp`` all dropped) and the next
+    linearisation takes them from there. Products kept alive while others come and go give
+    exactly the numbers of a network that never shares memory (a deep copy per linearisation)."""
+    import copy
+
+    net = MLP((3, 64, 64, 2), activation=activation, seed=0, dtype=dtype)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((512, 3))  # 512 x 64 arrays: large enough to be pooled
+    thetas = [net.params + 0.3 * rng.standard_normal(net.num_params) for _ in range(4)]
+    v, w = rng.standard_normal(net.num_params), rng.standard_normal((512, 2))
+
+    def reference(theta):
+        lin = copy.deepcopy(net).linearize(theta, x)
+        return lin.output.copy(), lin.jvp(v).copy(), lin.vjp(w).copy()
+
+    def products(lin_or_pair):
+        jvp, vjp = lin_or_pair
+        return jvp(v).copy(), vjp(w).copy()
+
+    def pooled():
+        return sum(len(a) for a in net._pool.values())
+
+    lin_a = net.linearize(thetas[0], x)
+    kept_a = (lin_a.jvp, lin_a.vjp)  # the products outlive the Linearization
+    out_a = lin_a.output
+    products(kept_a)
+    del lin_a
+    assert pooled() == 0  # its products are alive: nothing may be reused
+    lin_b = net.linearize(thetas[1], x)
+    products((lin_b.jvp, lin_b.vjp))
+    del lin_b
+    assert pooled() > 0  # lin_b is gone with its products: its arrays are free
+    before = pooled()
+    lin_c = net.linearize(thetas[2], x)
+    assert pooled() < before  # ... and lin_c took some of them
+    lin_d = net.linearize(thetas[3], x)
+    for kept, out, theta in [(kept_a, out_a, thetas[0]),
+                             ((lin_c.jvp, lin_c.vjp), lin_c.output, thetas[2]),
+                             ((lin_d.jvp, lin_d.vjp), lin_d.output, thetas[3])]:
+        ref_out, ref_jv, ref_vj = reference(theta)
+        jv, vj = products(kept)
+        np.testing.assert_array_equal(out, ref_out)
+        np.testing.assert_array_equal(jv, ref_jv)
+        np.testing.assert_array_equal(vj, ref_vj)
+    del kept_a, lin_c, lin_d
+    from rl.networks import _POOL_MAX_ARRAYS
+
+    assert 0 < pooled() <= _POOL_MAX_ARRAYS
+
+
 def test_linearize_rejects_bad_input():
     """Wrong θ or batch shapes, and a wrong-length ``v``, raise ValueErrors naming the argument."""
     net = MLP((3, 4, 2), seed=0)
