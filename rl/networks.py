@@ -30,9 +30,9 @@ _DTYPES = ("float64", "float32")
 _EXP_TANH_MIN_SIZE = 2048
 # batches of at most this many rows take the plain forward pass of forward_numpy
 _SMALL_BATCH = 16
-# a network keeps at most this many arrays of dropped linearisations for reuse, and only
-# arrays of at least this many bytes (smaller ones come cheaply from the C heap)
-_POOL_MAX_ARRAYS = 32
+# a network keeps arrays of dropped linearisations for reuse up to this many bytes, and
+# only arrays of at least _POOL_MIN_BYTES (smaller ones come cheaply from the C heap)
+_POOL_MAX_BYTES = 64 << 20
 _POOL_MIN_BYTES = 1 << 16
 
 
@@ -132,13 +132,13 @@ class _Workspace:
 
 
 def _return_to_pool(pool: dict, arrays: list) -> None:
-    """Give a dead linearisation's arrays back to its network's pool (bounded)."""
-    held = sum(len(v) for v in pool.values())
+    """Give a dead linearisation's arrays back to its network's pool, up to
+    ``_POOL_MAX_BYTES`` in all (the rest is freed)."""
+    held = sum(a.nbytes for free in pool.values() for a in free)
     for a in arrays:
-        if held >= _POOL_MAX_ARRAYS:
-            break
-        pool.setdefault(a.shape, []).append(a)
-        held += 1
+        if held + a.nbytes <= _POOL_MAX_BYTES:
+            pool.setdefault(a.shape, []).append(a)
+            held += a.nbytes
     arrays.clear()
 
 

@@ -138,9 +138,24 @@ def test_linearizations_reuse_memory_only_once_their_products_are_dropped(dtype,
         np.testing.assert_array_equal(jv, ref_jv)
         np.testing.assert_array_equal(vj, ref_vj)
     del kept_a, lin_c, lin_d
-    from rl.networks import _POOL_MAX_ARRAYS
+    from rl.networks import _POOL_MAX_BYTES
 
-    assert 0 < pooled() <= _POOL_MAX_ARRAYS
+    held = sum(a.nbytes for free in net._pool.values() for a in free)
+    assert 0 < held <= _POOL_MAX_BYTES
+
+
+def test_the_pool_of_linearisation_memory_is_bounded(monkeypatch):
+    """However many linearisations are dropped at once, the network keeps at most
+    ``_POOL_MAX_BYTES`` of their arrays."""
+    import rl.networks
+
+    monkeypatch.setattr(rl.networks, "_POOL_MAX_BYTES", 3 * 512 * 64 * 8)  # 3 arrays
+    net = MLP((3, 64, 64, 2), seed=0)
+    x = np.random.default_rng(1).standard_normal((512, 3))
+    lins = [net.linearize(net.params, x) for _ in range(4)]  # 4 x 4 arrays of 256 KiB
+    del lins
+    held = [a.nbytes for free in net._pool.values() for a in free]
+    assert len(held) == 3 and sum(held) == 3 * 512 * 64 * 8
 
 
 def test_linearize_rejects_bad_input():
