@@ -495,7 +495,7 @@ class MLP:
                 if k > 0:
                     buf = work(("delta", k), shape[0])
                     if shape[1] == 1:  # an outer product (a value network's last layer):
-                        delta = np.multiply(delta, weights[k].T, out=buf)  # a third of BLAS time
+                        delta = np.multiply(delta, weights[k].T, out=buf)  # broadcasting beats BLAS here
                     else:
                         delta = np.matmul(delta, weights[k].T, out=buf)
                     if derivs[k - 1] is not None:
