@@ -494,8 +494,8 @@ class MLP:
                 g[b] = ones @ delta  # Σ_n δ as a product: 5x faster than sum(axis=0)
                 if k > 0:
                     buf = work(("delta", k), shape[0])
-                    if shape[1] == 1:  # an outer product (a value network's last layer):
-                        delta = np.multiply(delta, weights[k].T, out=buf)  # broadcasting beats BLAS here
+                    if shape[1] == 1:  # an outer product (a value network's last layer),
+                        delta = np.multiply(delta, weights[k].T, out=buf)  # faster than BLAS
                     else:
                         delta = np.matmul(delta, weights[k].T, out=buf)
                     if derivs[k - 1] is not None:
