@@ -122,6 +122,15 @@ def orthogonal(shape: tuple[int, int], gain: float, rng: np.random.Generator) ->
     return gain * Q
 
 
+def _times_transpose(delta: np.ndarray, WT: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[...] = δ Wᵀ`` (backpropagation through a layer). With one column ``δ Wᵀ`` is an
+    outer product, which broadcasting forms in about 0.3 (float32) to 0.6 (float64) of
+    BLAS's time on 4096 x 64."""
+    if delta.shape[1] == 1:
+        return np.multiply(delta, WT, out=out)
+    return np.matmul(delta, WT, out=out)
+
+
 class _Workspace:
     """The arrays one linearisation owns; the products' closures keep it alive."""
 
@@ -493,11 +502,7 @@ class MLP:
                 g[w] = (inputs[k].T @ delta).reshape(-1)
                 g[b] = ones @ delta  # Σ_n δ as a product: 5x faster than sum(axis=0)
                 if k > 0:
-                    buf = work(("delta", k), shape[0])
-                    if shape[1] == 1:  # an outer product (a value network's last layer),
-                        delta = np.multiply(delta, weights[k].T, out=buf)  # faster than BLAS
-                    else:
-                        delta = np.matmul(delta, weights[k].T, out=buf)
+                    delta = _times_transpose(delta, weights[k].T, work(("delta", k), shape[0]))
                     if derivs[k - 1] is not None:
                         delta *= derivs[k - 1]
             return g
@@ -675,11 +680,7 @@ class SquaredErrorKernel:
             np.dot(hs[k].T, delta, out=self._gW[k])
             np.dot(ones, delta, out=self._gb[k])  # Σ_n δ as a product: 4x faster than sum
             if k > 0:
-                prev = self._delta[k - 1][:n]
-                if delta.shape[1] == 1:  # an outer product: broadcasting beats BLAS here
-                    np.multiply(delta, self._WT[k], out=prev)
-                else:
-                    np.dot(delta, self._WT[k], out=prev)
+                prev = _times_transpose(delta, self._WT[k], self._delta[k - 1][:n])
                 a = hs[k]
                 if act == "tanh":
                     d = np.multiply(a, a, out=self._deriv[k - 1][:n])
