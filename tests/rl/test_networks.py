@@ -7,6 +7,8 @@ and ``J^T w`` (backpropagation) by hand; these tests hold them to autograd's
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from autograd import make_jvp, make_vjp
@@ -14,7 +16,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rl.networks import _EXP_TANH_MIN_SIZE, MLP, SquaredErrorKernel, _tanh_into
+from rl.networks import _EXP_TANH_MIN_SIZE, _POOL_MAX_BYTES, MLP, SquaredErrorKernel, _tanh_into
 from tests.strategies import finite_floats
 
 EPS = np.finfo(np.float64).eps
@@ -96,8 +98,6 @@ def test_linearizations_reuse_memory_only_once_their_products_are_dropped(dtype,
     any more (the :class:`Linearization` and its ``jvp`` / ``vjp`` all dropped) and the next
     linearisation takes them from there. Products kept alive while others come and go give
     exactly the numbers of a network that never shares memory (a deep copy per linearisation)."""
-    import copy
-
     net = MLP((3, 64, 64, 2), activation=activation, seed=0, dtype=dtype)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((512, 3))  # 512 x 64 arrays: large enough to be pooled
@@ -138,8 +138,6 @@ def test_linearizations_reuse_memory_only_once_their_products_are_dropped(dtype,
         np.testing.assert_array_equal(jv, ref_jv)
         np.testing.assert_array_equal(vj, ref_vj)
     del kept_a, lin_c, lin_d
-    from rl.networks import _POOL_MAX_BYTES
-
     held = sum(a.nbytes for free in net._pool.values() for a in free)
     assert 0 < held <= _POOL_MAX_BYTES
 
