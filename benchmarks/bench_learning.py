@@ -25,6 +25,7 @@ Run::
     python benchmarks/bench_learning.py --envs Pendulum-v1 --algos trpo
     python benchmarks/bench_learning.py --envs Hopper-v5 --seeds 0 --steps 20000   # smoke
     python benchmarks/bench_learning.py --envs Pendulum-v1 --algos trpo --runner-defaults
+    python benchmarks/bench_learning.py --envs Hopper-v5 --algos trpo --sb3-critic
 
 ``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported (see the README).
 """
@@ -75,10 +76,17 @@ GOALS = {
 #: settings (``run_mujoco.py``: timesteps_per_batch 1024, lam 0.98) — 2 envs x 512 steps.
 SETTINGS_LABEL = "benchmark"
 DEFAULTS_LABEL = "runner defaults"
+SB3_CRITIC_LABEL = "sb3 critic, float32"
 ENV_OVERRIDES = {
     "Pendulum-v1": {"gamma": 0.9, "num_envs": 2, "steps_per_env": 1024},
     "Hopper-v5": {"obs_normalization": True, "num_envs": 2, "steps_per_env": 512, "lam": 0.98},
 }
+#: sb3-contrib TRPO's critic (``n_critic_updates=10`` epochs of Adam, minibatch 128, lr
+#: 1e-3) and torch's float32 arithmetic: with these settings trpokit does the same work
+#: per iteration as sb3-contrib (``bench_sb3.py``); ``--sb3-critic`` adds them to
+#: ``ENV_OVERRIDES`` to show how that configuration learns.
+SB3_CRITIC = {"value_optimizer": "adam", "value_iterations": 10, "value_minibatch_size": 128,
+              "value_learning_rate": 1e-3, "dtype": "float32"}
 
 
 # ------------------------------------------------------------------------------- one run
@@ -206,7 +214,9 @@ def summarize(records: dict, out: Path, command: str, jobs: int) -> str:
         "Settings \"benchmark\": runner defaults (`rl.train`) plus, per environment: "
         + "; ".join(f"{env}: {ov or 'none'}" for env, ov in overrides.items())
         + ". See `ENV_OVERRIDES` in `benchmarks/bench_learning.py` for the sources. "
-        "Settings \"runner defaults\": `rl.train` without overrides (`--runner-defaults`).",
+        "Settings \"runner defaults\": `rl.train` without overrides (`--runner-defaults`). "
+        f"Settings \"{SB3_CRITIC_LABEL}\": the benchmark settings plus sb3-contrib's critic "
+        f"and precision, {SB3_CRITIC} (`--sb3-critic`).",
         "",
         "## Runs",
         "",
@@ -295,9 +305,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--force", action="store_true", help="rerun finished runs")
     parser.add_argument("--runner-defaults", action="store_true",
                         help="train with rl.train's defaults, without ENV_OVERRIDES")
+    parser.add_argument("--sb3-critic", action="store_true",
+                        help="add sb3-contrib's critic and float32 (SB3_CRITIC) to the "
+                             "benchmark settings")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.runner_defaults and args.sb3_critic:
+        parser.error("--runner-defaults and --sb3-critic exclude each other: the first "
+                     "drops ENV_OVERRIDES, the second adds to them; pass one")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     command = command_line("bench_learning.py", argv)
@@ -309,9 +325,13 @@ def main(argv=None) -> dict:
         steps = args.steps or ENV_STEPS.get(env, 1_000_000)
         for algo in args.algos:
             for seed in args.seeds:
-                label = DEFAULTS_LABEL if args.runner_defaults else SETTINGS_LABEL
-                overrides = {} if args.runner_defaults else ENV_OVERRIDES.get(env, {})
-                suffix = "-defaults" if args.runner_defaults else ""
+                if args.runner_defaults:
+                    label, overrides, suffix = DEFAULTS_LABEL, {}, "-defaults"
+                elif args.sb3_critic:
+                    label, suffix = SB3_CRITIC_LABEL, "-sb3-critic"
+                    overrides = {**ENV_OVERRIDES.get(env, {}), **SB3_CRITIC}
+                else:
+                    label, overrides, suffix = SETTINGS_LABEL, ENV_OVERRIDES.get(env, {}), ""
                 run_dir = out / "runs" / env / f"{algo}-seed{seed}-{steps}{suffix}"
                 rec_path = run_dir / "benchmark_record.json"
                 if rec_path.exists() and not args.force:

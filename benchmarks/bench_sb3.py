@@ -74,7 +74,7 @@ from _common import (  # noqa: E402
     write_atomic,
     write_json,
 )
-from bench_learning import ENV_OVERRIDES, ENV_STEPS  # noqa: E402
+from bench_learning import ENV_OVERRIDES, ENV_STEPS, SB3_CRITIC  # noqa: E402
 
 GOAL_WALL_RATIO = 0.2
 
@@ -112,12 +112,6 @@ def sb3_kwargs(env: str) -> tuple[int, dict]:
               "line_search_shrinking_factor": ours["backtrack_shrink"],
               "gamma": ours["gamma"], "gae_lambda": ours["lam"]}
     return ours["num_envs"], kwargs
-
-
-SB3_CRITIC = {"value_optimizer": "adam", "value_iterations": 10, "value_minibatch_size": 128,
-              "value_learning_rate": 1e-3, "dtype": "float32"}
-"""sb3-contrib TRPO's critic (``n_critic_updates=10`` epochs of Adam, minibatch 128, lr 1e-3)
-and torch's float32 arithmetic."""
 
 
 def run_ours(env: str, seed: int, steps: int, run_dir: Path, critic: dict | None = None) -> dict:
