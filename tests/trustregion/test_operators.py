@@ -612,7 +612,7 @@ BAD_INPUTS = {
     "x strings": (lambda: tr.gauss_newton_operator(_model, ["a", "b"], np.eye(4)), "x"),
     "f not callable": (lambda: tr.hessian_operator(3.0, X2), "f"),
     "f vector-valued": (lambda: tr.hessian_operator(_model, X2), "f must return a real scalar"),
-    "f not finite at x": (lambda: tr.hessian_operator(lambda z: anp.sum(z) + np.inf, X2), "f"),
+    "f not finite at x": (lambda: tr.hessian_operator(lambda z: anp.sum(z ** 2) + np.inf, X2), "f"),
     "args not tuple": (lambda: tr.hessian_operator(_f, X2, args=[1]), "args"),
     "model not callable": (lambda: tr.gauss_newton_operator(None, X2, np.eye(4)), "model"),
     "model not finite": (
