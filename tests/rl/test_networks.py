@@ -145,9 +145,7 @@ def test_linearizations_reuse_memory_only_once_their_products_are_dropped(dtype,
 def test_the_pool_of_linearisation_memory_is_bounded(monkeypatch):
     """However many linearisations are dropped at once, the network keeps at most
     ``_POOL_MAX_BYTES`` of their arrays."""
-    import rl.networks
-
-    monkeypatch.setattr(rl.networks, "_POOL_MAX_BYTES", 3 * 512 * 64 * 8)  # 3 arrays
+    monkeypatch.setattr("rl.networks._POOL_MAX_BYTES", 3 * 512 * 64 * 8)  # 3 arrays
     net = MLP((3, 64, 64, 2), seed=0)
     x = np.random.default_rng(1).standard_normal((512, 3))
     lins = [net.linearize(net.params, x) for _ in range(4)]  # 4 x 4 arrays of 256 KiB
