@@ -32,10 +32,12 @@ def _parser():
                                 "trust regions: train, evaluate and plot runs.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a policy (default: TRPO on CartPole-v1)")
-    t.add_argument("--algo", default="trpo", help="trpo (default), npg, ppo or vpg")
-    t.add_argument("--env", default="CartPole-v1", help="a Gymnasium id (default CartPole-v1)")
-    t.add_argument("--steps", type=int, default=None, help="environment steps (default 100000)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--algo", default=None, help="trpo (default), npg, ppo or vpg")
+    t.add_argument("--env", default=None, help="a Gymnasium id (default CartPole-v1)")
+    t.add_argument("--steps", type=int, default=None,
+                   help="environment steps (default 100000; training runs whole batches, so "
+                   "the last one may pass it)")
+    t.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
     t.add_argument("--out", default=None, help="run folder (default runs/<algo>-<env>-...)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override a setting, e.g. --set max_kl=0.02 (repeatable)")
@@ -56,6 +58,7 @@ def _parser():
 
 def main(argv=None):
     """Entry point; returns the exit status (0 ok, 1 run stopped, 2 bad input)."""
+    from rl.envs import NonFiniteEnvironmentError
     from rl.train import CheckpointError, ConfigError
 
     args = _parser().parse_args(argv)
@@ -63,9 +66,10 @@ def main(argv=None):
         if args.command == "train":
             from rl.train import train
 
-            if args.resume is not None and args.set:
-                raise ConfigError("--set cannot change a resumed run; start a new run instead")
-            result = train(args.algo, args.env, steps=args.steps, seed=args.seed, out=args.out,
+            if args.resume is not None:
+                _check_resume_arguments(args)
+            result = train(args.algo or "trpo", args.env or "CartPole-v1", steps=args.steps,
+                           seed=0 if args.seed is None else args.seed, out=args.out,
                            config=_parse_sets(args.set), resume=args.resume,
                            progress=not args.no_progress)
             ev = result.evaluation
@@ -76,8 +80,7 @@ def main(argv=None):
             if (result.run_dir / "learning_curve.png").exists():
                 print(f"learning curve: {result.run_dir / 'learning_curve.png'}")
             if result.status != "completed":
-                print(f"error: {result.status}; the last good checkpoint is kept in "
-                      f"{result.run_dir}", file=sys.stderr)
+                print(f"error: {result.status}; {_kept(result.run_dir)}", file=sys.stderr)
                 return 1
             return 0
         if args.command == "evaluate":
@@ -85,7 +88,13 @@ def main(argv=None):
 
             if args.episodes < 1:
                 raise ConfigError(f"--episodes must be >= 1; got {args.episodes}")
-            ev = evaluate(args.run_dir, episodes=args.episodes, seed=args.seed)
+            if args.seed is not None and args.seed < 0:
+                raise ConfigError(f"--seed must be >= 0; got {args.seed}")
+            try:
+                ev = evaluate(args.run_dir, episodes=args.episodes, seed=args.seed)
+            except NonFiniteEnvironmentError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
             print(json.dumps(ev, indent=2))
             return 0
         if args.command == "plot":
@@ -97,14 +106,51 @@ def main(argv=None):
                 print(f"plot: {plot_runs(args.run_dirs, output, metric=args.metric)}")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
+            except OSError as exc:
+                raise ConfigError(f"cannot write the plot {output}: {exc.strerror or exc}; "
+                                  "pass an --output in an existing, writable folder") from None
             return 0
     except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept", file=sys.stderr)
+    except MemoryError:
+        print("error: out of memory; a batch of num_envs x steps_per_env steps must fit in "
+              "memory: lower them with --set", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        print("interrupted" + (f"; {_kept(run_dir)}" if run_dir is not None else ""),
+              file=sys.stderr)
         return 130
     return 2
+
+
+def _kept(run_dir) -> str:
+    """What a stopped run left: its last completed iteration, if any."""
+    if (Path(run_dir) / "checkpoint.pkl").exists():
+        return (f"the run folder {run_dir} keeps the last completed iteration; continue it "
+                f"with --resume {run_dir}")
+    return f"no iteration completed, so {run_dir} holds no checkpoint"
+
+
+def _check_resume_arguments(args) -> None:
+    """A resumed run keeps its settings: refuse arguments that would contradict them."""
+    from rl.train import ConfigError
+
+    if args.set:
+        raise ConfigError("--set cannot change a resumed run; start a new run instead")
+    if args.out is not None:
+        raise ConfigError(f"--out cannot be used with --resume: the run continues in "
+                          f"{args.resume}")
+    try:
+        saved = json.loads((Path(args.resume) / "config.json").read_text())["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable config.json: the checkpoint check in train() reports the folder
+    for name in ("algo", "env", "seed"):
+        given = getattr(args, name)
+        if given is not None and given != saved.get(name):
+            raise ConfigError(f"--{name} {given} does not match the resumed run's {name} "
+                              f"{saved.get(name)!r}; drop --{name} or start a new run")
 
 
 if __name__ == "__main__":

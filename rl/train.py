@@ -26,13 +26,22 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
 from rl.algorithms import ALGORITHMS
 from rl.algorithms.base import check_range
-from rl.envs import NonFiniteEnvironmentError, check_spaces, env_factory, make_vector_env
+from rl.envs import (
+    NonFiniteEnvironmentError,
+    _state_kind,
+    check_spaces,
+    env_factory,
+    make_vector_env,
+    restore_state,
+    save_state,
+)
 from rl.policies import make_policy
 from rl.sampling import EnvAction, SinglePathSampler, VineSampler
 
@@ -256,8 +265,14 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
         elif scope != "algo" and bare in train_hints and bare not in ("algo", "env"):
             train_kw[bare] = _coerce(key, value, train_hints[bare])
         else:
-            valid = sorted(set(algo_hints) | set(train_hints) - {"algo", "env"})
-            raise ConfigError(_unknown(f"setting for {algo}", bare, valid))
+            if scope == "algo":
+                valid, kind = sorted(algo_hints), f"{algo} setting"
+            elif scope == "train":
+                valid, kind = sorted(set(train_hints) - {"algo", "env"}), "train setting"
+            else:
+                valid = sorted(set(algo_hints) | set(train_hints) - {"algo", "env"})
+                kind = f"setting for {algo}"
+            raise ConfigError(_unknown(kind, key if scope else bare, valid))
     try:
         train_cfg = TrainConfig(**train_kw)
         algo_cfg = algo_cls(**algo_kw)
@@ -347,6 +362,8 @@ class _Run:
                 act_space = self.venv.single_action_space
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        except (gymnasium.error.Error, ImportError) as exc:  # e.g. a missing extra (Box2D)
+            raise ConfigError(f"environment {cfg.env!r} could not be made: {exc}") from None
         self.policy = make_policy(obs_space, act_space, hidden_sizes=cfg.hidden_sizes,
                                   seed=s_policy, obs_normalization=cfg.obs_normalization,
                                   dtype=cfg.dtype)
@@ -368,6 +385,7 @@ class _Run:
         self.iteration = 0
         self.total_steps = 0
         self.history = []
+        self.snapshot, self.snapshot_saved = None, True  # see _iterate
 
     def state_dict(self):
         state = {
@@ -381,6 +399,7 @@ class _Run:
             "algo": self.algo.state_dict(),
             "sampler": self._sampler_state(),
             "env_states": self._env_states(),
+            "env_physics": self._env_physics(),
             "history": self.history,
         }
         return state
@@ -415,6 +434,19 @@ class _Run:
         except Exception:  # noqa: BLE001 - an env that cannot be pickled resumes fresh
             return None
 
+    def _env_physics(self):
+        """The MuJoCo sub-environments' physics (:func:`rl.envs.save_state`), or ``None``.
+
+        Unpickling a MuJoCo environment builds fresh physics, so the pickled sub-environments
+        of :meth:`_env_states` alone would resume from the model's initial state; this
+        snapshot (positions, velocities and the solver's warm start) is restored over them.
+        """
+        if self.cfg.sampling != "single_path" or not hasattr(self.venv, "envs"):
+            return None
+        if not all(_state_kind(e) == "mujoco" for e in self.venv.envs):
+            return None
+        return [save_state(e) for e in self.venv.envs]
+
     def load_state_dict(self, state):
         self.policy.load_state_dict(state["policy"])
         self.baseline.load_state_dict(state["baseline"])
@@ -422,6 +454,10 @@ class _Run:
         env_states = state.get("env_states")
         if env_states is not None and hasattr(self.venv, "envs"):
             self.venv.envs = pickle.loads(env_states)
+            physics = state.get("env_physics")
+            if physics is not None:
+                for env, snapshot in zip(self.venv.envs, physics, strict=True):
+                    restore_state(env, snapshot)
             self.sampler.load_state_dict(state["sampler"], reset_env=False)
         elif isinstance(self.sampler, SinglePathSampler):
             self.sampler.load_state_dict(state["sampler"], reset_env=True)
@@ -461,20 +497,46 @@ def _read_checkpoint(run_dir):
 def load_run(run_dir):
     """Rebuild the objects of a run from its folder (used by resume and evaluate)."""
     state = _read_checkpoint(run_dir)
+    for key in ("config", "algo_config", "policy", "baseline", "algo", "sampler", "iteration",
+                "total_steps", "history"):
+        if key not in state:
+            raise CheckpointError(f"checkpoint in {run_dir} has no {key!r} entry; it is damaged: "
+                                  "delete the run folder or resume from a copy")
     try:
+        if not isinstance(state["config"], dict) or not isinstance(state["algo_config"], dict):
+            raise TypeError("its config entries are not dicts")
         cfg = TrainConfig(**state["config"])
+        if cfg.algo not in ALGORITHMS:
+            raise ValueError(_unknown("algorithm", cfg.algo, ALGORITHMS))
         algo_cfg = ALGORITHMS[cfg.algo].config_class(**state["algo_config"])
-        run = _Run(cfg, algo_cfg)
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"cannot rebuild the run in {run_dir} from its checkpoint: {exc} "
-                              "(a run on an environment object, not a Gymnasium id, cannot be "
-                              "resumed from the command line)") from None
+        raise CheckpointError(f"cannot rebuild the run in {run_dir}: its checkpoint's settings "
+                              f"are invalid ({exc}); delete the run folder or resume from a "
+                              "copy") from None
+    try:
+        run = _Run(cfg, algo_cfg)
+    except ConfigError as exc:
+        hint = ("" if _is_registered(cfg.env) else " (a run on an environment object, not a "
+                "Gymnasium id, can only be resumed from Python with the same object)")
+        raise CheckpointError(f"cannot rebuild the run in {run_dir}: {exc}{hint}") from None
     try:
         run.load_state_dict(state)
-    except (KeyError, ValueError) as exc:
+        if not isinstance(run.history, list) or not all(isinstance(r, dict) for r in run.history):
+            raise TypeError("its history is not a list of rows")
+    except Exception as exc:  # noqa: BLE001 - any mismatch in the saved objects
         run.close()
-        raise CheckpointError(f"checkpoint in {run_dir} does not match its config: {exc}") from None
+        raise CheckpointError(f"checkpoint in {run_dir} does not match its config "
+                              f"({type(exc).__name__}: {exc}); it was written by another "
+                              "version or is damaged: start a new run") from None
     return run
+
+
+def _is_registered(env_id) -> bool:
+    try:
+        gymnasium.spec(str(env_id))
+    except Exception:  # noqa: BLE001 - any lookup failure: not a registered id
+        return False
+    return True
 
 
 # ----------------------------------------------------------------------------- progress
@@ -522,10 +584,24 @@ def _default_run_dir(cfg):
     return path
 
 
-def _save(run, run_dir):
-    atomic_write_bytes(run_dir / "checkpoint.pkl",
-                       pickle.dumps(run.state_dict(), protocol=pickle.HIGHEST_PROTOCOL))
-    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(run.history))
+def _write_config(run_dir, cfg, algo_cfg):
+    atomic_write_text(run_dir / "config.json", json.dumps(
+        {"train": dataclasses.asdict(cfg), "algo": algo_cfg.to_dict()}, indent=2) + "\n")
+
+
+def _snapshot(run) -> bytes:
+    """The checkpoint of the run as it stands, as bytes (written by :func:`_save_snapshot`)."""
+    return pickle.dumps(run.state_dict(), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _save_snapshot(run, run_dir):
+    """Write ``run.snapshot`` (checkpoint bytes, history rows) unless it is on disk already."""
+    if run.snapshot is None or run.snapshot_saved:
+        return
+    data, rows = run.snapshot
+    atomic_write_bytes(run_dir / "checkpoint.pkl", data)
+    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(run.history[:rows]))
+    run.snapshot_saved = True
 
 
 def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, config=None,
@@ -572,7 +648,13 @@ def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, confi
         run_dir = Path(resume)
         run = load_run(run_dir)
         if steps is not None:
+            try:
+                check_range("steps", steps, 1, None, integer=True)
+            except ValueError as exc:
+                run.close()
+                raise ConfigError(str(exc)) from None
             run.cfg.steps = int(steps)
+            _write_config(run_dir, run.cfg, run.algo_cfg)  # the new budget is part of the run
     else:
         overrides = dict(config or {})
         if eval_episodes is not None:
@@ -586,9 +668,13 @@ def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, confi
             run.close()
             raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
                               "or choose another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.json", json.dumps(
-            {"train": dataclasses.asdict(cfg), "algo": algo_cfg.to_dict()}, indent=2) + "\n")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_config(run_dir, cfg, algo_cfg)
+        except OSError as exc:
+            run.close()
+            raise ConfigError(f"cannot write the run folder {run_dir}: "
+                              f"{exc.strerror or exc}; choose another --out") from None
     cfg = run.cfg
     limits = (threadpool_limits(limits=cfg.blas_threads, user_api="blas")
               if cfg.blas_threads is not None else contextlib.nullcontext())
@@ -601,43 +687,34 @@ def _train_loop(run, run_dir, env, resume, progress, plot, callback):
     bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress,
                     start=run.total_steps)
     status = "completed"
+    # _iterate keeps the checkpoint of the last completed iteration in memory between the
+    # files written every checkpoint_every iterations: a run that stops (non-finite
+    # environment, interrupt, error) writes it, so the folder holds its last good iteration
+    stopped = None
     try:
-        while run.total_steps < cfg.steps:
-            t0 = time.perf_counter()
-            try:
-                batch = run.sampler.sample()
-            except NonFiniteEnvironmentError as exc:
-                status = f"stopped: {exc}"
-                break
-            t1 = time.perf_counter()
-            diag = run.algo.update(batch)
-            run.iteration += 1
-            # environment steps consumed: a vine batch counts its trunk and its rollouts
-            run.total_steps += int(getattr(batch, "num_env_steps", batch.num_steps))
-            rets = np.asarray(getattr(batch, "episode_returns", getattr(
-                getattr(batch, "trunk", None), "episode_returns", [])), dtype=float)
-            row = {"iteration": run.iteration, "steps": run.total_steps,
-                   "episode/count": int(rets.size),
-                   "episode/return_mean": float(rets.mean()) if rets.size else math.nan,
-                   "episode/return_std": float(rets.std()) if rets.size else math.nan,
-                   "time/sample_s": t1 - t0, **diag}
-            row["time/iteration_s"] = time.perf_counter() - t0
-            run.history.append(row)
-            bar.update(run.total_steps, row)
-            last = run.total_steps >= cfg.steps
-            stop = callback is not None and callback(row) is True
-            if last or stop or run.iteration % cfg.checkpoint_every == 0:
-                _save(run, run_dir)
-            if stop:
-                status = "stopped: callback"
-                break
+        try:
+            stopped = _iterate(run, run_dir, bar, callback)
+        except NonFiniteEnvironmentError as exc:
+            status = f"stopped: {exc}"
+        except BaseException as exc:  # an interrupt or an error: keep the last good iteration
+            _save_snapshot(run, run_dir)
+            exc.run_dir = run_dir  # where it is kept, for the command line's message
+            raise
+        if stopped is not None:
+            status = stopped
+        _save_snapshot(run, run_dir)
         bar.close()
         evaluation = {}
         if status == "completed" and cfg.eval_episodes > 0:
-            evaluation = evaluate_policy(run.policy, cfg.env if resume is not None or
-                                         isinstance(env, str) else env,
-                                         episodes=cfg.eval_episodes, seed=cfg.seed + 10_000)
-            atomic_write_text(run_dir / "evaluation.json", json.dumps(evaluation, indent=2) + "\n")
+            try:
+                evaluation = evaluate_policy(run.policy, cfg.env if resume is not None or
+                                             isinstance(env, str) else env,
+                                             episodes=cfg.eval_episodes, seed=cfg.seed + 10_000)
+            except NonFiniteEnvironmentError as exc:
+                status = f"stopped: {exc} (training completed and is saved)"
+            else:
+                atomic_write_text(run_dir / "evaluation.json",
+                                  json.dumps(evaluation, indent=2) + "\n")
         if plot and run.history:
             from rl.plotting import plot_runs
             plot_runs([run_dir], run_dir / "learning_curve.png", histories=[run.history])
@@ -645,6 +722,41 @@ def _train_loop(run, run_dir, env, resume, progress, plot, callback):
         run.close()
     return TrainResult(run.policy, run.history, run_dir, evaluation, status, run.baseline,
                        {"train": dataclasses.asdict(cfg), "algo": run.algo_cfg.to_dict()})
+
+
+def _iterate(run, run_dir, bar, callback):
+    """Sample and update until the step budget is spent; returns a stop status or None.
+
+    After every iteration ``run.snapshot`` holds the run's checkpoint (with the number of
+    history rows it covers) and ``run.snapshot_saved`` whether it is on disk.
+    """
+    cfg = run.cfg
+    while run.total_steps < cfg.steps:
+        t0 = time.perf_counter()
+        batch = run.sampler.sample()
+        t1 = time.perf_counter()
+        diag = run.algo.update(batch)
+        run.iteration += 1
+        # environment steps consumed: a vine batch counts its trunk and its rollouts
+        run.total_steps += int(getattr(batch, "num_env_steps", batch.num_steps))
+        rets = np.asarray(getattr(batch, "episode_returns", getattr(
+            getattr(batch, "trunk", None), "episode_returns", [])), dtype=float)
+        row = {"iteration": run.iteration, "steps": run.total_steps,
+               "episode/count": int(rets.size),
+               "episode/return_mean": float(rets.mean()) if rets.size else math.nan,
+               "episode/return_std": float(rets.std()) if rets.size else math.nan,
+               "time/sample_s": t1 - t0, **diag}
+        row["time/iteration_s"] = time.perf_counter() - t0
+        run.history.append(row)
+        run.snapshot, run.snapshot_saved = (_snapshot(run), len(run.history)), False
+        bar.update(run.total_steps, row)
+        last = run.total_steps >= cfg.steps
+        stop = callback is not None and callback(row) is True
+        if last or stop or run.iteration % cfg.checkpoint_every == 0:
+            _save_snapshot(run, run_dir)
+        if stop:
+            return "stopped: callback"
+    return None
 
 
 def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max_steps=None):

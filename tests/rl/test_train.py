@@ -259,3 +259,154 @@ def test_mismatched_checkpoint_is_a_one_line_error(tmp_path, capsys):
     assert main(["train", "--resume", str(run)]) == 2
     assert "does not match" in capsys.readouterr().err
     assert path.read_bytes() == bad
+
+
+def _checkpoint(run_dir):
+    import pickle
+
+    return pickle.loads((run_dir / "checkpoint.pkl").read_bytes())
+
+
+def test_a_stop_before_the_first_checkpoint_keeps_the_last_completed_iteration(tmp_path):
+    """With checkpoint_every=5, NaN at the third iteration still leaves the second
+    iteration's checkpoint and metrics on disk (they are kept in memory between writes)."""
+    result = train("trpo", NaNAfter(300), steps=4096, seed=0, out=tmp_path / "run",
+                   config=dict(SMALL, num_envs=1, checkpoint_every=5), progress=False)
+    assert result.status.startswith("stopped")
+    assert _checkpoint(tmp_path / "run")["iteration"] == 2
+    assert len(_rows(tmp_path / "run")) == 2
+    assert (tmp_path / "run" / "learning_curve.png").exists()
+
+
+def test_an_interrupt_keeps_the_last_completed_iteration_and_resumes_exactly(tmp_path):
+    """Ctrl-C during a run (here raised after iteration 2, between checkpoint writes)
+    leaves iteration 2's checkpoint; resuming it gives an uninterrupted run's numbers."""
+    config = dict(SMALL, checkpoint_every=5)
+    full = train("trpo", "CartPole-v1", steps=1024, seed=4, out=tmp_path / "full",
+                 config=config, progress=False, plot=False)
+
+    def interrupt(row):
+        if row["iteration"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        train("trpo", "CartPole-v1", steps=1024, seed=4, out=tmp_path / "cut", config=config,
+              progress=False, plot=False, callback=interrupt)
+    assert info.value.run_dir == tmp_path / "cut"
+    assert _checkpoint(tmp_path / "cut")["iteration"] == 2
+    resumed = train(resume=tmp_path / "cut", progress=False, plot=False)
+    np.testing.assert_array_equal(resumed.policy.theta, full.policy.theta)
+    assert _numbers(_rows(tmp_path / "cut")) == _numbers(_rows(tmp_path / "full"))
+
+
+class NaNWhenEvaluated(NaNAfter):
+    """Finite in training; NaN observations on the env the runner evaluates a seed-0 run
+    on (seeded 10000)."""
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.n = 0 if seed == 10_000 else 10**9
+        self.t = 0
+        return super().reset(seed=seed)
+
+
+def test_nan_during_the_final_evaluation_is_a_status_not_a_traceback(tmp_path):
+    result = train("vpg", NaNWhenEvaluated(), steps=256, seed=0, out=tmp_path / "run",
+                   config=dict(SMALL, num_envs=1), progress=False)
+    assert result.status.startswith("stopped") and "evaluation" in result.status
+    assert result.evaluation == {}
+    assert (tmp_path / "run" / "checkpoint.pkl").exists()
+    assert (tmp_path / "run" / "learning_curve.png").exists()
+    assert not (tmp_path / "run" / "evaluation.json").exists()
+
+
+def test_cli_reports_a_stop_truthfully(tmp_path, capsys):
+    """The stop message says whether a checkpoint exists (NaN in the first batch: none)."""
+    gym.register("trpokit-test/NaNAtOnce-v0", entry_point=functools.partial(NaNAfter, 5))
+    try:
+        assert main(["train", "--env", "trpokit-test/NaNAtOnce-v0", "--out",
+                     str(tmp_path / "run"), "--no-progress", "--set", "num_envs=1",
+                     "--set", "steps_per_env=64"]) == 1
+    finally:
+        gym.registry.pop("trpokit-test/NaNAtOnce-v0")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no iteration completed" in err[0]
+    assert not (tmp_path / "run" / "checkpoint.pkl").exists()
+
+
+def test_cli_rejects_arguments_that_contradict_a_resumed_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
+          plot=False)
+    before = (run / "checkpoint.pkl").read_bytes()
+    for extra, word in ((["--algo", "ppo"], "--algo"), (["--env", "Pendulum-v1"], "--env"),
+                        (["--seed", "5"], "--seed"), (["--out", str(tmp_path / "x")], "--out")):
+        assert main(["train", "--resume", str(run), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0]
+    assert (run / "checkpoint.pkl").read_bytes() == before
+    # arguments that agree with the run are accepted; a new budget is written to config.json
+    assert main(["train", "--resume", str(run), "--algo", "vpg", "--seed", "0", "--steps",
+                 "512", "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 512
+
+
+def test_cli_turns_os_and_environment_errors_into_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    gym.register("trpokit-test/Unimportable-v0", entry_point="trpokit_no_such_module:Env")
+    try:
+        cases = [
+            (["train", "--out", str(tmp_path / "afile")], "run folder"),
+            (["train", "--env", "trpokit-test/Unimportable-v0", "--out", str(tmp_path / "u")],
+             "could not be made"),
+            (["train", "--set", "algo.steps=5", "--out", str(tmp_path / "s")], "algo.steps"),
+        ]
+        for argv, words in cases:
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and words in err[0], (argv, err)
+    finally:
+        gym.registry.pop("trpokit-test/Unimportable-v0")
+    run = tmp_path / "run"
+    train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
+          plot=False)
+    for argv, words in ((["plot", str(run), "--output", str(tmp_path / "no" / "x.png")],
+                         "cannot write the plot"),
+                        (["evaluate", str(run), "--seed", "-1"], "--seed")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], (argv, err)
+
+
+@pytest.mark.parametrize("damage", ["policy", "history", "drop algo"])
+def test_a_checkpoint_with_damaged_entries_is_a_one_line_error(tmp_path, capsys, damage):
+    import pickle
+
+    run = tmp_path / "run"
+    train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
+          plot=False)
+    state = _checkpoint(run)
+    if damage == "drop algo":
+        del state["algo"]
+    else:
+        state[damage] = 5 if damage == "policy" else None
+    bad = pickle.dumps(state)
+    (run / "checkpoint.pkl").write_bytes(bad)
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and str(run) in err[0]
+    assert (run / "checkpoint.pkl").read_bytes() == bad
+
+
+def test_mujoco_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
+    """Unpickling a MuJoCo env gives fresh physics; the checkpoint restores the saved
+    integration state over it, so a split run matches an uninterrupted one."""
+    pytest.importorskip("mujoco")
+    config = dict(SMALL, num_envs=2, steps_per_env=64, eval_episodes=0)
+    full = train("trpo", "InvertedPendulum-v5", steps=384, seed=2, out=tmp_path / "full",
+                 config=config, progress=False, plot=False)
+    train("trpo", "InvertedPendulum-v5", steps=128, seed=2, out=tmp_path / "part",
+          config=config, progress=False, plot=False)
+    resumed = train(resume=tmp_path / "part", steps=384, progress=False, plot=False)
+    np.testing.assert_array_equal(resumed.policy.theta, full.policy.theta)
+    assert _numbers(_rows(tmp_path / "part")) == _numbers(_rows(tmp_path / "full"))
