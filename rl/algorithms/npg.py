@@ -54,6 +54,26 @@ def npg_step(objective, config):
     :math:`\\eta = \\sqrt{\\delta / (g^T F^{-1} g)}` (the lecture's normalised step, for
     which :math:`(\\Delta\\theta)^T F \\Delta\\theta = \\delta`) or a fixed ``step_size``.
     There is no line search: that is what TRPO adds.
+
+    Every call returns the same diagnostics, each a plain Python value:
+
+    ``npg/surrogate_before``, ``npg/surrogate_after``
+        :math:`L(\\theta_k)` and :math:`L(\\theta_{k+1})` (after = before when no step is
+        taken).
+    ``npg/expected_improvement``
+        :math:`g^T \\Delta\\theta = \\eta\\, g^T F^{-1} g`, the linear model's gain for the
+        step taken (0.0 when no step is taken).
+    ``npg/actual_improvement``
+        ``surrogate_after - surrogate_before`` (0.0 when no step is taken).
+    ``npg/kl``
+        Mean :math:`D_{KL}(\\pi_k \\| \\pi_{k+1})` over the samples (0.0 when no step is
+        taken).
+    ``npg/step_size``, ``npg/grad_norm``, ``npg/natural_grad_norm``
+        :math:`\\eta` (0.0 when no step is taken), :math:`\\|g\\|` and
+        :math:`\\|F^{-1} g\\|`.
+    ``npg/status``, ``cg/nit``, ``cg/residual``, ``cg/status``
+        ``"ok"`` or why no step was taken, and CG's iterations, residual norm and status
+        name.
     """
     theta_old = objective.theta_old
     L_old, g = objective.value_and_gradient()
@@ -67,17 +87,21 @@ def npg_step(objective, config):
             "cg/status": res.status.name, "npg/grad_norm": float(np.linalg.norm(g)),
             "npg/natural_grad_norm": float(np.linalg.norm(d))}
     usable = res.status in (tr.CGStatus.CONVERGED, tr.CGStatus.MAX_ITERATIONS) and gFg > 0
-    if not usable:
+    if not usable:  # keep theta_old, report the keys of a row with a step
         diag.update({"npg/step_size": 0.0, "npg/kl": 0.0, "npg/expected_improvement": 0.0,
+                     "npg/surrogate_before": L_old, "npg/surrogate_after": L_old,
+                     "npg/actual_improvement": 0.0,
                      "npg/status": "no step: " + (res.message if gFg > 0 else "g^T F^-1 g <= 0")})
         return theta_old, diag
     eta = config.step_size if config.step_size is not None else np.sqrt(config.max_kl / gFg)
     theta = theta_old + eta * d
+    L_new = float(objective.surrogate(theta))
     diag.update({
         "npg/step_size": float(eta),
-        "npg/expected_improvement": float(eta * gFg),
+        "npg/expected_improvement": float(eta * gFg),  # g^T (eta d), the step taken
         "npg/surrogate_before": L_old,
-        "npg/surrogate_after": float(objective.surrogate(theta)),
+        "npg/surrogate_after": L_new,
+        "npg/actual_improvement": L_new - L_old,
         "npg/kl": float(objective.mean_kl(theta)),
         "npg/status": "ok",
     })

@@ -73,7 +73,30 @@ class PPOConfig(AlgorithmConfig):
 
 
 class PPO(PolicyOptimizer):
-    """PPO: minibatch Adam epochs on the clipped surrogate or the KL-penalised one."""
+    """PPO: minibatch Adam epochs on the clipped surrogate or the KL-penalised one.
+
+    :meth:`policy_step` returns these diagnostics, every key in every iteration (and
+    ``ppo/kl_coef`` in every iteration of the ``"kl"`` variant), each a plain Python value;
+    :math:`L` is the importance-sampled surrogate :meth:`PolicyObjective.surrogate
+    <rl.algorithms.objective.PolicyObjective.surrogate>`, whatever objective the epochs
+    optimise:
+
+    ``ppo/surrogate_before``, ``ppo/surrogate_after``
+        :math:`L(\\theta_{old})` and :math:`L(\\theta_{new})`.
+    ``ppo/expected_improvement``
+        :math:`\\nabla L(\\theta_{old})^T (\\theta_{new} - \\theta_{old})`, the linear
+        model's gain for the iteration's whole parameter change.
+    ``ppo/actual_improvement``
+        ``surrogate_after - surrogate_before``.
+    ``ppo/kl``, ``ppo/clip_fraction``
+        Mean :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` and the weighted fraction of samples
+        with :math:`|r_i - 1| > \\epsilon`.
+    ``ppo/epochs``, ``ppo/stopped_early``, ``ppo/grad_norm``
+        Epochs run (an ``int``), whether ``target_kl`` stopped them (a ``bool``) and the
+        mean minibatch gradient norm before clipping.
+    ``ppo/kl_coef``
+        The penalty :math:`\\beta` after this iteration's adaptation (``"kl"`` variant only).
+    """
 
     name = "ppo"
     config_class = PPOConfig
@@ -104,6 +127,7 @@ class PPO(PolicyOptimizer):
         theta = objective.theta_old.copy()
         loss = self._loss(objective)
         L_before = float(objective.surrogate(theta))
+        g_old = objective.gradient()  # of L at theta_old, for the linear model's prediction
         epochs_run, grad_norms, stopped_early = 0, [], False
         for _ in range(cfg.epochs):
             for idx in objective.minibatches(cfg.minibatch_size, self.rng):
@@ -121,9 +145,12 @@ class PPO(PolicyOptimizer):
         params = objective.distribution_params(theta)
         ratio = np.exp(objective._dist(params).log_prob(objective.actions)
                        - objective.old_log_probs)
+        L_after = float(objective.surrogate(theta))
         diag = {
             "ppo/surrogate_before": L_before,
-            "ppo/surrogate_after": float(objective.surrogate(theta)),
+            "ppo/surrogate_after": L_after,
+            "ppo/expected_improvement": float(g_old @ (theta - objective.theta_old)),
+            "ppo/actual_improvement": L_after - L_before,
             "ppo/kl": kl,
             "ppo/clip_fraction": float(np.sum(objective.weights
                                               * (np.abs(ratio - 1.0) > cfg.clip))),

@@ -72,6 +72,8 @@ def trpo_step(objective, config, rng=None):
     3. Backtrack :math:`\\theta_{old} + s^k \\beta d` until the surrogate improves **and**
        the KL constraint holds (:func:`trustregion.backtracking`).
     4. If no trial passes, keep :math:`\\theta_{old}` and say so.
+
+    The diagnostics' keys are listed under :class:`TRPO`; every call returns all of them.
     """
     theta_old = objective.theta_old
     L_old, g = objective.value_and_gradient()
@@ -88,9 +90,10 @@ def trpo_step(objective, config, rng=None):
         "trpo/expected_improvement": float(ns.expected_improvement),
         "trpo/quadratic_kl": float(ns.quadratic_kl),
     }
-    if not ns.success:
+    if not ns.success:  # no step: keep theta_old, report the keys of a row with a step
         diag.update({"trpo/surrogate_after": L_old, "trpo/actual_improvement": 0.0,
-                     "trpo/kl": 0.0, "trpo/line_search_steps": 0,
+                     "trpo/expected_improvement_accepted": 0.0,
+                     "trpo/kl": 0.0, "trpo/max_kl": 0.0, "trpo/line_search_steps": 0,
                      "trpo/line_search_success": False, "trpo/step_fraction": 0.0,
                      "trpo/status": ns.status.message})
         return theta_old, diag
@@ -103,13 +106,19 @@ def trpo_step(objective, config, rng=None):
     ls = tr.backtracking(objective.surrogate, theta_old, ns.step, step=1.0,
                          shrink=config.backtrack_shrink, max_steps=config.max_backtracks,
                          accept=accept, f0=L_old)
-    theta = ls.x if ls.success else theta_old
-    kls = np.asarray(objective.kl_per_sample(theta))  # one pass for the mean and the max
+    if ls.success:
+        theta = ls.x
+        kls = np.asarray(objective.kl_per_sample(theta))  # one pass for the mean and the max
+        kl_mean, kl_max = float(np.sum(objective.weights * kls)), float(np.max(kls))
+    else:  # theta_old itself: its KL is 0, not the rounding of a KL evaluation
+        theta, kl_mean, kl_max = theta_old, 0.0, 0.0
     diag.update({
         "trpo/surrogate_after": float(ls.fun),
         "trpo/actual_improvement": float(ls.fun) - L_old,
-        "trpo/kl": float(np.sum(objective.weights * kls)),
-        "trpo/max_kl": float(np.max(kls)),
+        # g^T (s^k beta d): the linear model's gain for the step taken (s^k = 0 on failure)
+        "trpo/expected_improvement_accepted": float(ls.step) * float(ns.expected_improvement),
+        "trpo/kl": kl_mean,
+        "trpo/max_kl": kl_max,
         "trpo/line_search_steps": ls.nsteps,
         "trpo/line_search_success": bool(ls.success),
         "trpo/step_fraction": float(ls.step),
@@ -124,6 +133,38 @@ class TRPO(PolicyOptimizer):
     Solves, per iteration, :math:`\\max_\\theta L_{\\theta_{old}}(\\theta)` subject to
     :math:`\\bar D_{KL}(\\theta_{old}, \\theta) \\le \\delta` (TRPO paper eq. (12)) by the
     natural-gradient direction, the maximal quadratic step and a line search.
+
+    :meth:`policy_step` (and :func:`trpo_step`) return these diagnostics, every key in
+    every iteration, each a plain Python value; with :math:`g` the surrogate's gradient at
+    :math:`\\theta_{old}`, :math:`\\beta d` the maximal step and :math:`s^k` the accepted
+    step fraction:
+
+    ``trpo/surrogate_before``, ``trpo/surrogate_after``
+        :math:`L(\\theta_{old})` and :math:`L(\\theta_{new})` (after = before when no step is
+        taken).
+    ``trpo/actual_improvement``
+        ``surrogate_after - surrogate_before`` (0.0 when no step is taken).
+    ``trpo/expected_improvement``
+        :math:`g^T \\beta d`, the linear model's gain for the **full** maximal step, even
+        when the line search accepts a shorter one (0.0 when CG gives no step).
+    ``trpo/expected_improvement_accepted``
+        :math:`g^T s^k \\beta d` = ``step_fraction * expected_improvement``, the linear
+        model's gain for the step actually taken (0.0 when the line search fails or CG
+        gives no step); ``actual_improvement`` divided by it near 1 means the linear model
+        predicted the step well.
+    ``trpo/kl``, ``trpo/max_kl``
+        Mean and largest :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` over the samples; exactly
+        0.0 when :math:`\\theta_{old}` is kept.
+    ``trpo/quadratic_kl``
+        :math:`\\tfrac12 (\\beta d)^T F (\\beta d)`, equal to :math:`\\delta` (0.0 when CG
+        gives no step).
+    ``trpo/grad_norm``
+        :math:`\\|g\\|`.
+    ``trpo/line_search_steps``, ``trpo/line_search_success``, ``trpo/step_fraction``
+        Trials evaluated (an ``int``), whether one passed (a ``bool``) and :math:`s^k`
+        (0.0 when none passed or CG gives no step).
+    ``trpo/status``, ``cg/nit``, ``cg/residual``, ``cg/status``
+        A message, and CG's iterations, residual norm and status name.
 
     Examples
     --------

@@ -43,6 +43,21 @@ class VPG(PolicyOptimizer):
 
     At :math:`\\theta_{old}` the surrogate's gradient is the policy gradient estimate
     :math:`\\hat g = \\sum_i w_i \\nabla \\log \\pi(a_i|s_i) \\hat A_i`.
+
+    :meth:`policy_step` returns these diagnostics, every key in every iteration, each a
+    plain Python float:
+
+    ``vpg/surrogate_before``, ``vpg/surrogate_after``
+        :math:`L(\\theta_{old})` and :math:`L(\\theta_{new})`, the importance-sampled
+        surrogate :meth:`PolicyObjective.surrogate
+        <rl.algorithms.objective.PolicyObjective.surrogate>`.
+    ``vpg/expected_improvement``
+        :math:`\\hat g^T (\\theta_{new} - \\theta_{old})`, the linear model's gain for the
+        step taken (:math:`\\alpha \\|\\hat g\\|^2` for ``"sgd"``).
+    ``vpg/actual_improvement``
+        ``surrogate_after - surrogate_before``.
+    ``vpg/kl``, ``vpg/grad_norm``
+        Mean :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` and :math:`\\|\\hat g\\|`.
     """
 
     name = "vpg"
@@ -60,9 +75,12 @@ class VPG(PolicyOptimizer):
         else:
             theta = theta_old + self.config.learning_rate * g
         self.policy.theta = theta
+        L_new = float(objective.surrogate(theta))
         return {"vpg/grad_norm": float(np.linalg.norm(g)),
                 "vpg/surrogate_before": L_old,
-                "vpg/surrogate_after": float(objective.surrogate(theta)),
+                "vpg/surrogate_after": L_new,
+                "vpg/expected_improvement": float(g @ (theta - theta_old)),
+                "vpg/actual_improvement": L_new - L_old,
                 "vpg/kl": float(objective.mean_kl(theta))}
 
     def state_dict(self):

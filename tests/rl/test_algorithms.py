@@ -7,7 +7,17 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from rl.algorithms import NPG, PPO, TRPO, VPG, NPGConfig, PPOConfig, TRPOConfig, VPGConfig
+from rl.algorithms import (
+    NPG,
+    PPO,
+    TRPO,
+    VPG,
+    NPGConfig,
+    PPOConfig,
+    TRPOConfig,
+    VPGConfig,
+    trpo_step,
+)
 from rl.algorithms.objective import PolicyObjective
 from rl.mdp import TabularMDP, two_action_bandit
 from rl.policies import TabularSoftmax
@@ -200,3 +210,173 @@ def test_objective_gradients_equal_autograd_through_theta(kind, head):
         value, g = objective.value_and_gradient_of(of_params, theta, idx)
         assert value == pytest.approx(float(of_theta(theta, idx)), rel=1e-12, abs=1e-14)
         np.testing.assert_allclose(g, grad(of_theta)(theta, idx), rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ improvement diagnostics
+def _algorithm(name, policy, **config):
+    """``name``'s algorithm on ``policy`` with ``config`` overrides, seeded."""
+    cls, config_cls = {"trpo": (TRPO, TRPOConfig), "npg": (NPG, NPGConfig),
+                       "ppo": (PPO, PPOConfig), "vpg": (VPG, VPGConfig)}[name]
+    return cls(policy, None, config_cls(**config), seed=0)
+
+
+def _sampled_objective(policy, n=60, seed=0):
+    """A batch of ``n`` states, actions drawn from ``policy`` and random advantages."""
+    rng = np.random.default_rng(seed)
+    obs = rng.standard_normal((n, policy.obs_dim))
+    old = np.asarray(policy.distribution_params(obs))
+    actions, logp = policy.distribution_class(old).sample_with_log_prob(rng)
+    return PolicyObjective(policy, obs, actions, rng.standard_normal(n), logp, old)
+
+
+_NEW_KEYS = {
+    "trpo": ("trpo/surrogate_before", "trpo/surrogate_after", "trpo/expected_improvement",
+             "trpo/expected_improvement_accepted", "trpo/actual_improvement", "trpo/kl",
+             "trpo/max_kl"),
+    "npg": ("npg/surrogate_before", "npg/surrogate_after", "npg/expected_improvement",
+            "npg/actual_improvement", "npg/kl"),
+    "ppo": ("ppo/surrogate_before", "ppo/surrogate_after", "ppo/expected_improvement",
+            "ppo/actual_improvement", "ppo/kl"),
+    "vpg": ("vpg/surrogate_before", "vpg/surrogate_after", "vpg/expected_improvement",
+            "vpg/actual_improvement", "vpg/kl"),
+}
+
+
+@pytest.mark.parametrize("name", ["trpo", "npg", "ppo", "vpg"])
+def test_improvement_diagnostics_are_the_step_taken(name):
+    """On a sampled batch (a categorical MLP), every algorithm reports plain floats with
+    actual = after - before exactly, after = L(theta_new), and expected = g^T (theta_new -
+    theta_old) with g the surrogate's gradient at theta_old: the linear model's gain for the
+    parameter change the iteration made, whatever the algorithm's own objective."""
+    from rl.policies import CategoricalMLP
+
+    policy = CategoricalMLP(3, 4, (8, 8), seed=0)
+    objective = _sampled_objective(policy)
+    L_old, g = objective.value_and_gradient()
+    theta_old = objective.theta_old.copy()
+    diag = _algorithm(name, policy).policy_step(objective)
+    step = policy.theta - theta_old
+    assert np.any(step != 0)
+    for key in _NEW_KEYS[name]:
+        assert type(diag[key]) is float, key
+    p = name + "/"
+    before, after = diag[p + "surrogate_before"], diag[p + "surrogate_after"]
+    assert diag[p + "actual_improvement"] == after - before
+    assert before == pytest.approx(L_old, rel=1e-12)
+    assert after == float(objective.surrogate(policy.theta))
+    taken = "trpo/expected_improvement_accepted" if name == "trpo" else p + "expected_improvement"
+    assert diag[taken] == pytest.approx(float(g @ step), rel=1e-9)
+    assert diag[p + "kl"] == pytest.approx(float(objective.mean_kl(policy.theta)), rel=1e-12)
+
+
+def test_trpo_expected_improvement_accepted_scales_with_the_step_fraction():
+    """When the line search shortens the maximal step (here the max-KL constraint without
+    damping rejects the first two trials: s^k = 0.64), expected_improvement stays the full
+    step's g^T beta d and expected_improvement_accepted is s^k times it, the linear model's
+    gain for the step taken, which the actual improvement then tracks."""
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(4, 3, gamma=0.9, seed=0)
+    policy = TabularSoftmax(4, 3)
+    objective = PolicyObjective.exact(mdp, policy)
+    _, g = objective.value_and_gradient()
+    theta_old = objective.theta_old.copy()
+    theta, diag = trpo_step(objective, TRPOConfig(max_kl=0.05, damping=0.0, constraint="max"))
+    fraction = diag["trpo/step_fraction"]
+    assert diag["trpo/line_search_success"] is True
+    assert 0.0 < fraction < 0.8
+    accepted = diag["trpo/expected_improvement_accepted"]
+    assert accepted == pytest.approx(fraction * diag["trpo/expected_improvement"], rel=1e-12)
+    assert accepted == pytest.approx(float(g @ (theta - theta_old)), rel=1e-9)
+    # the full step's prediction overstates the step taken; the accepted one does not
+    assert diag["trpo/expected_improvement"] > accepted
+    assert abs(diag["trpo/actual_improvement"] - accepted) < 0.5 * (
+        diag["trpo/expected_improvement"] - accepted)
+
+
+def test_trpo_reports_zero_kl_when_the_line_search_fails():
+    """A failed line search keeps theta_old, so the KL is reported as exactly 0.0, not the
+    rounding of KL(pi_old || pi_old): here the stored distribution parameters are one ulp
+    away from the policy's own, which makes that evaluation about 1e-18, not 0."""
+    from rl.policies import CategoricalMLP
+
+    policy = CategoricalMLP(4, 3, (8, 8), seed=0)
+    base = _sampled_objective(policy, n=50)
+    theta0 = policy.theta
+
+    class NoImprovement(PolicyObjective):
+        def surrogate(self, theta, idx=None):  # every trial is worse than theta_old
+            return -float(np.sum((np.asarray(theta) - theta0) ** 2))
+
+        def value_and_gradient(self, theta=None, idx=None):
+            return 0.0, super().value_and_gradient(theta, idx)[1]
+
+    obj = NoImprovement(policy, base.observations, base.actions, base.advantages,
+                        base.old_log_probs, np.nextafter(base.old_params, np.inf))
+    assert float(obj.mean_kl(theta0)) != 0.0  # what a KL evaluation would have reported
+    diag = TRPO(policy, None, TRPOConfig(max_backtracks=3)).policy_step(obj)
+    assert diag["trpo/line_search_success"] is False
+    np.testing.assert_array_equal(policy.theta, theta0)
+    assert diag["trpo/kl"] == 0.0 and diag["trpo/max_kl"] == 0.0
+    assert diag["trpo/step_fraction"] == 0.0
+    assert diag["trpo/expected_improvement_accepted"] == 0.0
+    assert diag["trpo/expected_improvement"] > 0.0
+    assert diag["trpo/actual_improvement"] == 0.0
+    assert diag["trpo/surrogate_after"] == diag["trpo/surrogate_before"]
+
+
+@pytest.mark.parametrize("name", ["trpo", "npg"])
+def test_a_step_not_taken_reports_the_same_keys(name):
+    """With all-zero advantages the gradient is zero and no step is taken (TRPO: the natural
+    step's early return; NPG: g^T F^-1 g = 0): theta is kept, and the row has the same keys
+    as a row with a step, so metrics.csv has the same columns whichever branch ran; the
+    improvements, the KL and the step are 0.0."""
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    policy = TabularSoftmax(3, 2)
+    theta0 = policy.theta
+    exact = PolicyObjective.exact(mdp, policy)
+    with_step = _algorithm(name, policy).policy_step(exact)
+    policy.theta = theta0
+    flat = PolicyObjective(policy, exact.observations, exact.actions,
+                           np.zeros_like(exact.advantages), exact.old_log_probs,
+                           exact.old_params, exact.weights)
+    without = _algorithm(name, policy).policy_step(flat)
+    np.testing.assert_array_equal(policy.theta, theta0)
+    assert set(without) == set(with_step)
+    p = name + "/"
+    assert without[p + "status"] != with_step[p + "status"]
+    for key in _NEW_KEYS[name]:
+        assert type(without[key]) is float, key
+        if "surrogate" not in key:
+            assert without[key] == 0.0, key
+    assert without[p + "surrogate_after"] == without[p + "surrogate_before"]
+
+
+@pytest.mark.parametrize("name,config", [
+    ("npg", {"step_size": 1e-2}),
+    ("vpg", {"learning_rate": 1e-2, "optimizer": "sgd"}),
+    ("vpg", {"learning_rate": 1e-2}),
+    ("ppo", {"learning_rate": 1e-3, "epochs": 5, "minibatch_size": 4}),
+])
+def test_expected_improvement_is_first_order_in_the_step(name, config):
+    """On an exact objective, the actual improvement L(theta_new) - L(theta_old) matches
+    expected = g^T (theta_new - theta_old) to first order: the relative difference is
+    below 1e-2 and shrinks about tenfold (below a fifth) when the step size does,
+    as |L(theta + h d) - L(theta) - h g^T d| = O(h^2) requires."""
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(4, 3, gamma=0.9, seed=0)
+    key = "learning_rate" if "learning_rate" in config else "step_size"
+    errors = []
+    for scale in (1.0, 0.1):
+        policy = TabularSoftmax(4, 3)
+        diag = _algorithm(name, policy, **{**config, key: scale * config[key]}).policy_step(
+            PolicyObjective.exact(mdp, policy))
+        p = name + "/"
+        expected, actual = diag[p + "expected_improvement"], diag[p + "actual_improvement"]
+        assert expected > 0.0
+        errors.append(abs(actual - expected) / expected)
+    assert errors[0] < 1e-2
+    assert errors[1] < 0.2 * errors[0]
