@@ -27,17 +27,27 @@ def _parse_sets(items):
     return overrides
 
 
+class _Given(argparse.Action):
+    """Store the value and remember that it was given (a resumed run checks those)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
 def _parser():
     p = argparse.ArgumentParser(prog="python -m rl", description="Policy optimization with "
                                 "trust regions: train, evaluate and plot runs.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a policy (default: TRPO on CartPole-v1)")
-    t.add_argument("--algo", default=None, help="trpo (default), npg, ppo or vpg")
-    t.add_argument("--env", default=None, help="a Gymnasium id (default CartPole-v1)")
+    t.add_argument("--algo", default="trpo", action=_Given,
+                   help="trpo (default), npg, ppo or vpg")
+    t.add_argument("--env", default="CartPole-v1", action=_Given,
+                   help="a Gymnasium id (default CartPole-v1)")
     t.add_argument("--steps", type=int, default=None,
                    help="environment steps (default 100000; training runs whole batches, so "
                    "the last one may pass it)")
-    t.add_argument("--seed", type=int, default=None, help="the run's seed (default 0)")
+    t.add_argument("--seed", type=int, default=0, action=_Given, help="the run's seed (default 0)")
     t.add_argument("--out", default=None, help="run folder (default runs/<algo>-<env>-...)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override a setting, e.g. --set max_kl=0.02 (repeatable)")
@@ -68,8 +78,7 @@ def main(argv=None):
 
             if args.resume is not None:
                 _check_resume_arguments(args)
-            result = train(args.algo or "trpo", args.env or "CartPole-v1", steps=args.steps,
-                           seed=0 if args.seed is None else args.seed, out=args.out,
+            result = train(args.algo, args.env, steps=args.steps, seed=args.seed, out=args.out,
                            config=_parse_sets(args.set), resume=args.resume,
                            progress=not args.no_progress)
             ev = result.evaluation
@@ -146,9 +155,9 @@ def _check_resume_arguments(args) -> None:
         saved = json.loads((Path(args.resume) / "config.json").read_text())["train"]
     except (OSError, ValueError, KeyError, TypeError):
         return  # no readable config.json: the checkpoint check in train() reports the folder
-    for name in ("algo", "env", "seed"):
+    for name in sorted(getattr(args, "given", ())):
         given = getattr(args, name)
-        if given is not None and given != saved.get(name):
+        if given != saved.get(name):
             raise ConfigError(f"--{name} {given} does not match the resumed run's {name} "
                               f"{saved.get(name)!r}; drop --{name} or start a new run")
 
