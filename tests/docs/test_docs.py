@@ -2,8 +2,8 @@
 
 The theory pages tie each derivation to the tests that verify it ("Verified by" sections and
 the table on ``docs/verification.rst``). These tests keep that promise honest: a renamed or
-deleted test, a page that names a test nobody wrote, an API name missing from the reference,
-or a Sphinx warning fails the suite.
+deleted test, a page that names a test nobody wrote, a labelled equation with no row in the
+table, an API name missing from the reference, or a Sphinx warning fails the suite.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ THEORY = DOCS / "theory"
 
 # ``tests/rl/test_mdp.py::test_name`` (optionally ``::TestClass::test_name``) as an RST literal
 TEST_REF = re.compile(r"``(tests/[\w/]+\.py)::(\w+(?:::\w+)?)``")
+# ``   :label: name`` under a ``.. math::`` directive, and an ``:eq:`name``` reference to it
+LABEL = re.compile(r"^\s+:label:\s*(\S+)\s*$", re.M)
+EQ_REF = re.compile(r":eq:`([^`]+)`")
 
 
 def named_tests(path: Path) -> list[tuple[str, str, int]]:
@@ -141,17 +144,74 @@ def test_every_theory_page_has_the_template():
         assert ".. math::\n   :label:" in text, f"{page.name}: no labelled equation"
 
 
+def verification_rows(table: Path = DOCS / "verification.rst") -> list[list[str]]:
+    """The cells ``[page, identity, equation, tests]`` of each row of the verification
+    table's ``list-table``, the header row left out."""
+    rows = table.read_text(encoding="utf-8").split("\n   * - ")[2:]
+    return [row.split("\n     - ") for row in rows]
+
+
+def labels_without_rows(theory: Path = THEORY, table: Path = DOCS / "verification.rst"
+                        ) -> list[str]:
+    """``page: label`` for every ``:label:`` of a theory page that no row of the table cites
+    in its Equation cell (a mention in another cell does not count)."""
+    cited = {label for cells in verification_rows(table) if len(cells) > 2
+             for label in EQ_REF.findall(cells[2])}
+    return [
+        f"{page.relative_to(theory.parent)}: {label}"
+        for page in sorted(theory.glob("*.rst"))
+        for label in LABEL.findall(page.read_text(encoding="utf-8"))
+        if label not in cited
+    ]
+
+
 def test_verification_table_covers_the_theory_pages():
     """Every test named in a "Verified by" section is also in the verification table, and
-    every table row cites an equation label."""
+    every table row has four cells and cites an equation label in its Equation cell."""
     table = {(f, n) for f, n, _ in named_tests(DOCS / "verification.rst")}
     pages = {(f, n) for p in THEORY.glob("*.rst") for f, n, _ in named_tests(p)}
     assert pages <= table, f"named on theory pages but not in the table: {sorted(pages - table)}"
-    text = (DOCS / "verification.rst").read_text(encoding="utf-8")
-    rows = text.split("\n   * - ")[1:]
+    rows = verification_rows()
     assert rows
-    for row in rows[1:]:  # the first row is the header
-        assert ":eq:`" in row, f"a verification row cites no equation: {row[:80]!r}"
+    for cells in rows:
+        assert len(cells) == 4, f"a verification row does not have 4 cells: {cells[0][:80]!r}"
+        assert EQ_REF.search(cells[2]), f"a verification row cites no equation: {cells[:2]!r}"
+
+
+def test_every_labelled_equation_has_a_verification_row():
+    """Every ``:label:`` of a theory page is cited in the Equation cell of a row of
+    docs/verification.rst, so that index.rst's "every labelled identity is checked
+    numerically by a named test" holds for every equation, new ones included."""
+    labels = [label for page in THEORY.glob("*.rst")
+              for label in LABEL.findall(page.read_text(encoding="utf-8"))]
+    assert labels, "the theory pages define no equation labels"
+    missing = labels_without_rows()
+    assert not missing, (
+        "labelled equations with no row in the verification table; add a row to "
+        "docs/verification.rst citing each in the Equation cell (:eq:`label`) and naming the "
+        "test that checks it numerically:\n" + "\n".join(missing)
+    )
+
+
+def test_the_label_check_can_fail(tmp_path):
+    """A label cited only outside the Equation cell, or not at all, is reported; a label
+    cited in the Equation cell is not."""
+    theory = tmp_path / "theory"
+    theory.mkdir()
+    (theory / "page.rst").write_text(
+        ".. math::\n   :label: cited\n\n   x\n\n.. math::\n   :label: in-prose\n\n   y\n\n"
+        ".. math::\n   :label: absent\n\n   z\n"
+    )
+    table = tmp_path / "verification.rst"
+    table.write_text(
+        ".. list-table::\n   :header-rows: 1\n\n"
+        "   * - Page\n     - Theorem or identity\n     - Equation\n     - Test\n"
+        "   * - :doc:`page <theory/page>`\n     - see :eq:`in-prose`\n     - :eq:`cited`\n"
+        "     - ``tests/rl/test_mdp.py::test_a``\n"
+    )
+    assert [cells[2] for cells in verification_rows(table)] == [":eq:`cited`"]
+    assert labels_without_rows(theory, table) == ["theory/page.rst: in-prose",
+                                                  "theory/page.rst: absent"]
 
 
 def _public_names(module) -> set[str]:
