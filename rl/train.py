@@ -272,7 +272,15 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
             else:
                 valid = sorted(set(algo_hints) | set(train_hints) - {"algo", "env"})
                 kind = f"setting for {algo}"
-            raise ConfigError(_unknown(kind, key if scope else bare, valid))
+            message = _unknown(kind, key if scope else bare, valid)
+            if scope == "algo" and bare in train_hints:
+                hint = f"{bare!r} is a train setting: train.{bare}."
+            elif scope == "train" and bare in algo_hints:
+                hint = f"{bare!r} is a {algo} setting: algo.{bare}."
+            else:
+                hint = ""
+            raise ConfigError(message.replace(" Valid:", f" {hint} Valid:" if hint else " Valid:",
+                                              1))
     try:
         train_cfg = TrainConfig(**train_kw)
         algo_cfg = algo_cls(**algo_kw)

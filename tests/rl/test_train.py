@@ -359,7 +359,7 @@ def test_cli_turns_os_and_environment_errors_into_one_line(tmp_path, capsys):
             (["train", "--out", str(tmp_path / "afile")], "run folder"),
             (["train", "--env", "trpokit-test/Unimportable-v0", "--out", str(tmp_path / "u")],
              "could not be made"),
-            (["train", "--set", "algo.steps=5", "--out", str(tmp_path / "s")], "algo.steps"),
+            (["train", "--set", "algo.steps=5", "--out", str(tmp_path / "s")], "train.steps"),
         ]
         for argv, words in cases:
             assert main(argv) == 2, argv
