@@ -2,19 +2,80 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.blas import dnrm2
 from scipy.sparse.linalg import LinearOperator
 
-__all__ = ["as_vector", "as_operator", "as_dense_matrix", "positive_scalar", "nonnegative_scalar"]
+__all__ = [
+    "as_vector",
+    "as_operator",
+    "as_dense_matrix",
+    "positive_scalar",
+    "nonnegative_scalar",
+    "scalar_option",
+    "real_scalar_output",
+    "check_symmetric",
+    "check_callable",
+    "norm2",
+    "autograd_error",
+    "reject_complex",
+]
+
+_EPS = float(np.finfo(np.float64).eps)
+# below this the sum of squares in ``np.linalg.norm`` has left the normal range (2^-1022)
+_NORM_FLOOR = 2.0**-511
 
 
-def as_vector(x, name: str, *, n: int | None = None, copy: bool = True) -> np.ndarray:
-    """Return ``x`` as a finite 1-D float64 array, or raise ``ValueError`` naming ``name``."""
+def _is_complex(x) -> bool:
+    """Whether ``x`` holds complex numbers (an array, a sparse matrix, an operator or a list)."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None:
+        try:
+            return np.dtype(dtype).kind == "c"
+        except TypeError:
+            return False
+    if isinstance(x, (list, tuple)):
+        try:
+            return np.asarray(x).dtype.kind == "c"
+        except (TypeError, ValueError):
+            return False
+    return isinstance(x, complex)
+
+
+def reject_complex(x, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``x`` holds complex numbers."""
+    if _is_complex(x):
+        raise ValueError(
+            f"{name} must be real; got complex values (pass the real part if the imaginary part "
+            "is zero, or split the problem into real and imaginary parts)"
+        )
+
+
+def scalar_option(value):
+    """``value`` with a 0-d numpy array unwrapped to its numpy scalar (as scipy accepts them)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value[()]
+    return value
+
+
+def as_vector(
+    x, name: str, *, n: int | None = None, copy: bool = True, against: str = "the operator"
+) -> np.ndarray:
+    """Return ``x`` as a finite 1-D float64 array, or raise ``ValueError`` naming ``name``.
+
+    Lists, integer and float32 arrays are converted (``copy=False`` converts only when it
+    must); complex input is refused. ``against`` names what ``n`` comes from.
+    """
+    reject_complex(x, name)
     try:
-        arr = np.array(x, dtype=np.float64, copy=copy)
+        if copy:
+            arr = np.array(x, dtype=np.float64, copy=True)
+        else:
+            arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a 1-D array of real numbers; got "
                          f"{type(x).__name__}") from exc
@@ -22,7 +83,7 @@ def as_vector(x, name: str, *, n: int | None = None, copy: bool = True) -> np.nd
         raise ValueError(f"{name} must be a 1-D vector; got an array of shape {arr.shape} (use "
                          f".ravel())")
     if n is not None and arr.shape[0] != n:
-        raise ValueError(f"{name} must have length {n} to match the operator; got length "
+        raise ValueError(f"{name} must have length {n} to match {against}; got length "
                          f"{arr.shape[0]}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf; pass finite values")
@@ -31,6 +92,7 @@ def as_vector(x, name: str, *, n: int | None = None, copy: bool = True) -> np.nd
 
 def positive_scalar(value, name: str) -> float:
     """Return ``value`` as a finite float > 0, or raise ``ValueError`` naming ``name``."""
+    value = scalar_option(value)
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise ValueError(f"{name} must be a positive real number; got {value!r}")
     value = float(value)
@@ -41,6 +103,7 @@ def positive_scalar(value, name: str) -> float:
 
 def nonnegative_scalar(value, name: str) -> float:
     """Return ``value`` as a finite float >= 0, or raise ``ValueError`` naming ``name``."""
+    value = scalar_option(value)
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise ValueError(f"{name} must be a non-negative real number; got {value!r}")
     value = float(value)
@@ -49,12 +112,69 @@ def nonnegative_scalar(value, name: str) -> float:
     return value
 
 
+def real_scalar_output(value, name: str) -> float:
+    """``value`` returned by the caller's ``name`` (a number or a size-1 array) as a float.
+
+    NaN and inf pass through; arrays of another size and complex values are refused.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name} must return a real scalar; got the complex value {value!r}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.size != 1:
+        raise ValueError(f"{name} must return a scalar; got an array of shape {arr.shape}")
+    return float(arr.reshape(-1)[0])
+
+
+def check_callable(fn, name: str, signature: str) -> None:
+    """Raise ``ValueError`` unless ``fn`` is callable; ``signature`` shows how it is called."""
+    if not callable(fn):
+        raise ValueError(f"{name} must be a callable {signature}; got {type(fn).__name__}")
+
+
+def check_symmetric(arr: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` if ``max |A - A^T| > sqrt(eps) max |A|`` for a dense square ``arr``."""
+    scale = float(np.max(np.abs(arr))) if arr.size else 0.0
+    asymmetry = float(np.max(np.abs(arr - arr.T))) if arr.size else 0.0
+    if asymmetry > np.sqrt(_EPS) * scale:
+        raise ValueError(
+            f"{name} must be symmetric; got max |{name} - {name}^T| = {asymmetry:.3g} for "
+            f"max |{name}| = {scale:.3g} (pass ({name} + {name}.T) / 2)"
+        )
+
+
+def norm2(v: np.ndarray) -> float:
+    """Euclidean norm of a float64 vector: :func:`numpy.linalg.norm` unless it under/overflows.
+
+    ``np.linalg.norm`` squares the entries, so the result is recomputed by BLAS
+    ``dnrm2`` (which scales) only when it came out as ``inf`` or below ``2^-511`` for
+    finite, nonzero ``v``; in the normal range it is returned unchanged.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        nrm = float(np.linalg.norm(v))
+    if _NORM_FLOOR <= nrm < math.inf:
+        return nrm
+    if not np.all(np.isfinite(v)) or not v.any():
+        return nrm
+    return float(dnrm2(np.ascontiguousarray(v, dtype=np.float64)))
+
+
+def autograd_error(subject: str, instead: str) -> ValueError:
+    """The error for a function autograd could not trace."""
+    return ValueError(
+        f"autograd could not differentiate {subject}; write it with autograd.numpy (import "
+        f"autograd.numpy as np), or {instead}"
+    )
+
+
 def as_dense_matrix(H, name: str, *, n: int | None = None) -> np.ndarray:
     """Return ``H`` as a finite square float64 2-D array (dense reference solvers only)."""
+    reject_complex(H, name)
     if sp.issparse(H):
         H = H.toarray()
     elif isinstance(H, LinearOperator):
         H = H @ np.eye(H.shape[1])
+        reject_complex(H, name)
     try:
         arr = np.array(H, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -70,13 +190,28 @@ def as_dense_matrix(H, name: str, *, n: int | None = None) -> np.ndarray:
     return arr
 
 
-def as_operator(A, name: str, *, n: int | None = None) -> LinearOperator:
+def _product_vector(y, name: str, n: int) -> np.ndarray:
+    """The output ``y`` of ``name`` applied to a vector of length ``n``, checked, as float64."""
+    y = np.asarray(y)
+    if y.dtype.kind == "c":
+        raise ValueError(f"{name} returned complex values; it must map real vectors to real "
+                         "vectors")
+    if y.size != n:
+        raise ValueError(f"{name} returned an array of shape {y.shape} for a vector of length "
+                         f"{n}; it must return a vector of length {n}, shape ({n},)")
+    return np.asarray(y, dtype=np.float64).reshape(-1)
+
+
+def as_operator(A, name: str, *, n: int | None = None, symmetric: bool = False) -> LinearOperator:
     """Wrap ``A`` as a square float64 ``LinearOperator`` of size ``n``.
 
     ``A`` may be a dense array, a scipy sparse matrix, a ``LinearOperator`` or a
-    callable ``v -> A v`` (then ``n`` is required). Dense and sparse inputs are
-    checked for finiteness; operators and callables cannot be checked up front.
+    callable ``v -> A v`` (then ``n`` is required). Complex input is refused. Dense
+    and sparse inputs are checked for finiteness, and dense ones for symmetry when
+    ``symmetric``; operators and callables cannot be checked up front, and a callable
+    returning the wrong size or complex values is reported at its first product.
     """
+    reject_complex(A, name)
     if isinstance(A, LinearOperator):
         op = A
     elif sp.issparse(A):
@@ -86,19 +221,26 @@ def as_operator(A, name: str, *, n: int | None = None) -> LinearOperator:
             raise ValueError(f"{name} contains NaN or inf; pass finite values")
         op = LinearOperator(A.shape, matvec=A.dot, rmatvec=A.T.dot, dtype=np.float64)
     elif isinstance(A, np.ndarray) or isinstance(A, (list, tuple)):
-        arr = np.asarray(A, dtype=np.float64)
+        try:
+            arr = np.asarray(A, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a square matrix of real numbers; got "
+                             f"{type(A).__name__}") from exc
         if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
             raise ValueError(f"{name} must be a square 2-D matrix; got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or inf; pass finite values")
+        if symmetric:
+            check_symmetric(arr, name)
         op = LinearOperator(arr.shape, matvec=arr.dot, rmatvec=arr.T.dot, matmat=arr.dot,
                             dtype=np.float64)
     elif callable(A):
         if n is None:
             raise ValueError(f"{name} is a callable, so its size cannot be inferred; pass a "
                              f"LinearOperator instead")
+        size = n
         op = LinearOperator((n, n), dtype=np.float64,
-                            matvec=lambda v: np.asarray(A(v), dtype=np.float64).reshape(-1))
+                            matvec=lambda v: _product_vector(A(v), name, size))
     else:
         raise ValueError(
             f"{name} must be an ndarray, a scipy sparse matrix, a LinearOperator or a callable v "

@@ -15,8 +15,16 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.blas import dnrm2
+from scipy.sparse.linalg import LinearOperator
 
-from trustregion._checks import as_operator, as_vector, nonnegative_scalar
+from trustregion._checks import (
+    as_operator,
+    as_vector,
+    nonnegative_scalar,
+    reject_complex,
+    scalar_option,
+)
 from trustregion.result import CGResult, CGStatus
 
 __all__ = ["cg"]
@@ -30,7 +38,8 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
     A : ndarray, sparse matrix, LinearOperator or callable
         The symmetric positive definite ``n x n`` matrix, or a callable ``v -> A v``.
     b : array_like, shape (n,)
-        Right-hand side.
+        Right-hand side, ``n >= 1`` (lists, integer and float32 arrays are
+        converted to float64, as in scipy).
     x0 : array_like, shape (n,), optional
         Starting guess (default zeros). It is never modified.
     M : ndarray, sparse matrix, LinearOperator or callable, optional
@@ -65,8 +74,10 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
     ------
     ValueError
         Before any work, if an argument has the wrong type, shape or value
-        (non-square ``A``, lengths that disagree, NaN or inf in ``b``, ``x0``
-        or a dense ``A``, negative tolerances, ...).
+        (non-square ``A``, a dense ``A`` or ``M`` that is not symmetric, complex
+        values, an empty ``b``, lengths that disagree, NaN or inf in ``b``,
+        ``x0`` or a dense ``A``, negative tolerances, ...); at a product, if a
+        callable or ``LinearOperator`` returns a vector of the wrong length.
 
     Notes
     -----
@@ -88,13 +99,16 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
 
     The iteration stops with a status rather than producing garbage:
 
-    * ``CONVERGED`` when ``||r_k|| <= max(rtol ||b||, atol)``;
+    * ``CONVERGED`` when ``||r_k|| <= max(rtol ||b||, atol)`` for the
+      recurrence residual ``r_k``;
     * ``MAX_ITERATIONS`` after ``maxiter`` iterations;
     * ``NONPOSITIVE_CURVATURE`` when ``p_k^T A p_k <= 0``: ``A`` is not positive
       definite, ``alpha_k`` is undefined, and the last iterate is returned;
     * ``BREAKDOWN`` when ``r_k^T z_k <= 0`` for ``r_k != 0``: ``M`` is not
       positive definite;
-    * ``NON_FINITE`` when ``A`` or ``M`` returns NaN or inf.
+    * ``NON_FINITE`` when ``A`` or ``M`` returns NaN or inf, or an iterate or
+      its residual overflows; ``x`` is then the last iterate that was finite
+      with a finite residual.
 
     The test uses the recurrence residual; the reported ``residual_norm`` is
     the true residual, which differs from it by rounding of order
@@ -104,7 +118,9 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
     If ``b = 0`` the answer is ``x = 0`` after no iterations, whatever ``x0``.
     A right-hand side so small or large that ``r^T r`` would underflow or
     overflow is first scaled by a power of two, which changes no digit of the
-    iterates.
+    iterates. A dense ``A`` (or ``M``) must be symmetric to within
+    ``max |A - A^T| <= sqrt(eps) max |A|``, as for the dense subproblem
+    solvers; it is used as given.
 
     References
     ----------
@@ -164,7 +180,9 @@ def _cg_iterations(
     solver's own arrays, updated in place by the next iteration (copy to keep).
     ``x`` and ``r`` are updated in place. On return ``log`` holds the residual
     norms ``||r_0||, ..., ||r_k||``, the curvatures ``p_j^T A p_j``, the number
-    of products with ``A`` and the :class:`CGStatus`.
+    of products with ``A`` and the :class:`CGStatus`. An iteration whose
+    ``x_{k+1}`` or ``r_{k+1}`` is not finite is not yielded: ``x`` is put back
+    to ``x_k`` and the status is ``NON_FINITE`` (``r`` is then not meaningful).
     """
     dot = np.dot
     sqrt = math.sqrt
@@ -177,6 +195,10 @@ def _cg_iterations(
     norms.append(rnorm)
     p = None
     rho_prev = 1.0
+    step = np.empty_like(x)  # alpha_k A p_k, then alpha_k p_k: no temporaries per iteration
+    # an upper bound on ||x_k|| (||x_0|| plus the lengths of the steps taken): while it and
+    # the next step stay below 1e150, x_k + alpha_k p_k cannot overflow
+    x_bound = float(dnrm2(x))  # BLAS's norm does not overflow
     for _ in range(maxiter):
         if rnorm <= tol:
             log.status = CGStatus.CONVERGED
@@ -212,42 +234,72 @@ def _cg_iterations(
         if not isfinite(alpha):
             log.status = CGStatus.NON_FINITE
             return
-        x += alpha * p  # x_{k+1} = x_k + alpha_k p_k
-        r -= alpha * q  # r_{k+1} = r_k - alpha_k A p_k
+        r -= np.multiply(q, alpha, out=step)  # r_{k+1} = r_k - alpha_k A p_k
         rr = float(dot(r, r))
+        if not isfinite(rr):  # x is still x_k, the last iterate with a finite residual
+            log.status = CGStatus.NON_FINITE
+            return
+        np.multiply(p, alpha, out=step)
+        x_bound += float(dnrm2(step))
+        x_prev = None if x_bound < 1e150 else x.copy()  # x_k, kept only if it could be lost
+        x += step  # x_{k+1} = x_k + alpha_k p_k
+        if x_prev is not None and not np.isfinite(x).all():
+            x[...] = x_prev  # the last finite iterate, whose residual is finite
+            log.status = CGStatus.NON_FINITE
+            return
         rnorm = sqrt(rr)
         norms.append(rnorm)
         rho_prev = rho
         yield x, r, p
-        if not isfinite(rr):
-            log.status = CGStatus.NON_FINITE
-            return
     log.status = CGStatus.CONVERGED if rnorm <= tol else CGStatus.MAX_ITERATIONS
 
 
-def _fast_matvec(A, op) -> Callable[[np.ndarray], np.ndarray]:
-    """The cheapest correct ``v -> A v`` for an input already validated by ``as_operator``."""
+def _fast_matvec(A, op, name: str = "A") -> Callable[[np.ndarray], np.ndarray]:
+    """The cheapest correct ``v -> A v`` for an input already validated by ``as_operator``.
+
+    A ``LinearOperator`` whose product has the wrong size is reported by ``name``.
+    """
     if sp.issparse(A):
         return A.dot
     if isinstance(A, (np.ndarray, list, tuple)):
         return np.asarray(A, dtype=np.float64).dot
-    return op.matvec
+    matvec = op.matvec
+    if not isinstance(A, LinearOperator):
+        return matvec  # a callable: as_operator checks its products
+    n = op.shape[0]
+
+    def checked_matvec(v):
+        try:
+            return matvec(v)
+        except ValueError as exc:
+            if "reshape" not in str(exc):
+                raise
+            raise ValueError(
+                f"{name} returned an array of the wrong size for a vector of length {n} "
+                f"({exc}); its matvec must return a vector of length {n}"
+            ) from exc
+
+    return checked_matvec
 
 
 def _check_real(A, name: str) -> None:
-    if (isinstance(A, np.ndarray) or sp.issparse(A)) and np.iscomplexobj(A):
-        raise ValueError(
-            f"{name} must be real; got dtype {A.dtype} (pass the real part or split the system)"
-        )
+    """Refuse a complex ``A`` (array, list, sparse matrix or ``LinearOperator``) by name."""
+    reject_complex(A, name)
 
 
 def _checked_maxiter(maxiter, n: int) -> int:
     """``maxiter`` as an int >= 0, with ``None`` meaning ``10 * n`` (scipy's default)."""
     if maxiter is None:
         return 10 * n
+    maxiter = scalar_option(maxiter)
     if not isinstance(maxiter, numbers.Integral) or isinstance(maxiter, bool) or maxiter < 0:
         raise ValueError(f"maxiter must be a non-negative integer or None; got {maxiter!r}")
     return int(maxiter)
+
+
+def _nonempty(v: np.ndarray, name: str) -> None:
+    if v.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one entry; got an empty vector")
 
 
 def _cg(
@@ -266,19 +318,20 @@ def _cg(
     """:func:`cg`, also returning the true residual ``b - A x`` it recomputes at the end."""
     # validation, all before any work
     b = as_vector(b, b_name, copy=False)
+    _nonempty(b, b_name)
     n = b.shape[0]
     _check_real(A, a_name)
-    op = as_operator(A, a_name, n=n)
-    matvec = _fast_matvec(A, op)
+    op = as_operator(A, a_name, n=n, symmetric=True)
+    matvec = _fast_matvec(A, op, a_name)
     if x0 is None:
         x = np.zeros(n)
     else:
-        x = as_vector(x0, "x0", n=n, copy=True)  # a copy: x0 is never modified
+        x = as_vector(x0, "x0", n=n, copy=True, against=b_name)  # a copy: x0 is never modified
     if M is None:
         psolve = None
     else:
         _check_real(M, "M")
-        psolve = _fast_matvec(M, as_operator(M, "M", n=n))
+        psolve = _fast_matvec(M, as_operator(M, "M", n=n, symmetric=True), "M")
     rtol = nonnegative_scalar(rtol, "rtol")
     atol = nonnegative_scalar(atol, "atol")
     maxiter = _checked_maxiter(maxiter, n)
@@ -298,19 +351,20 @@ def _cg(
         )
         return result, np.zeros(n)
 
-    # CG is exactly equivariant under b -> s b, x -> s x for s a power of two; rescale a
-    # problem whose b and x0 are both so tiny or huge that r^T r would underflow or overflow
-    # (a normal-sized x0 keeps the residual normal-sized, so then nothing is scaled).
-    s = _power_of_two_scale(b, x)
-    if s != 1.0:
-        b = b * s
-        x *= s
-        atol *= s
+    # CG is exactly equivariant under b -> 2^-e b, x -> 2^-e x; rescale a problem whose b
+    # and x0 are both so tiny or huge that r^T r would underflow or overflow (a normal-sized
+    # x0 keeps the residual normal-sized, so then nothing is scaled).
+    e = _power_of_two_exponent(b, x)
+    if e:
+        b = np.ldexp(b, -e)
+        x = np.ldexp(x, -e)
+        with np.errstate(over="ignore"):
+            atol = float(np.ldexp(atol, -e))
         if callback is not None:
             user_callback = callback
 
             def callback(xk):
-                return user_callback(xk / s)
+                return user_callback(np.ldexp(xk, e))
 
     tol = max(rtol * float(np.linalg.norm(b)), atol)
     log = _CGLog()
@@ -331,16 +385,16 @@ def _cg(
         log.nmatvec += 1
     else:
         r_true = b.copy()
-    residual_norm = float(np.linalg.norm(r_true)) / s
+    residual_norm = float(np.linalg.norm(r_true))
     residual_norms = np.array(log.residual_norms)
     curvatures = np.array(log.curvatures)
-    if s != 1.0:
-        x /= s
+    if e:
         with np.errstate(over="ignore", under="ignore"):  # diagnostics may leave the range
-            r_true /= s
-            residual_norms /= s
-            curvatures /= s
-            curvatures /= s
+            residual_norm = float(np.ldexp(residual_norm, e))
+            x = np.ldexp(x, e)
+            r_true = np.ldexp(r_true, e)
+            residual_norms = np.ldexp(residual_norms, e)
+            curvatures = np.ldexp(np.ldexp(curvatures, e), e)
     status = log.status
     if not math.isfinite(residual_norm) and status is not CGStatus.NON_FINITE:
         status = CGStatus.NON_FINITE
@@ -359,9 +413,9 @@ def _cg(
 _SAFE_EXPONENT = 256  # |b| in [2^-256, 2^256]: squares of residuals stay normal
 
 
-def _power_of_two_scale(b: np.ndarray, x0: np.ndarray) -> float:
-    """``2^-e`` bringing ``max(|b_i|, |x0_i|)`` into ``[1/2, 1)`` if outside the safe range.
+def _power_of_two_exponent(b: np.ndarray, x0: np.ndarray) -> int:
+    """``e`` such that ``2^-e max(|b_i|, |x0_i|)`` lies in ``[1/2, 1)``, or 0 in the safe range.
 
-    Returns 1 when it is inside the range already."""
+    It is 0 when ``max(|b_i|, |x0_i|)`` is inside ``[2^-256, 2^256]`` already."""
     e = math.frexp(max(float(np.max(np.abs(b))), float(np.max(np.abs(x0)))))[1]
-    return 1.0 if abs(e) <= _SAFE_EXPONENT else math.ldexp(1.0, -e)
+    return 0 if abs(e) <= _SAFE_EXPONENT else e

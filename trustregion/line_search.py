@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from trustregion._checks import as_vector, positive_scalar
+from trustregion._checks import (
+    as_vector,
+    check_callable,
+    positive_scalar,
+    real_scalar_output,
+    scalar_option,
+)
 from trustregion.result import LineSearchResult, LineSearchStatus
 
 __all__ = ["backtracking", "armijo"]
@@ -21,10 +27,19 @@ __all__ = ["backtracking", "armijo"]
 
 def _scalar_value(value, name: str) -> float:
     """``value`` (a Python or 0-d / size-1 numpy number) as a float; NaN and inf pass through."""
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.size != 1:
-        raise ValueError(f"{name} must return a scalar; got an array of shape {arr.shape}")
-    return float(arr.reshape(-1)[0])
+    return real_scalar_output(value, name)
+
+
+def _verdict(value) -> bool:
+    """The answer of ``accept`` as a bool; an array of several entries is refused."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (np.ndarray, list, tuple)) and np.size(value) != 1:
+        raise ValueError(
+            f"accept must return a single bool; got an array of shape {np.shape(value)} "
+            "(reduce it with .all() or .any())"
+        )
+    return bool(np.asarray(value).reshape(-1)[0]) if np.ndim(value) else bool(value)
 
 
 def backtracking(
@@ -74,9 +89,11 @@ def backtracking(
     Raises
     ------
     ValueError
-        If ``x`` or ``direction`` is not a finite vector or their lengths differ,
-        ``step <= 0``, ``shrink`` is not in ``(0, 1)``, ``max_steps < 1``, or
-        (default test) ``f(x)`` is not finite.
+        If ``f`` or ``accept`` is not callable, ``x`` or ``direction`` is not a
+        finite real vector or their lengths differ, ``step <= 0``, ``shrink`` is
+        not in ``(0, 1)``, ``max_steps < 1``, or (default test) ``f(x)`` is not
+        finite; during the search, if ``f`` returns anything but a real scalar or
+        ``accept`` an array of several entries.
 
     Notes
     -----
@@ -116,10 +133,15 @@ def backtracking(
     >>> tr.backtracking(f, x, np.array([-1.0, -1.0]), accept=near).step
     0.0625
     """
+    check_callable(f, "f", "f(x) -> float")
+    if accept is not None:
+        check_callable(accept, "accept", "accept(candidate_x, candidate_f) -> bool, or None")
     x = as_vector(x, "x")
-    direction = as_vector(direction, "direction", n=x.shape[0])
+    direction = as_vector(direction, "direction", n=x.shape[0], against="x")
     step = positive_scalar(step, "step")
-    if not isinstance(shrink, numbers.Real) or not 0.0 < float(shrink) < 1.0:
+    shrink, max_steps = scalar_option(shrink), scalar_option(max_steps)
+    if (not isinstance(shrink, numbers.Real) or isinstance(shrink, bool)
+            or not 0.0 < float(shrink) < 1.0):
         raise ValueError(f"shrink must be a real number in (0, 1); got {shrink!r}")
     shrink = float(shrink)
     if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1:
@@ -151,7 +173,7 @@ def backtracking(
             candidate_f = float("nan")
         trials.append((t, candidate_f))
         # a non-finite trial value is rejected without consulting the caller's test
-        if np.isfinite(candidate_f) and bool(accept(candidate_x.copy(), candidate_f)):
+        if np.isfinite(candidate_f) and _verdict(accept(candidate_x.copy(), candidate_f)):
             return LineSearchResult(
                 x=candidate_x,
                 fun=candidate_f,
@@ -236,7 +258,7 @@ def armijo(f0, slope, x, direction, *, c1: float = 1e-4) -> Callable:
     ('ACCEPTED', 0.0625, True)
     """
     x = as_vector(x, "x")
-    direction = as_vector(direction, "direction", n=x.shape[0])
+    direction = as_vector(direction, "direction", n=x.shape[0], against="x")
     f0 = _scalar_value(f0, "f0")
     slope = _scalar_value(slope, "slope")
     if not np.isfinite(f0):
@@ -249,7 +271,8 @@ def armijo(f0, slope, x, direction, *, c1: float = 1e-4) -> Callable:
     dd = float(direction @ direction)
     if dd == 0.0:
         raise ValueError("direction must be non-zero")
-    if not isinstance(c1, numbers.Real) or not 0.0 < float(c1) < 1.0:
+    c1 = scalar_option(c1)
+    if not isinstance(c1, numbers.Real) or isinstance(c1, bool) or not 0.0 < float(c1) < 1.0:
         raise ValueError(f"c1 must be a real number in (0, 1); got {c1!r}")
     c1 = float(c1)
 

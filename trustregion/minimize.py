@@ -20,7 +20,15 @@ import scipy.sparse as sp
 from scipy.optimize import OptimizeResult, OptimizeWarning
 from scipy.sparse.linalg import LinearOperator
 
-from trustregion._checks import as_vector, nonnegative_scalar, positive_scalar
+from trustregion._checks import (
+    as_vector,
+    autograd_error,
+    check_symmetric,
+    nonnegative_scalar,
+    positive_scalar,
+    real_scalar_output,
+    scalar_option,
+)
 from trustregion.result import MinimizeStatus, SubproblemResult, SubproblemStatus
 from trustregion.steihaug import steihaug
 from trustregion.subproblem import cauchy_point, dogleg, exact
@@ -49,14 +57,14 @@ class _Counter:
 
 
 def _scalar(value, name: str) -> float:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.size != 1:
-        raise ValueError(f"{name} must return a scalar; got an array of shape {arr.shape}")
-    return float(arr.reshape(-1)[0])
+    return real_scalar_output(value, name)
 
 
 def _gradient_vector(value, n: int) -> np.ndarray:
-    g = np.asarray(value, dtype=np.float64)
+    g = np.asarray(value)
+    if g.dtype.kind == "c":
+        raise ValueError("the gradient must be real; got complex values")
+    g = np.asarray(g, dtype=np.float64)
     if g.shape != (n,):
         raise ValueError(f"the gradient must have shape ({n},) like x0; got shape {g.shape}")
     return g
@@ -124,20 +132,33 @@ def _dense(H, n: int) -> np.ndarray:
 def _as_model_hessian(H, n: int):
     """The value returned by ``hess``: a dense array, sparse matrix or LinearOperator."""
     if isinstance(H, LinearOperator) or sp.issparse(H):
+        if np.dtype(H.dtype).kind == "c":
+            raise ValueError(f"hess must return a real matrix; got dtype {H.dtype}")
         if H.shape != (n, n):
             raise ValueError(f"hess must return an ({n}, {n}) matrix; got shape {H.shape}")
         return H
+    H = np.asarray(H)
+    if H.dtype.kind == "c":
+        raise ValueError(f"hess must return a real matrix; got dtype {H.dtype}")
     H = np.asarray(H, dtype=np.float64)
     if H.shape != (n, n):
         raise ValueError(f"hess must return an ({n}, {n}) matrix; got shape {H.shape}")
     return H
 
 
-def _operator(n: int, product: Callable) -> LinearOperator:
-    """The symmetric ``LinearOperator`` ``v -> product(v)`` on flat float64 vectors."""
+def _operator(n: int, product: Callable, name: str) -> LinearOperator:
+    """The symmetric ``LinearOperator`` ``v -> product(v)`` on flat float64 vectors.
+
+    A product of the wrong size or with complex values is reported by ``name``.
+    """
 
     def matvec(v):
-        return np.asarray(product(np.asarray(v, dtype=np.float64).reshape(-1)), float).reshape(-1)
+        Hv = np.asarray(product(np.asarray(v, dtype=np.float64).reshape(-1)))
+        if Hv.dtype.kind == "c" or Hv.size != n:
+            what = "complex values" if Hv.dtype.kind == "c" else f"an array of shape {Hv.shape}"
+            raise ValueError(f"{name} returned {what} for a vector p of length {n}; it must "
+                             f"return the real vector H(x) p of shape ({n},)")
+        return np.asarray(Hv, float).reshape(-1)
 
     return LinearOperator((n, n), matvec=matvec, rmatvec=matvec, dtype=np.float64)
 
@@ -410,6 +431,7 @@ def minimize(
             f"max_radius must be >= initial_radius; got max_radius={max_radius} < "
             f"initial_radius={Delta}"
         )
+    eta, maxiter = scalar_option(eta), scalar_option(maxiter)
     if not isinstance(eta, numbers.Real) or isinstance(eta, bool) or not 0.0 <= eta < 0.25:
         raise ValueError(f"eta must be a real number in [0, 0.25) (N&W Alg. 4.1); got {eta!r}")
     eta = float(eta)
@@ -467,10 +489,11 @@ def minimize(
             if hess_fn is not None:
                 state["H"] = _as_model_hessian(hess_fn(x, *args), n)
             elif hessp_fn is not None:
-                state["H"] = _operator(n, lambda v: hessp_fn(x, v, *args))
+                state["H"] = _operator(n, lambda v: hessp_fn(x, v, *args), "hessp")
             else:
                 product = state["product"]
-                state["H"] = _operator(n, lambda v: hvp_count(product, v))
+                state["H"] = _operator(n, lambda v: hvp_count(product, v),
+                                       "the autograd Hessian-vector product")
         return state["H"]
 
     # ---- the starting point ----------------------------------------------------------------
@@ -482,10 +505,9 @@ def minimize(
         g, state = derivatives(x.copy())
     except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
         if jac is None or autograd_hessian:
-            raise ValueError(
-                "autograd could not differentiate fun (jac=None) or jac (for Hessian-vector "
-                "products); write it with autograd.numpy (import autograd.numpy as np), or pass "
-                "jac= and hessp= explicitly"
+            raise autograd_error(
+                "fun (jac=None) or jac (for Hessian-vector products)",
+                "pass jac= and hessp= explicitly",
             ) from exc
         raise
     g = _gradient_vector(g, n)
@@ -649,7 +671,13 @@ def _subproblem_solver(subproblem, n: int):
 
         return solve
     if subproblem == "steihaug":
-        return lambda g, H, Delta: (steihaug(g, H, Delta), False)
+
+        def solve_steihaug(g, H, Delta):
+            if isinstance(H, np.ndarray):
+                check_symmetric(H, "hess(x)")  # as steihaug checks a dense H, but named here
+            return steihaug(g, H, Delta), False
+
+        return solve_steihaug
     if subproblem == "exact":
 
         def solve_exact(g, H, Delta):

@@ -13,8 +13,10 @@ import math
 import numpy as np
 
 from trustregion._checks import as_vector, positive_scalar
-from trustregion.conjugate_gradient import _cg
+from trustregion.conjugate_gradient import _cg, _checked_maxiter
 from trustregion.result import CGStatus, NaturalStepResult, StepStatus
+
+_TINY = float(np.finfo(np.float64).tiny)
 
 __all__ = ["natural_step"]
 
@@ -43,8 +45,9 @@ def natural_step(
         ``rtol=1e-10`` is the residual tolerance of the original TRPO code, so
         in practice the ``maxiter`` iterations decide.
     maxiter : int, optional
-        CG iterations; default 10, as in Schulman et al. (2015, App. C) and
-        Spinning Up.
+        CG iterations, ``>= 1``; default 10, as in Schulman et al. (2015,
+        App. C) and Spinning Up. ``None`` means :func:`trustregion.cg`'s
+        default ``10 n``.
     callback : callable, optional
         Passed to :func:`trustregion.cg`: ``callback(dk)`` after each iteration.
 
@@ -59,8 +62,9 @@ def natural_step(
     Raises
     ------
     ValueError
-        Before any work, for ``max_kl <= 0`` and for the invalid inputs
-        :func:`trustregion.cg` rejects (named ``g`` and ``F`` here).
+        Before any work, for ``max_kl <= 0``, ``maxiter < 1`` and for the
+        invalid inputs :func:`trustregion.cg` rejects (named ``g`` and ``F``
+        here; a dense ``F`` must be symmetric).
 
     Notes
     -----
@@ -91,8 +95,12 @@ def natural_step(
     No ``eps`` is added to ``d^T F d``. ``d^T F d`` is computed from the true
     residual CG already recomputes, ``F d = g - (g - F d)``, so the step costs
     ``nit + 1`` products with ``F`` (``cg.nmatvec``), as in the reference
-    implementations. The natural-gradient direction ``F^{-1} g`` is invariant
-    under linear reparameterisations ``theta = A phi`` (``A d_phi = d_theta``).
+    implementations. The step ``beta d`` does not change when ``g`` is scaled;
+    if ``d^T F d`` under- or overflows (``g`` near the ends of the
+    floating-point range), the step is formed from ``d`` and ``F d`` scaled by
+    powers of two, and ``curvature`` reports the rounded value. The
+    natural-gradient direction ``F^{-1} g`` is invariant under linear
+    reparameterisations ``theta = A phi`` (``A d_phi = d_theta``).
 
     References
     ----------
@@ -117,6 +125,13 @@ def natural_step(
     True
     """
     delta = positive_scalar(max_kl, "max_kl")
+    if maxiter is not None:
+        maxiter = _checked_maxiter(maxiter, 0)  # an integer >= 0, as cg checks it
+        if maxiter < 1:
+            raise ValueError(
+                f"maxiter must be an integer >= 1 or None; got {maxiter} (the direction "
+                "d ~= F^{-1} g needs at least one CG iteration)"
+            )
     cg_result, r_true = _cg(
         F,
         g,
@@ -148,7 +163,12 @@ def natural_step(
         return no_step(StepStatus.ZERO_GRADIENT, 0.0)
     if cg_result.status is CGStatus.NON_FINITE:
         return no_step(StepStatus.NON_FINITE, math.nan)
-    curvature = float(d @ (g - r_true))  # d^T F d, with F d = g - r from the true residual
+    Fd = g - r_true  # F d from the true residual
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        curvature = float(d @ Fd)  # d^T F d
+    if not _TINY <= abs(curvature) < math.inf and _rescalable(d, Fd):
+        # d^T F d under- or overflowed (the step itself is scale-invariant): rescale
+        return _scaled_step(g, d, Fd, delta, cg_result)
     if not math.isfinite(curvature):
         return no_step(StepStatus.NON_FINITE, curvature)
     first_direction_failed = (
@@ -166,6 +186,65 @@ def natural_step(
         beta=beta,
         expected_improvement=float(g @ step),
         quadratic_kl=0.5 * beta * beta * curvature,
+        curvature=curvature,
+        cg=cg_result,
+        status=StepStatus.OK,
+    )
+
+
+def _rescalable(d: np.ndarray, Fd: np.ndarray) -> bool:
+    """Whether ``d`` and ``F d`` are finite and nonzero, so ``d^T F d`` can be rescaled."""
+    return bool(d.any() and Fd.any() and np.isfinite(d).all() and np.isfinite(Fd).all())
+
+
+def _scaled_step(g, d, Fd, delta, cg_result) -> NaturalStepResult:
+    """The natural step from ``d`` and ``F d`` scaled by powers of two.
+
+    With ``d = 2^e_d d_hat`` and ``F d = 2^e_f f_hat`` (both of order one),
+    ``d^T F d = 2^k c_hat`` for ``c_hat = d_hat^T f_hat`` (doubled to make ``k``
+    even), so ``beta = sqrt(2 delta / c_hat) 2^(-k/2)``, ``step = beta d`` and
+    ``1/2 beta^2 d^T F d = 1/2 beta_hat^2 c_hat`` are formed without leaving the
+    floating-point range unless they do so themselves.
+    """
+    e_d = math.frexp(float(np.max(np.abs(d))))[1]
+    e_f = math.frexp(float(np.max(np.abs(Fd))))[1]
+    d_hat = np.ldexp(d, -e_d)
+    c_hat = float(d_hat @ np.ldexp(Fd, -e_f))
+    k = e_d + e_f
+    if k % 2:
+        c_hat, k = 2.0 * c_hat, k - 1
+    with np.errstate(over="ignore", under="ignore"):
+        curvature = float(np.ldexp(c_hat, k))
+
+    def no_step(status: StepStatus) -> NaturalStepResult:
+        return NaturalStepResult(
+            direction=d,
+            step=np.zeros_like(d),
+            beta=0.0,
+            expected_improvement=0.0,
+            quadratic_kl=0.0,
+            curvature=curvature,
+            cg=cg_result,
+            status=status,
+        )
+
+    first_direction_failed = (
+        cg_result.status is CGStatus.NONPOSITIVE_CURVATURE and cg_result.nit == 0
+    )
+    if c_hat <= 0.0 or first_direction_failed:
+        return no_step(StepStatus.NONPOSITIVE_CURVATURE)
+    beta_hat = math.sqrt(2.0 * delta / c_hat)  # Schulman et al. (2015), App. C, scaled
+    with np.errstate(over="ignore", under="ignore"):
+        beta = float(np.ldexp(beta_hat, -k // 2))
+        step = np.ldexp(beta_hat * d_hat, e_d - k // 2)
+    if not (math.isfinite(beta) and np.isfinite(step).all()):
+        return no_step(StepStatus.NON_FINITE)
+    return NaturalStepResult(
+        direction=d,
+        step=step,
+        beta=beta,
+        expected_improvement=float(g @ step),
+        quadratic_kl=0.5 * beta_hat * beta_hat * c_hat,
         curvature=curvature,
         cg=cg_result,
         status=StepStatus.OK,

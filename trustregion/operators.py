@@ -18,7 +18,13 @@ from autograd.extend import vspace
 from autograd.tracer import getval
 from scipy.sparse.linalg import LinearOperator
 
-from trustregion._checks import as_operator, as_vector, nonnegative_scalar
+from trustregion._checks import (
+    as_operator,
+    as_vector,
+    autograd_error,
+    nonnegative_scalar,
+    reject_complex,
+)
 
 __all__ = [
     "Linearization",
@@ -285,8 +291,9 @@ def hessian_operator(f, x, *, args=()) -> LinearOperator:
     Raises
     ------
     ValueError
-        If ``x`` is not a finite non-empty 1-D vector, ``f`` does not return a real
-        scalar, or ``f(x)`` or its gradient is not finite.
+        If ``x`` is not a finite non-empty real 1-D vector, ``f`` does not return a
+        real scalar, autograd cannot trace ``f`` (e.g. it calls ``float`` or plain
+        ``numpy`` on its argument), or ``f(x)`` or its gradient is not finite.
 
     Notes
     -----
@@ -339,7 +346,12 @@ def hessian_operator(f, x, *, args=()) -> LinearOperator:
         return vjp(vspace(value).ones())
 
     # autograd.make_hvp: trace the gradient once, then each product is one VJP of it
-    hvp, g = make_vjp(gradient)(x)
+    try:
+        hvp, g = make_vjp(gradient)(x)
+    except (TypeError, AttributeError, NotImplementedError) as exc:
+        raise autograd_error(
+            "f", "build the operator from your own product v -> H v (a LinearOperator)"
+        ) from exc
     g = np.array(getval(g), dtype=np.float64)
     if not np.isfinite(record["fun"]) or not np.all(np.isfinite(g)):
         raise ValueError(
@@ -612,6 +624,7 @@ def empirical_fisher_operator(scores) -> LinearOperator:
     >>> print((F @ np.eye(2)).tolist())
     [[1.0, 1.0], [1.0, 2.0]]
     """
+    reject_complex(scores, "scores")
     try:
         S = np.array(scores, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -9,7 +9,7 @@ whether they count as success.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -47,9 +47,14 @@ class Status(enum.IntEnum):
 
 
 class CGStatus(Status):
-    """How :func:`trustregion.cg` ended."""
+    """How :func:`trustregion.cg` ended.
 
-    CONVERGED = (0, "converged: ||b - A x|| <= max(rtol ||b||, atol)", True)
+    ``CONVERGED`` is decided on the residual ``r_k`` updated by the CG
+    recurrence, not recomputed as ``b - A x_k`` (that would cost a product per
+    iteration); :attr:`CGResult.residual_norm` reports the true residual.
+    """
+
+    CONVERGED = (0, "converged: the recurrence residual ||r_k|| <= max(rtol ||b||, atol)", True)
     MAX_ITERATIONS = (1, "stopped: the maximum number of iterations was reached", False)
     NONPOSITIVE_CURVATURE = (
         2,
@@ -66,9 +71,21 @@ class CGStatus(Status):
 
 
 class SubproblemStatus(Status):
-    """How a trust-region subproblem solver ended."""
+    """How a trust-region subproblem solver ended.
 
-    INTERIOR = (0, "converged: the solution lies inside the trust region", True)
+    ``INTERIOR`` means the returned step lies strictly inside the region and met
+    the solver's own test: for :func:`trustregion.steihaug` a CG iterate whose
+    residual ``||g + H p||`` met the tolerance (an approximate Newton step), for
+    :func:`trustregion.dogleg` and :func:`trustregion.exact` the Newton step, for
+    :func:`trustregion.cauchy_point` the minimiser along ``-g``.
+    """
+
+    INTERIOR = (
+        0,
+        "converged: the step lies inside the trust region and met the solver's stopping test "
+        "(for steihaug, a CG iterate whose residual ||g + H p|| met the tolerance)",
+        True,
+    )
     BOUNDARY = (1, "converged: the step reached the trust-region boundary", True)
     NEGATIVE_CURVATURE = (
         2,
@@ -132,8 +149,21 @@ class MinimizeStatus(Status):
     CALLBACK_STOP = (4, "The callback requested a stop.", False)
 
 
+def _summary(value) -> str:
+    """A short ``repr``: arrays by shape and dtype, tuples by length, nested results in brief."""
+    if isinstance(value, np.ndarray):
+        return f"<array shape={value.shape} dtype={value.dtype}>"
+    if isinstance(value, tuple):
+        return f"<tuple of length {len(value)}>"
+    if isinstance(value, _Outcome):
+        return f"{type(value).__name__}(status={value.status.name}, success={value.success})"
+    if isinstance(value, Status):
+        return f"{type(value).__name__}.{value.name}"
+    return repr(value)
+
+
 class _Outcome:
-    """``success`` and ``message`` read off :attr:`status`."""
+    """``success`` and ``message`` read off :attr:`status`; a ``repr`` that shows them."""
 
     status: Status
 
@@ -145,8 +175,15 @@ class _Outcome:
     def message(self) -> str:
         return self.status.message
 
+    def __repr__(self) -> str:
+        names = [f.name for f in fields(self)]
+        parts = [f"status={_summary(self.status)}", f"success={self.success}",
+                 f"message={self.message!r}"]
+        parts += [f"{name}={_summary(getattr(self, name))}" for name in names if name != "status"]
+        return f"{type(self).__name__}({', '.join(parts)})"
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class CGResult(_Outcome):
     """Result of :func:`trustregion.cg`.
 
@@ -177,7 +214,7 @@ class CGResult(_Outcome):
     curvatures: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SubproblemResult(_Outcome):
     """Result of a trust-region subproblem solver.
 
@@ -211,7 +248,7 @@ class SubproblemResult(_Outcome):
     nmatvec: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LineSearchResult(_Outcome):
     """Result of :func:`trustregion.backtracking`.
 
@@ -239,7 +276,7 @@ class LineSearchResult(_Outcome):
     trials: tuple = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NaturalStepResult(_Outcome):
     """Result of :func:`trustregion.natural_step`.
 

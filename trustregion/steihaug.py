@@ -14,11 +14,21 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from trustregion._checks import as_operator, as_vector, nonnegative_scalar, positive_scalar
-from trustregion.conjugate_gradient import _check_real, _checked_maxiter, _fast_matvec
+from trustregion._checks import (
+    as_operator,
+    as_vector,
+    nonnegative_scalar,
+    norm2,
+    positive_scalar,
+)
+from trustregion.conjugate_gradient import _check_real, _checked_maxiter, _fast_matvec, _nonempty
 from trustregion.result import SubproblemResult, SubproblemStatus
 
 __all__ = ["steihaug"]
+
+# |g| and Delta in [2^-128, 2^128]: the squares and their products in the recurrences and in
+# the boundary quadratic stay in the normal range, so the problem is solved as given
+_SAFE_EXPONENT = 128
 
 
 def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> SubproblemResult:
@@ -59,8 +69,11 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
     Raises
     ------
     ValueError
-        Before any work, for ``radius <= 0``, shapes that disagree, non-finite
-        ``g``, negative tolerances or arguments of the wrong type.
+        Before any work, for ``radius <= 0``, shapes that disagree, an empty,
+        complex or non-finite ``g``, a dense ``H`` or ``M`` that is not
+        symmetric, negative tolerances or arguments of the wrong type; at a
+        product, if a callable or ``LinearOperator`` returns a vector of the
+        wrong length.
 
     Notes
     -----
@@ -83,9 +96,10 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
       returned.
     * ``BOUNDARY``: ``p_{j+1}`` would leave the region; the step stops where
       the segment from ``p_j`` crosses the boundary.
-    * ``INTERIOR``: ``||r_{j+1}|| <= max(rtol ||g||, atol)``; ``p_{j+1}`` is
-      returned (it is the Newton step ``-H^{-1} g`` to the tolerance when
-      ``H`` is positive definite and the region is large enough).
+    * ``INTERIOR``: the CG iterate ``p_{j+1}``, strictly inside the region,
+      met the tolerance ``||r_{j+1}|| <= max(rtol ||g||, atol)`` and is
+      returned. That is all that was checked: it approximates the Newton step
+      ``-H^{-1} g`` to this tolerance when ``H`` is positive definite.
     * ``MAX_ITERATIONS``; and ``ZERO_GRADIENT`` when ``g = 0``: then
       ``p = 0``, and this solver has no information about negative curvature
       (a caller at a saddle point needs another test), ``BREAKDOWN`` when
@@ -111,6 +125,14 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
     ``m(p_{j+1}) = m(p_j) - 1/2 alpha_j r_j^T y_j``, so no product with ``H``
     is spent on them. Here ``M`` approximates ``H^{-1}``; Conn, Gould & Toint
     call its inverse ``M`` and write the region as ``||p||_M <= Delta``.
+
+    The recurrences square ``||g||`` and ``Delta``. When either lies outside
+    ``[2^-128, 2^128]``, or an inner product of finite vectors overflows, the
+    problem is solved as ``(c s g, c H, s Delta)`` with powers of two ``s`` and
+    ``c`` that make ``g`` and ``Delta`` of order one; the iteration is exactly
+    equivariant under this scaling (``p -> s p``), so the step is the same,
+    without overflow or underflow. A dense ``H`` (or ``M``) must be symmetric
+    to within ``max |H - H^T| <= sqrt(eps) max |H|``, as for the dense solvers.
 
     References
     ----------
@@ -150,21 +172,22 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
     ('NEGATIVE_CURVATURE', True, True)
     """
     g = as_vector(g, "g", copy=False)
+    _nonempty(g, "g")
     n = g.shape[0]
     _check_real(H, "H")
-    hessp = _fast_matvec(H, as_operator(H, "H", n=n))
+    hessp = _fast_matvec(H, as_operator(H, "H", n=n, symmetric=True), "H")
     Delta = positive_scalar(radius, "radius")
     if M is None:
         psolve = None
     else:
         _check_real(M, "M")
-        psolve = _fast_matvec(M, as_operator(M, "M", n=n))
+        psolve = _fast_matvec(M, as_operator(M, "M", n=n, symmetric=True), "M")
     if rtol is not None:
         rtol = nonnegative_scalar(rtol, "rtol")
     atol = nonnegative_scalar(atol, "atol")
     maxiter = _checked_maxiter(maxiter, n)
 
-    gnorm = float(np.linalg.norm(g))
+    gnorm = norm2(g)
     if gnorm == 0.0:
         return SubproblemResult(
             p=np.zeros(n),
@@ -177,6 +200,48 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
         rtol = min(0.5, math.sqrt(gnorm))  # forcing term of scipy's trust-ncg
     tol = max(rtol * gnorm, atol)
 
+    e_g = math.frexp(float(np.max(np.abs(g))))[1]
+    e_Delta = math.frexp(Delta)[1]
+    scaled = abs(e_g) > _SAFE_EXPONENT or abs(e_Delta) > _SAFE_EXPONENT
+    nmatvec = 0
+    if not scaled:
+        p, log = _truncated_cg(hessp, g, psolve, Delta, tol, maxiter)
+        model_decrease = float(log.model_decrease)
+        nmatvec = log.nmatvec
+        scaled = log.overflow  # a square overflowed: solve the scaled problem instead
+    if scaled:
+        # The iteration is exactly equivariant under (g, H, Delta) -> (c s g, c H, s Delta),
+        # p -> s p, for powers of two c and s. With s = 2^-e_Delta and c s = 2^-e_g, g and
+        # Delta are of order one, and H carries the problem's one scale, Delta ||H|| / ||g||.
+        def scaled_hessp(v):
+            return np.ldexp(hessp(v), e_Delta - e_g)
+
+        with np.errstate(over="ignore", under="ignore"):
+            p, log = _truncated_cg(
+                scaled_hessp,
+                np.ldexp(g, -e_g),
+                psolve,
+                math.ldexp(Delta, -e_Delta),
+                # tol scaled as g is (computed from the scaled ||g||, so it cannot underflow)
+                max(rtol * float(np.ldexp(gnorm, -e_g)), float(np.ldexp(atol, -e_g))),
+                maxiter,
+            )
+            p = np.ldexp(p, e_Delta)
+            model_decrease = float(np.ldexp(log.model_decrease, e_g + e_Delta))
+        nmatvec += log.nmatvec
+    status = log.status
+    return SubproblemResult(
+        p=p,
+        hits_boundary=status in (SubproblemStatus.BOUNDARY, SubproblemStatus.NEGATIVE_CURVATURE),
+        status=status,
+        nit=log.nit,
+        model_decrease=model_decrease,
+        nmatvec=nmatvec,
+    )
+
+
+def _truncated_cg(hessp, g, psolve, Delta, tol, maxiter):
+    """The last iterate of :func:`_steihaug_iterations` (the step) and its log."""
     log = _SteihaugLog()
     p = None
     iterates = _steihaug_iterations(
@@ -184,27 +249,25 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
     )
     for p in iterates:  # noqa: B007 (the last iterate is the step)
         pass
-    status = log.status
-    return SubproblemResult(
-        p=p,
-        hits_boundary=status in (SubproblemStatus.BOUNDARY, SubproblemStatus.NEGATIVE_CURVATURE),
-        status=status,
-        nit=log.nit,
-        model_decrease=float(log.model_decrease),
-        nmatvec=log.nmatvec,
-    )
+    return p, log
 
 
 class _SteihaugLog:
     """What a Steihaug run records besides its iterates."""
 
-    __slots__ = ("nit", "nmatvec", "model_decrease", "status")
+    __slots__ = ("nit", "nmatvec", "model_decrease", "status", "overflow")
 
     def __init__(self) -> None:
         self.nit = 0
         self.nmatvec = 0
         self.model_decrease = 0.0  # m(0) - m(p_j)
         self.status = SubproblemStatus.MAX_ITERATIONS
+        self.overflow = False  # an inner product of finite vectors overflowed
+
+
+def _overflowed(*vectors: np.ndarray) -> bool:
+    """Whether a non-finite inner product of ``vectors`` came from overflow (all finite)."""
+    return all(np.isfinite(v).all() for v in vectors)
 
 
 def _boundary_taus(pPp: float, pPd: float, dPd: float, Delta2: float) -> tuple[float, float]:
@@ -217,9 +280,22 @@ def _boundary_taus(pPp: float, pPd: float, dPd: float, Delta2: float) -> tuple[f
     a = dPd
     b = 2.0 * pPd
     c = pPp - Delta2  # < 0: p is strictly inside, so the roots have opposite signs
-    aux = b + math.copysign(math.sqrt(b * b - 4.0 * a * c), b)
-    tau_1 = -aux / (2.0 * a)
-    tau_2 = -2.0 * c / aux
+    discriminant = b * b - 4.0 * a * c
+    if discriminant > 0.0:
+        aux = b + math.copysign(math.sqrt(discriminant), b)
+        tau_1 = -aux / (2.0 * a)
+        tau_2 = -2.0 * c / aux
+        tau_lo, tau_hi = (tau_1, tau_2) if tau_1 <= tau_2 else (tau_2, tau_1)
+        if -math.inf < tau_lo < 0.0 < tau_hi < math.inf:
+            return tau_lo, tau_hi
+    # b^2 - 4ac over- or underflowed: the same roots from sqrt(pPd^2 + dPd (Delta^2 - pPp)),
+    # formed by hypot from square roots, which cannot overflow where the roots are finite
+    h = math.hypot(pPd, math.sqrt(dPd) * math.sqrt(max(-c, 0.0)))
+    aux = pPd + math.copysign(h, pPd)  # = (the aux above) / 2, without cancellation
+    if aux == 0.0:
+        return 0.0, 0.0
+    tau_1 = -aux / dPd
+    tau_2 = -c / aux
     return (tau_1, tau_2) if tau_1 <= tau_2 else (tau_2, tau_1)
 
 
@@ -253,6 +329,7 @@ def _steihaug_iterations(
         y = psolve(r)  # y_j = M r_j
         rho = float(dot(r, y))
         if not isfinite(rho):
+            log.overflow = _overflowed(r, y)
             log.status = SubproblemStatus.NON_FINITE
             yield p
             return
@@ -274,10 +351,15 @@ def _steihaug_iterations(
         log.nmatvec += 1
         kappa = float(dot(d, q))  # d_j^T H d_j
         if not isfinite(kappa):
+            log.overflow = _overflowed(d, q)
             log.status = SubproblemStatus.NON_FINITE
             return
         pPd = float(dot(p, Pd))
         dPd = float(dot(d, Pd))
+        if not (isfinite(pPd) and isfinite(dPd)):
+            log.overflow = _overflowed(p, d, Pd)
+            log.status = SubproblemStatus.NON_FINITE
+            return
         if dPd <= 0.0:  # d^T M^{-1} d <= 0: M is not positive definite
             log.status = SubproblemStatus.BREAKDOWN
             return
@@ -314,6 +396,7 @@ def _steihaug_iterations(
         rr = float(dot(r, r))
         yield p
         if not isfinite(rr):
+            log.overflow = _overflowed(r)
             log.status = SubproblemStatus.NON_FINITE
             return
         if math.sqrt(rr) <= tol:
@@ -326,6 +409,7 @@ def _steihaug_iterations(
             y = psolve(r)
             rho_next = float(dot(r, y))
             if not isfinite(rho_next):
+                log.overflow = _overflowed(r, y)
                 log.status = SubproblemStatus.NON_FINITE
                 return
             if rho_next <= 0.0:

@@ -23,18 +23,28 @@ They factor ``H`` densely and are meant as references and for small problems;
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import scipy.linalg
 from scipy.linalg.blas import dnrm2
 
-from trustregion._checks import as_dense_matrix, as_vector, positive_scalar
+from trustregion._checks import (
+    as_dense_matrix,
+    as_vector,
+    check_symmetric,
+    norm2,
+    positive_scalar,
+    scalar_option,
+)
 from trustregion.result import SubproblemResult, SubproblemStatus
 
 __all__ = ["cauchy_point", "dogleg", "exact"]
 
 _EPS = float(np.finfo(np.float64).eps)
+_TINY = float(np.finfo(np.float64).tiny)
+_SQRT_TINY = 2.0**-511
 
 
 def _inputs(g, H, radius):
@@ -44,13 +54,7 @@ def _inputs(g, H, radius):
         raise ValueError("g must have at least one entry; got an empty vector")
     H = as_dense_matrix(H, "H", n=g.shape[0])
     radius = positive_scalar(radius, "radius")
-    scale = float(np.max(np.abs(H)))
-    asymmetry = float(np.max(np.abs(H - H.T)))
-    if asymmetry > np.sqrt(_EPS) * scale:
-        raise ValueError(
-            f"H must be symmetric; got max |H - H^T| = {asymmetry:.3g} for max |H| = {scale:.3g} "
-            "(pass (H + H.T) / 2)"
-        )
+    check_symmetric(H, "H")
     return g, 0.5 * (H + H.T), radius
 
 
@@ -59,9 +63,38 @@ def _norm(v) -> float:
     return float(dnrm2(np.ascontiguousarray(v, dtype=np.float64)))
 
 
+def _dot(u, v) -> float:
+    """``u^T v``, rescaled by powers of two if the products over- or underflow."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        value = float(u @ v)
+    if _TINY <= abs(value) < math.inf or not u.any() or not v.any():
+        return value
+    e_u = math.frexp(float(np.max(np.abs(u))))[1]
+    e_v = math.frexp(float(np.max(np.abs(v))))[1]
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.ldexp(float(np.ldexp(u, -e_u) @ np.ldexp(v, -e_v)), e_u + e_v))
+
+
 def _model_decrease(g, H, p) -> float:
-    """``m(0) - m(p) = -(g^T p + 1/2 p^T H p)`` (N&W eq. 4.3)."""
-    return float(-(g @ p + 0.5 * (p @ (H @ p))))
+    """``m(0) - m(p) = -(g^T p + 1/2 p^T H p)`` (N&W eq. 4.3).
+
+    If the products over- or underflow, ``g`` and ``p`` are scaled by powers of two
+    and the result scaled back (``inf`` only if the decrease itself overflows).
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        decrease = float(-(g @ p + 0.5 * (p @ (H @ p))))
+    if _TINY <= abs(decrease) < math.inf or not p.any() or not g.any():
+        return decrease
+    e_g = math.frexp(float(np.max(np.abs(g))))[1]
+    e_p = math.frexp(float(np.max(np.abs(p))))[1]
+    e = max(e_g + e_p, 2 * e_p)  # the larger scale of the two terms
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        g_hat, p_hat = np.ldexp(g, -e_g), np.ldexp(p, -e_p)
+        scaled = -(
+            np.ldexp(float(g_hat @ p_hat), e_g + e_p - e)
+            + np.ldexp(0.5 * float(p_hat @ (H @ p_hat)), 2 * e_p - e)
+        )
+        return float(np.ldexp(scaled, e))
 
 
 def _zero_step(n: int) -> SubproblemResult:
@@ -117,7 +150,8 @@ def cauchy_point(g, H, radius) -> SubproblemResult:
     ``kappa = u^T H u`` (so ``||g||^3 / (Delta g^T H g) = ||g|| / (Delta kappa)``,
     which cannot overflow), and the model decrease in closed form,
     ``m(0) - m(p^C) = t (||g|| - t kappa / 2)`` with ``t = tau Delta``, which is
-    ``>= 0`` in floating point as in exact arithmetic. Any step achieving a fixed
+    ``>= 0`` in floating point as in exact arithmetic; ``||g||`` is computed
+    without overflow or underflow. Any step achieving a fixed
     fraction of this decrease gives global convergence of the trust-region
     method (N&W Thm. 4.5); the decrease is at least
     ``1/2 ||g|| min(Delta, ||g|| / ||H||)`` (N&W Lemma 4.3).
@@ -140,7 +174,7 @@ def cauchy_point(g, H, radius) -> SubproblemResult:
     True
     """
     g, H, radius = _inputs(g, H, radius)
-    gnorm = float(np.linalg.norm(g))
+    gnorm = norm2(g)
     if gnorm == 0.0:
         return _zero_step(g.shape[0])
     u = g / gnorm
@@ -215,8 +249,10 @@ def dogleg(g, H, radius) -> SubproblemResult:
     step is ``p^B`` if it is inside, ``-Delta g / ||g||`` if ``||p^U|| >= Delta``,
     and otherwise the point of the second leg with ``||p|| = Delta``, found from
     ``||p^U + s d||^2 = Delta^2`` (``d = p^B - p^U``, ``s = tau - 1``) by the
-    cancellation-free quadratic formula. The model decrease is never smaller than
-    the Cauchy point's.
+    cancellation-free quadratic formula (if its squares over- or underflow, from
+    the same equation scaled by powers of two and ``||d||``). The model decrease
+    is never smaller than the Cauchy point's. Norms are computed without
+    overflow or underflow, so ``g`` of any finite scale is handled.
 
     References
     ----------
@@ -246,17 +282,17 @@ def dogleg(g, H, radius) -> SubproblemResult:
             "factorisation failed; use trustregion.exact or trustregion.steihaug for an "
             "indefinite or singular H"
         )
-    gnorm = float(np.linalg.norm(g))
+    gnorm = norm2(g)
     if gnorm == 0.0:
         return _zero_step(g.shape[0])
     pB = -scipy.linalg.cho_solve((L, True), g)  # Newton step p^B = -H^{-1} g
-    if np.linalg.norm(pB) <= radius:
+    if norm2(pB) <= radius:
         return SubproblemResult(
             p=pB,
             hits_boundary=False,
             status=SubproblemStatus.INTERIOR,
             nit=0,
-            model_decrease=float(-0.5 * (g @ pB)),  # m(0) - m(p^B) = g^T H^{-1} g / 2
+            model_decrease=-0.5 * _dot(g, pB),  # m(0) - m(p^B) = g^T H^{-1} g / 2
         )
     u = g / gnorm
     kappa = float(u @ (H @ u))  # > 0 since H is positive definite
@@ -267,11 +303,19 @@ def dogleg(g, H, radius) -> SubproblemResult:
     else:
         # second leg: ||pU + s d|| = Delta, s in [0, 1]; a s^2 + b s + c = 0 with c < 0
         d = pB - pU
-        a = float(d @ d)
-        b = 2.0 * float(pU @ d)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            a = float(d @ d)
+            b = 2.0 * float(pU @ d)
         c = min((_norm(pU) - radius) * (_norm(pU) + radius), 0.0)  # ||pU|| < radius
-        q = -0.5 * (b + np.copysign(np.sqrt(b * b - 4.0 * a * c), b))
-        s = c / q if b >= 0.0 else q / a  # the positive root, without cancellation
+        s = math.nan
+        if _TINY <= a < math.inf and math.isfinite(b) and c > -math.inf:
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                discriminant = b * b - 4.0 * a * c
+                if _TINY <= discriminant < math.inf and (c <= -_TINY or radius >= _SQRT_TINY):
+                    q = -0.5 * (b + np.copysign(np.sqrt(discriminant), b))
+                    s = c / q if b >= 0.0 else q / a  # the positive root, without cancellation
+        if not math.isfinite(s):  # a square over- or underflowed: the scaled computation
+            s = _ray_to_sphere(pU, d, radius)
         p = pU + min(max(s, 0.0), 1.0) * d
         decrease = _model_decrease(g, H, p)
     return SubproblemResult(
@@ -281,6 +325,29 @@ def dogleg(g, H, radius) -> SubproblemResult:
         nit=0,
         model_decrease=decrease,
     )
+
+
+def _ray_to_sphere(p, d, radius) -> float:
+    """The root ``s >= 0`` of ``||p + s d|| = radius`` for ``||p|| <= radius``, at any scale.
+
+    With ``u = d / ||d||`` and ``p``, ``radius`` scaled by a power of two to order one,
+    ``sigma = s ||d||`` solves ``sigma^2 + 2 (p^T u) sigma + (||p||^2 - radius^2) = 0``,
+    whose coefficients cannot over- or underflow.
+    """
+    dnorm = _norm(d)
+    if dnorm == 0.0:
+        return 0.0
+    e = math.frexp(radius)[1]
+    with np.errstate(under="ignore"):
+        p_scaled = np.ldexp(p, -e)
+    r_scaled = math.ldexp(radius, -e)
+    beta = float(p_scaled @ (d / dnorm))
+    pnorm = _norm(p_scaled)
+    minus_c = max((r_scaled - pnorm) * (r_scaled + pnorm), 0.0)
+    root = math.hypot(beta, math.sqrt(minus_c))  # sqrt(beta^2 - c)
+    sigma = minus_c / (beta + root) if beta >= 0.0 else root - beta  # without cancellation
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.ldexp(sigma / dnorm, e))
 
 
 def _boundary_tau(p, z, radius) -> tuple[float, float]:
@@ -419,6 +486,7 @@ def exact(g, H, radius, *, rtol=1e-10, maxiter=100) -> SubproblemResult:
     ('NEGATIVE_CURVATURE', 2.0, 2.0)
     """
     g, H, radius = _inputs(g, H, radius)
+    rtol, maxiter = scalar_option(rtol), scalar_option(maxiter)
     if not isinstance(rtol, numbers.Real) or not 0.0 < float(rtol) < 1.0:
         raise ValueError(f"rtol must be a real number in (0, 1); got {rtol!r}")
     rtol = float(rtol)

@@ -488,3 +488,144 @@ def test_tiny_b_with_a_normal_sized_x0_is_not_rescaled_into_overflow():
         res = tr.cg(A, b, x0=x0, rtol=0.0, atol=1e-8)  # rtol ||b|| would be below rounding
     assert res.status is CGStatus.CONVERGED
     assert np.all(np.isfinite(res.x)) and res.residual_norm <= 1e-8 * (1 + 1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# input conversion, scale and reporting
+
+
+A_SPD = np.array([[4.0, 1.0], [1.0, 3.0]])
+
+
+@pytest.mark.parametrize(
+    "b",
+    [[1.0, 2.0], (1, 2), np.array([1, 2]), np.array([1.0, 2.0], dtype=np.float32)],
+    ids=["list", "tuple", "int64", "float32"],
+)
+def test_right_hand_side_is_converted_to_float64_like_scipy(b):
+    """Lists, integer and float32 arrays are converted to float64, as scipy does, and give
+    exactly the float64 answer."""
+    reference = tr.cg(A_SPD, np.array([1.0, 2.0]), rtol=1e-12)
+    res = tr.cg(A_SPD, b, rtol=1e-12)
+    assert res.status is CGStatus.CONVERGED
+    np.testing.assert_array_equal(res.x, reference.x)
+    x, info = spla.cg(A_SPD, np.asarray(b, dtype=np.float64), rtol=1e-12)
+    assert info == 0 and np.allclose(res.x, x, rtol=1e-10, atol=0)
+
+
+def test_subnormal_right_hand_side_is_scaled_without_overflow():
+    """b = (5e-324, 0), the smallest subnormal: the power-of-two rescaling needs 2^1073,
+    beyond what a float scale factor can hold; the solution is the rescaled one."""
+    b = np.array([5e-324, 0.0])
+    res = tr.cg(A_SPD, b)
+    assert res.status is CGStatus.CONVERGED
+    e = np.frexp(5e-324)[1]  # b = 2^e * (1/2, 0)
+    unit = tr.cg(A_SPD, np.array([0.5, 0.0]))
+    np.testing.assert_array_equal(res.x, np.ldexp(unit.x, e))
+    assert res.nit == unit.nit
+
+
+def test_overflowing_iterate_returns_the_last_finite_iterate():
+    """A singular A with b outside its range: CG's iterates grow until they overflow. The
+    solve stops with NON_FINITE and returns the last iterate that was finite, with a
+    residual history of finite values, one per iteration plus the initial one."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = tr.cg(np.diag([1.0, 2.0, 0.0]), np.ones(3), rtol=1e-12)
+    assert res.status is CGStatus.NON_FINITE and not res.success
+    assert np.all(np.isfinite(res.x))
+    assert np.all(np.isfinite(res.residual_norms))
+    assert len(res.residual_norms) == res.nit + 1
+    assert np.isfinite(res.residual_norm)
+
+
+def test_converged_message_describes_the_recurrence_residual():
+    """CONVERGED is decided on the recurrence residual; on an ill-conditioned system (five
+    eigenvalues from 1 to 1e12) the true residual ||b - A x|| stays far above the
+    tolerance while the recurrence residual meets it, so the message must not claim a
+    bound on ||b - A x||."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+    A = (Q * np.repeat(np.logspace(0, 12, 5), 4)) @ Q.T
+    A = 0.5 * (A + A.T)
+    b = rng.standard_normal(20)
+    res = tr.cg(A, b, rtol=1e-8)
+    tol = 1e-8 * np.linalg.norm(b)
+    assert res.status is CGStatus.CONVERGED
+    assert res.residual_norms[-1] <= tol < res.residual_norm  # the recurrence met it; b - A x not
+    assert "recurrence" in res.message
+    assert "||b - A x|| <=" not in res.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"A": np.array([[4.0, 1.0], [0.0, 3.0]])}, "A"),
+        ({"A": np.matrix([[4.0, 1.0], [0.0, 3.0]])}, "A"),
+        ({"A": [[4.0, 1.0], [0.0, 3.0]]}, "A"),
+        ({"M": np.array([[1.0, 0.5], [0.0, 1.0]])}, "M"),
+    ],
+)
+def test_dense_non_symmetric_matrix_is_refused(kwargs, name):
+    """A dense A or M must be symmetric, tested as the dense subproblem solvers test H."""
+    args = {"A": A_SPD, "b": np.ones(2)} | kwargs
+    with pytest.raises(ValueError, match=rf"^{name} must be symmetric"):
+        tr.cg(args.pop("A"), args.pop("b"), **args)
+
+
+def test_nearly_symmetric_dense_matrix_and_operators_are_not_checked():
+    """Asymmetry at rounding level passes, and operators are used as given (not formed)."""
+    A = A_SPD + np.array([[0.0, 1e-12], [0.0, 0.0]])
+    assert tr.cg(A, np.ones(2)).success
+    assert tr.cg(spla.aslinearoperator(A_SPD), np.ones(2)).success
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"b": np.array([1.0 + 1j, 2.0])}, "b"),
+        ({"x0": np.array([1.0 + 1j, 0.0])}, "x0"),
+        ({"A": spla.aslinearoperator(A_SPD.astype(complex))}, "A"),
+        ({"A": [[4 + 1j, 1], [1, 3]]}, "A"),
+        ({"A": sp.csr_array(A_SPD.astype(complex))}, "A"),
+        ({"M": np.eye(2, dtype=complex)}, "M"),
+    ],
+)
+def test_complex_input_is_refused_naming_the_argument(kwargs, name):
+    """Complex values are refused up front; the imaginary part is never silently dropped."""
+    args = {"A": A_SPD, "b": np.ones(2)} | kwargs
+    with pytest.raises(ValueError, match=rf"^{name} must be real"):
+        tr.cg(args.pop("A"), args.pop("b"), **args)
+
+
+def test_callable_returning_complex_values_is_refused():
+    with pytest.raises(ValueError, match=r"^A returned complex values"):
+        tr.cg(lambda v: (1 + 1j) * v, np.ones(2))
+
+
+def test_empty_right_hand_side_is_refused():
+    """n = 0 is refused like the dense solvers refuse it."""
+    with pytest.raises(ValueError, match="^b must have at least one entry"):
+        tr.cg(np.zeros((0, 0)), np.zeros(0))
+
+
+@pytest.mark.parametrize(
+    "A",
+    [
+        lambda v: np.ones(3),
+        spla.LinearOperator((2, 2), matvec=lambda v: np.ones(3), dtype=np.float64),
+    ],
+    ids=["callable", "LinearOperator"],
+)
+def test_product_of_the_wrong_size_is_reported_by_name(A):
+    """A product of the wrong length names the argument and the expected length."""
+    with pytest.raises(ValueError, match=r"^A returned an array .*length 2"):
+        tr.cg(A, np.ones(2))
+
+
+def test_zero_dimensional_arrays_are_accepted_as_scalar_options():
+    """rtol, atol and maxiter given as 0-d numpy arrays act like the numbers, as in scipy."""
+    b = np.array([1.0, 2.0])
+    plain = tr.cg(A_SPD, b, rtol=1e-5, atol=1e-9, maxiter=5)
+    wrapped = tr.cg(A_SPD, b, rtol=np.array(1e-5), atol=np.array(1e-9), maxiter=np.array(5))
+    np.testing.assert_array_equal(wrapped.x, plain.x)
+    assert wrapped.nit == plain.nit

@@ -189,3 +189,44 @@ def test_armijo_bad_input_raises_value_error():
         tr.armijo(1.0, -1.0, x, np.zeros(2))
     with pytest.raises(ValueError, match="direction"):
         tr.armijo(1.0, -1.0, x, np.ones(3))
+
+
+def test_non_callable_f_or_accept_is_refused_up_front():
+    """f and accept are checked before any trial point, with the argument named."""
+    x, d = np.ones(2), -np.ones(2)
+    with pytest.raises(ValueError, match="^f must be a callable"):
+        tr.backtracking(3, x, d)
+    with pytest.raises(ValueError, match="^accept must be a callable"):
+        tr.backtracking(lambda z: float(z @ z), x, d, accept=3)
+
+
+def test_accept_returning_an_array_is_refused():
+    """An acceptance test must return one bool; an elementwise array is an error that says so."""
+    with pytest.raises(ValueError, match="^accept must return a single bool"):
+        tr.backtracking(lambda z: float(z @ z), np.ones(2), -np.ones(2),
+                        accept=lambda xc, fc: xc > 0)
+
+
+def test_direction_length_message_names_x():
+    with pytest.raises(ValueError, match="^direction must have length 2 to match x"):
+        tr.backtracking(lambda z: float(z @ z), np.ones(2), np.ones(3))
+
+
+def test_complex_values_are_refused():
+    """A complex start, direction or objective value is refused, not cast to its real part."""
+    f = lambda z: float(z @ z)  # noqa: E731
+    with pytest.raises(ValueError, match="^x must be real"):
+        tr.backtracking(f, np.array([1.0 + 1j, 0.0]), -np.ones(2))
+    with pytest.raises(ValueError, match="^direction must be real"):
+        tr.backtracking(f, np.ones(2), -np.ones(2) + 0j)
+    with pytest.raises(ValueError, match="^f must return a real scalar"):
+        tr.backtracking(lambda z: complex(z @ z), np.ones(2), -np.ones(2))
+
+
+def test_zero_dimensional_arrays_are_accepted_as_scalar_options():
+    f = lambda z: float(z @ z)  # noqa: E731
+    x, d = np.ones(2), -4.0 * np.ones(2)
+    plain = tr.backtracking(f, x, d, step=1.0, shrink=0.5, max_steps=5)
+    wrapped = tr.backtracking(f, x, d, step=np.array(1.0), shrink=np.array(0.5),
+                              max_steps=np.array(5))
+    assert wrapped.step == plain.step and wrapped.nsteps == plain.nsteps

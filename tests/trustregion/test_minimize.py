@@ -356,3 +356,50 @@ def test_bad_input_raises_value_error():
         tr.minimize(rosen, [1.0, 2.0], jac=lambda x: np.ones(3), hessp=lambda x, p: p)
     with pytest.warns(scipy.optimize.OptimizeWarning, match="gtoll"):
         tr.minimize(rosen, [1.0, 1.0], gtoll=1e-3)
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-150])
+def test_badly_scaled_objective_converges(scale):
+    """f = scale ||x - 1||^2: the trust-region step does not depend on the scale of f, so the
+    minimiser is found whatever the scale; Steihaug's squares of ||g|| ~ 1e150 must not
+    overflow into a non-finite step reported at an accepted point."""
+    res = tr.minimize(lambda x: scale * anp.sum((x - 1.0) ** 2), np.zeros(2),
+                      gtol=1e-8 * scale)
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, np.ones(2), rtol=1e-12)
+
+
+def test_hessp_of_the_wrong_size_is_reported_by_name():
+    """hessp returning the wrong shape names hessp and the expected shape."""
+    with pytest.raises(ValueError, match=r"^hessp returned an array of shape \(3,\)"):
+        tr.minimize(lambda x: anp.sum(x**2), np.ones(2), hessp=lambda x, p: np.ones(3))
+
+
+def test_complex_values_are_refused():
+    """A complex x0, objective value, gradient or Hessian is refused, not cast to real."""
+    with pytest.raises(ValueError, match="^x0 must be real"):
+        tr.minimize(lambda x: anp.sum(x**2), np.array([1.0 + 1j, 0.0]))
+    with pytest.raises(ValueError, match="^fun must return a real scalar"):
+        tr.minimize(lambda x: complex(x @ x), np.ones(2), jac=lambda x: 2 * x,
+                    hessp=lambda x, p: 2 * p)
+    with pytest.raises(ValueError, match="^the gradient must be real"):
+        tr.minimize(lambda x: float(x @ x), np.ones(2), jac=lambda x: 2 * x + 0j,
+                    hessp=lambda x, p: 2 * p)
+    with pytest.raises(ValueError, match="^hess must return a real matrix"):
+        tr.minimize(lambda x: float(x @ x), np.ones(2), jac=lambda x: 2 * x,
+                    hess=lambda x: 2 * np.eye(2, dtype=complex))
+
+
+def test_zero_dimensional_arrays_are_accepted_as_scalar_options():
+    plain = tr.minimize(rosen, [-1.2, 1.0], initial_radius=0.5, eta=0.1, maxiter=50)
+    wrapped = tr.minimize(rosen, [-1.2, 1.0], initial_radius=np.array(0.5),
+                          eta=np.array(0.1), maxiter=np.array(50))
+    np.testing.assert_array_equal(wrapped.x, plain.x)
+    assert wrapped.nit == plain.nit
+
+
+def test_non_symmetric_dense_hessian_is_refused_by_name():
+    """Steihaug's dense H must be symmetric; from minimize the error names hess(x)."""
+    with pytest.raises(ValueError, match=r"^hess\(x\) must be symmetric"):
+        tr.minimize(lambda x: float(x @ x), np.ones(2), jac=lambda x: 2 * x,
+                    hess=lambda x: np.array([[2.0, 1.0], [0.0, 2.0]]))

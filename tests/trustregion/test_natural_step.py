@@ -257,3 +257,49 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
     g, F, max_kl = args.pop("g"), args.pop("F"), args.pop("max_kl")
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         tr.natural_step(g, F, max_kl, **args)
+
+
+# ---------------------------------------------------------------------------------------------
+# input conversion, scale and options
+
+
+F_SPD = np.array([[4.0, 1.0], [1.0, 3.0]])
+
+
+def test_gradient_given_as_a_list_is_converted():
+    """A list (or integer array) gradient gives exactly the float64 answer."""
+    reference = tr.natural_step(np.array([1.0, 2.0]), F_SPD, 0.01)
+    for g in ([1.0, 2.0], np.array([1, 2])):
+        np.testing.assert_array_equal(tr.natural_step(g, F_SPD, 0.01).step, reference.step)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-160, 1e160, 1e200, 1e300])
+def test_step_is_scale_invariant_at_extreme_scales(scale):
+    """beta d does not depend on the scale of g (beta ~ 1 / ||g||). Where d^T F d under- or
+    overflows the step must still be the one at ordinary scale, with the KL on the boundary."""
+    g = np.array([1.0, -1.0])
+    reference = tr.natural_step(g, F_SPD, 0.01)
+    res = tr.natural_step(g * scale, F_SPD, 0.01)
+    assert res.status is StepStatus.OK
+    np.testing.assert_allclose(res.step, reference.step, rtol=1e-14)
+    assert res.quadratic_kl == pytest.approx(0.01, rel=1e-14)
+    assert res.expected_improvement == pytest.approx(reference.expected_improvement * scale,
+                                                     rel=1e-14)
+
+
+def test_dense_non_symmetric_fisher_is_refused():
+    """A dense F must be symmetric, tested as the dense subproblem solvers test H."""
+    with pytest.raises(ValueError, match="^F must be symmetric"):
+        tr.natural_step(np.ones(2), np.array([[1.0, 2.0], [0.0, 1.0]]), 0.01)
+
+
+def test_maxiter_zero_is_refused():
+    """No CG iteration means no direction: maxiter = 0 is an input error, not a curvature
+    status."""
+    with pytest.raises(ValueError, match=r"^maxiter must be an integer >= 1"):
+        tr.natural_step(np.ones(2), F_SPD, 0.01, maxiter=0)
+
+
+def test_complex_gradient_is_refused():
+    with pytest.raises(ValueError, match="^g must be real"):
+        tr.natural_step(np.array([1.0 + 1j, 0.0]), F_SPD, 0.01)

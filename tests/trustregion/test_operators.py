@@ -690,3 +690,27 @@ def test_bad_input_raises_value_error_naming_the_argument(case):
     build, name = BAD_INPUTS[case]
     with pytest.raises(ValueError, match=name):
         build()
+
+
+def test_hessian_operator_reports_an_untraceable_function():
+    """f calling plain numpy/float on its argument cannot be traced: the ValueError the
+    docstring promises, with the advice minimize gives, not autograd's TypeError."""
+    with pytest.raises(ValueError, match="^autograd could not differentiate f"):
+        tr.hessian_operator(lambda x: float(np.linalg.norm(x)), X2)
+
+
+@pytest.mark.parametrize(
+    ("build", "name"),
+    [
+        (lambda: tr.hessian_operator(_f, np.array([1.0 + 1j, 2.0])), "x"),
+        (lambda: tr.damped(np.eye(2, dtype=complex), 0.1), "A"),
+        (lambda: tr.damped(aslinearoperator(np.eye(2, dtype=complex)), 0.1), "A"),
+        (lambda: tr.empirical_fisher_operator(np.ones((2, 2)) * 1j), "scores"),
+        (lambda: tr.gauss_newton_operator(_model, X2, np.eye(4, dtype=complex)),
+         "output_hessian"),
+    ],
+)
+def test_complex_input_is_refused_naming_the_argument(build, name):
+    """Complex input is refused; the imaginary part is never dropped with a ComplexWarning."""
+    with pytest.raises(ValueError, match=rf"^{name} must be real"):
+        build()

@@ -21,7 +21,7 @@ from tests.strategies import (
     symmetric_matrices,
 )
 from trustregion.result import SubproblemStatus
-from trustregion.steihaug import _steihaug_iterations, _SteihaugLog
+from trustregion.steihaug import _boundary_taus, _steihaug_iterations, _SteihaugLog
 
 EPS = np.finfo(np.float64).eps
 
@@ -369,3 +369,117 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
     g, H, radius = args.pop("g"), args.pop("H"), args.pop("radius")
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         tr.steihaug(g, H, radius, **args)
+
+
+# ---------------------------------------------------------------------------------------------
+# input conversion and scale
+
+
+A_SPD = np.array([[4.0, 1.0], [1.0, 3.0]])
+G = np.array([1.0, 2.0])
+
+
+def test_gradient_given_as_a_list_or_float32_is_converted():
+    """Lists and float32 arrays are converted to float64 and give the float64 step exactly."""
+    reference = tr.steihaug(G, A_SPD, 1.0)
+    for g in ([1.0, 2.0], np.array([1, 2]), G.astype(np.float32)):
+        np.testing.assert_array_equal(tr.steihaug(g, A_SPD, 1.0).p, reference.p)
+
+
+@pytest.mark.parametrize(
+    ("g_exp", "H_exp", "radius"),
+    [
+        (266, 0, 0.3),  # g ~ 1e80, Delta ~ 1e80: b^2 - 4ac overflowed, p = 0 on the "boundary"
+        (266, 0, 10.0),
+        (0, -498, 1e10),  # H ~ 1e-150, Delta ~ 1e160: Delta^2 overflowed, p = inf
+        (-299, 0, 10.0),  # g ~ 1e-90, Delta ~ 1e-90: ZeroDivisionError in the boundary roots
+        (-299, 0, 0.3),
+        (664, 0, 10.0),  # g ~ 1e200: ||g|| overflowed, p = 0 "INTERIOR"
+        (-664, 0, 0.3),  # g ~ 1e-200: ||g|| underflowed, "ZERO_GRADIENT"
+    ],
+)
+def test_extreme_scales_give_the_exactly_scaled_step(g_exp, H_exp, radius):
+    """Steihaug's method is equivariant under (g, H, Delta) -> (2^a g, 2^b H, 2^(a-b) Delta),
+    p -> 2^(a-b) p, exactly in floating point while nothing over- or underflows; far from
+    1 the answer must still be the scaled answer at ordinary scale, bit for bit."""
+    reference = tr.steihaug(G, A_SPD, radius, rtol=1e-10)
+    shift = g_exp - H_exp
+    with np.errstate(over="raise", under="ignore"):
+        res = tr.steihaug(np.ldexp(G, g_exp), np.ldexp(A_SPD, H_exp),
+                          np.ldexp(radius, shift), rtol=1e-10)
+    assert res.status is reference.status
+    np.testing.assert_array_equal(res.p, np.ldexp(reference.p, shift))
+    with np.errstate(over="ignore"):  # the decrease itself overflows for g ~ 1e200
+        assert res.model_decrease == np.ldexp(reference.model_decrease, g_exp + shift)
+    assert res.nit == reference.nit
+
+
+def test_huge_gradient_takes_the_step_the_exact_solver_confirms():
+    """g ~ 1e80 with Delta = 1e80 and the default forcing tolerance: a nonzero interior step
+    with the model decrease of a CG iterate, not p = 0 reported as a boundary step."""
+    g = G * 1e80
+    res = tr.steihaug(g, A_SPD, 1e80)
+    assert res.status is SubproblemStatus.INTERIOR
+    assert 0.0 < np.linalg.norm(res.p) < 1e80
+    assert res.model_decrease == pytest.approx(-(g @ res.p + 0.5 * res.p @ A_SPD @ res.p),
+                                               rel=1e-12)
+    exact = tr.exact(g, A_SPD, 1e80)
+    assert exact.status is SubproblemStatus.INTERIOR  # the region does not bind
+    assert res.model_decrease >= 0.5 * exact.model_decrease
+
+
+@pytest.mark.parametrize(
+    ("pPp", "pPd", "dPd", "Delta2", "expected"),
+    [
+        (0.0, 0.0, 5e160, 1e160, np.sqrt(0.2)),  # 4ac overflows
+        (0.0, 0.0, 1e-180, 1e-180, 1.0),  # 4ac underflows to 0
+        (0.0, 0.0, 4.0, 1.0, 0.5),  # ordinary: the fast formula
+    ],
+)
+def test_boundary_roots_survive_over_and_underflow(pPp, pPd, dPd, Delta2, expected):
+    """From p = 0 the crossings of ||tau d|| = Delta are tau = +-Delta / ||d||, however large
+    or small the squares are."""
+    tau_lo, tau_hi = _boundary_taus(pPp, pPd, dPd, Delta2)
+    assert tau_lo == pytest.approx(-expected, rel=1e-15)
+    assert tau_hi == pytest.approx(expected, rel=1e-15)
+
+
+def test_dense_non_symmetric_hessian_is_refused():
+    """A dense H (or M) must be symmetric, tested as the dense subproblem solvers test it."""
+    N = np.array([[1.0, 2.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="^H must be symmetric"):
+        tr.steihaug(G, N, 1.0)
+    with pytest.raises(ValueError, match="^M must be symmetric"):
+        tr.steihaug(G, A_SPD, 1.0, M=N)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name", "message"),
+    [
+        ({"g": G + 1j}, "g", "must be real"),
+        ({"H": A_SPD.astype(complex)}, "H", "must be real"),
+        ({"g": np.zeros(0), "H": np.zeros((0, 0))}, "g", "must have at least one entry"),
+        ({"H": lambda v: np.ones(3)}, "H", "returned an array of shape"),
+        ({"radius": np.array([1.0])}, "radius", "must be a positive real number"),
+    ],
+)
+def test_bad_input_is_refused_with_a_clear_message(kwargs, name, message):
+    """Complex or empty input and wrong-size products are refused with the argument named."""
+    args = {"g": G, "H": A_SPD, "radius": 1.0} | kwargs
+    with pytest.raises(ValueError, match=rf"^{name} {message}"):
+        tr.steihaug(args["g"], args["H"], args["radius"])
+
+
+def test_zero_dimensional_arrays_are_accepted_as_scalar_options():
+    """radius, rtol and atol given as 0-d numpy arrays act like the numbers."""
+    plain = tr.steihaug(G, A_SPD, 0.5, rtol=1e-3, atol=0.0)
+    wrapped = tr.steihaug(G, A_SPD, np.array(0.5), rtol=np.array(1e-3), atol=np.array(0.0))
+    np.testing.assert_array_equal(wrapped.p, plain.p)
+
+
+def test_interior_message_says_what_was_checked():
+    """INTERIOR is a CG iterate inside the region that met the tolerance; the message says
+    so rather than claiming the subproblem's solution."""
+    res = tr.steihaug(G, A_SPD, 10.0)
+    assert res.status is SubproblemStatus.INTERIOR
+    assert "tolerance" in res.message and "the solution lies" not in res.message

@@ -423,3 +423,49 @@ def test_exact_bad_options():
         tr.exact(np.ones(2), np.eye(2), 1.0, rtol=0.0)
     with pytest.raises(ValueError, match="maxiter"):
         tr.exact(np.ones(2), np.eye(2), 1.0, maxiter=0)
+
+
+# ------------------------------------------------------------------------------------------
+# Scale and input conversion
+
+
+A_SPD = np.array([[4.0, 1.0], [1.0, 3.0]])
+G = np.array([1.0, 2.0])
+
+
+@pytest.mark.parametrize("solver", [tr.cauchy_point, tr.dogleg])
+@pytest.mark.parametrize("radius", [0.3, 0.6, 10.0])  # first leg, second leg, Newton step
+@pytest.mark.parametrize("e", [-664, -531, -332, 332, 498, 664])
+def test_scaled_problem_gives_the_scaled_step(solver, radius, e):
+    """p(2^e g, 2^e Delta) = 2^e p(g, Delta): ||g||^2 over- or underflowing must not turn the
+    step into p = 0 (ZERO_GRADIENT) or a division by zero."""
+    reference = solver(G, A_SPD, radius)
+    res = solver(np.ldexp(G, e), A_SPD, np.ldexp(radius, e))
+    assert res.status is reference.status
+    np.testing.assert_allclose(np.ldexp(res.p, -e), reference.p, rtol=1e-14)
+
+
+@pytest.mark.parametrize("solver", [tr.cauchy_point, tr.dogleg])
+def test_huge_gradient_with_unit_radius(solver):
+    """g ~ 1e200 and Delta = 1: the step is -Delta g / ||g|| on the boundary, and the
+    model decrease is Delta ||g|| - Delta^2 g^T H g / (2 ||g||^2) (finite)."""
+    res = solver(G * 1e200, A_SPD, 1.0)
+    assert res.status is SubproblemStatus.BOUNDARY
+    np.testing.assert_allclose(res.p, -G / np.linalg.norm(G), rtol=1e-15)
+    kappa = G @ A_SPD @ G / (G @ G)
+    assert res.model_decrease == pytest.approx(np.linalg.norm(G) * 1e200 - 0.5 * kappa,
+                                               rel=1e-15)
+
+
+@pytest.mark.parametrize("solver", [tr.cauchy_point, tr.dogleg, tr.exact])
+def test_complex_input_is_refused_naming_the_argument(solver):
+    """The imaginary part is never dropped silently."""
+    with pytest.raises(ValueError, match="^H must be real"):
+        solver(G, A_SPD.astype(complex), 1.0)
+    with pytest.raises(ValueError, match="^g must be real"):
+        solver(G + 0j, A_SPD, 1.0)
+
+
+@pytest.mark.parametrize("solver", [tr.cauchy_point, tr.dogleg, tr.exact])
+def test_zero_dimensional_radius_is_accepted(solver):
+    np.testing.assert_array_equal(solver(G, A_SPD, np.array(0.5)).p, solver(G, A_SPD, 0.5).p)
