@@ -143,6 +143,37 @@ def check_symmetric(arr: np.ndarray, name: str) -> None:
         )
 
 
+_PROBE_ABOVE = 128  # larger dense matrices are checked for symmetry by random probes
+
+
+def check_symmetric_probe(arr: np.ndarray, name: str) -> None:
+    """Symmetry check of a dense square ``arr`` that costs two matrix-vector products.
+
+    Up to ``_PROBE_ABOVE`` rows this is :func:`check_symmetric`. Above, forming
+    ``A - A^T`` would cost as much as dozens of products with ``A`` (the transpose is
+    read across the rows), more than a short CG run: instead, for two fixed pseudo-random
+    vectors ``u, v``, ``|v^T A u - u^T A v| <= sqrt(eps) (||A u|| ||v|| + ||A v|| ||u||)``
+    is required. A symmetric ``A`` passes with any rounding of its products; a matrix
+    whose asymmetry is not negligible fails, except on a set of ``(u, v)`` of measure
+    zero.
+    """
+    n = arr.shape[0]
+    if n <= _PROBE_ABOVE:
+        check_symmetric(arr, name)
+        return
+    u, v = np.random.default_rng(0x5EED).standard_normal((2, n))
+    with np.errstate(all="ignore"):  # a matrix with inf or NaN is reported elsewhere
+        Au, Av = arr @ u, arr @ v
+        gap = abs(float(v @ Au) - float(u @ Av))
+        norm = np.linalg.norm
+        scale = float(norm(Au) * norm(v) + norm(Av) * norm(u))
+    if gap > np.sqrt(_EPS) * scale:
+        raise ValueError(
+            f"{name} must be symmetric; for random u, v, v^T {name} u - u^T {name} v = "
+            f"{gap:.3g} against a scale of {scale:.3g} (pass ({name} + {name}.T) / 2)"
+        )
+
+
 def norm2(v: np.ndarray) -> float:
     """Euclidean norm of a float64 vector: :func:`numpy.linalg.norm` unless it under/overflows.
 
@@ -231,7 +262,7 @@ def as_operator(A, name: str, *, n: int | None = None, symmetric: bool = False) 
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or inf; pass finite values")
         if symmetric:
-            check_symmetric(arr, name)
+            check_symmetric_probe(arr, name)
         op = LinearOperator(arr.shape, matvec=arr.dot, rmatvec=arr.T.dot, matmat=arr.dot,
                             dtype=np.float64)
     elif callable(A):

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg.blas import dnrm2
 from scipy.sparse.linalg import LinearOperator
 
 from trustregion._checks import (
@@ -108,7 +107,8 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
       positive definite;
     * ``NON_FINITE`` when ``A`` or ``M`` returns NaN or inf, or an iterate or
       its residual overflows; ``x`` is then the last iterate that was finite
-      with a finite residual.
+      with a finite residual (after an overflow the run is replayed to find
+      it, so ordinary runs keep no copies; the replay applies ``A`` again).
 
     The test uses the recurrence residual; the reported ``residual_norm`` is
     the true residual, which differs from it by rounding of order
@@ -118,9 +118,12 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
     If ``b = 0`` the answer is ``x = 0`` after no iterations, whatever ``x0``.
     A right-hand side so small or large that ``r^T r`` would underflow or
     overflow is first scaled by a power of two, which changes no digit of the
-    iterates. A dense ``A`` (or ``M``) must be symmetric to within
-    ``max |A - A^T| <= sqrt(eps) max |A|``, as for the dense subproblem
-    solvers; it is used as given.
+    iterates. A dense ``A`` (or ``M``) must be symmetric: up to 128 rows to
+    within ``max |A - A^T| <= sqrt(eps) max |A|``, as for the dense subproblem
+    solvers; above, by two random probes that cost two products with ``A``
+    (``|v^T A u - u^T A v| <= sqrt(eps) (||A u|| ||v|| + ||A v|| ||u||)``),
+    since forming ``A - A^T`` would cost more than a short CG run. It is used
+    as given.
 
     References
     ----------
@@ -154,13 +157,14 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
 class _CGLog:
     """What a CG run records besides its iterates: histories, product count, status."""
 
-    __slots__ = ("residual_norms", "curvatures", "nmatvec", "status")
+    __slots__ = ("residual_norms", "curvatures", "nmatvec", "status", "overflowed")
 
     def __init__(self) -> None:
         self.residual_norms: list[float] = []
         self.curvatures: list[float] = []
         self.nmatvec = 0
         self.status = CGStatus.MAX_ITERATIONS
+        self.overflowed = False  # an iterate's residual overflowed (the iterate was kept)
 
 
 def _cg_iterations(
@@ -172,6 +176,7 @@ def _cg_iterations(
     tol: float,
     maxiter: int,
     log: _CGLog,
+    guard: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Run (preconditioned) CG from ``x`` with residual ``r = b - A x``.
 
@@ -180,9 +185,14 @@ def _cg_iterations(
     solver's own arrays, updated in place by the next iteration (copy to keep).
     ``x`` and ``r`` are updated in place. On return ``log`` holds the residual
     norms ``||r_0||, ..., ||r_k||``, the curvatures ``p_j^T A p_j``, the number
-    of products with ``A`` and the :class:`CGStatus`. An iteration whose
-    ``x_{k+1}`` or ``r_{k+1}`` is not finite is not yielded: ``x`` is put back
-    to ``x_k`` and the status is ``NON_FINITE`` (``r`` is then not meaningful).
+    of products with ``A`` and the :class:`CGStatus`; a non-finite ``r_{k+1}``
+    ends the run with ``NON_FINITE`` after ``x_{k+1}`` is yielded.
+
+    With ``guard=True`` every iteration also keeps ``x_k``, and an iteration whose
+    ``x_{k+1}`` or ``r_{k+1}`` is not finite is not yielded: ``x`` is put back to
+    ``x_k`` and the status is ``NON_FINITE`` (``r`` is then not meaningful). The
+    iterates are the same, bit for bit; :func:`_cg` replays a run that overflowed
+    this way, so that ordinary runs pay nothing for it.
     """
     dot = np.dot
     sqrt = math.sqrt
@@ -195,10 +205,7 @@ def _cg_iterations(
     norms.append(rnorm)
     p = None
     rho_prev = 1.0
-    step = np.empty_like(x)  # alpha_k A p_k, then alpha_k p_k: no temporaries per iteration
-    # an upper bound on ||x_k|| (||x_0|| plus the lengths of the steps taken): while it and
-    # the next step stay below 1e150, x_k + alpha_k p_k cannot overflow
-    x_bound = float(dnrm2(x))  # BLAS's norm does not overflow
+    x_prev = np.empty_like(x) if guard else None
     for _ in range(maxiter):
         if rnorm <= tol:
             log.status = CGStatus.CONVERGED
@@ -234,16 +241,12 @@ def _cg_iterations(
         if not isfinite(alpha):
             log.status = CGStatus.NON_FINITE
             return
-        r -= np.multiply(q, alpha, out=step)  # r_{k+1} = r_k - alpha_k A p_k
+        if guard:
+            x_prev[...] = x
+        x += alpha * p  # x_{k+1} = x_k + alpha_k p_k
+        r -= alpha * q  # r_{k+1} = r_k - alpha_k A p_k
         rr = float(dot(r, r))
-        if not isfinite(rr):  # x is still x_k, the last iterate with a finite residual
-            log.status = CGStatus.NON_FINITE
-            return
-        np.multiply(p, alpha, out=step)
-        x_bound += float(dnrm2(step))
-        x_prev = None if x_bound < 1e150 else x.copy()  # x_k, kept only if it could be lost
-        x += step  # x_{k+1} = x_k + alpha_k p_k
-        if x_prev is not None and not np.isfinite(x).all():
+        if guard and not (isfinite(rr) and np.isfinite(x).all()):
             x[...] = x_prev  # the last finite iterate, whose residual is finite
             log.status = CGStatus.NON_FINITE
             return
@@ -251,6 +254,10 @@ def _cg_iterations(
         norms.append(rnorm)
         rho_prev = rho
         yield x, r, p
+        if not isfinite(rr):
+            log.status = CGStatus.NON_FINITE
+            log.overflowed = True
+            return
     log.status = CGStatus.CONVERGED if rnorm <= tol else CGStatus.MAX_ITERATIONS
 
 
@@ -367,17 +374,30 @@ def _cg(
                 return user_callback(np.ldexp(xk, e))
 
     tol = max(rtol * float(np.linalg.norm(b)), atol)
-    log = _CGLog()
-    if x.any():
-        r = b - matvec(x)
-        log.nmatvec += 1
-    else:
-        r = b.copy()
-    nit = 0
-    for xk, _, _ in _cg_iterations(matvec, x, r, psolve=psolve, tol=tol, maxiter=maxiter, log=log):
-        nit += 1
-        if callback is not None:
-            callback(xk)
+    x_start = x.copy()
+
+    def run(x, guard=False, callback=None):
+        log = _CGLog()
+        if x.any():
+            r = b - matvec(x)
+            log.nmatvec += 1
+        else:
+            r = b.copy()
+        nit = 0
+        for xk, _, _ in _cg_iterations(matvec, x, r, psolve=psolve, tol=tol, maxiter=maxiter,
+                                       log=log, guard=guard):
+            nit += 1
+            if callback is not None:
+                callback(xk)
+        return log, nit
+
+    log, nit = run(x, callback=callback)
+    if log.overflowed or not np.isfinite(x).all():
+        # an iterate or its residual overflowed: replay the run (the same arithmetic, so
+        # the same iterates for an operator that gives the same products) keeping each
+        # x_k, and return the last one that is finite with a finite residual
+        x = x_start
+        log, nit = run(x, guard=True)
 
     # the true residual, recomputed from x
     if x.any():

@@ -131,8 +131,9 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
     problem is solved as ``(c s g, c H, s Delta)`` with powers of two ``s`` and
     ``c`` that make ``g`` and ``Delta`` of order one; the iteration is exactly
     equivariant under this scaling (``p -> s p``), so the step is the same,
-    without overflow or underflow. A dense ``H`` (or ``M``) must be symmetric
-    to within ``max |H - H^T| <= sqrt(eps) max |H|``, as for the dense solvers.
+    without overflow or underflow. A dense ``H`` (or ``M``) must be symmetric,
+    checked as :func:`trustregion.cg` checks a dense ``A`` (exactly up to 128
+    rows, by two random probes above).
 
     References
     ----------

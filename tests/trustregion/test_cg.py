@@ -629,3 +629,18 @@ def test_zero_dimensional_arrays_are_accepted_as_scalar_options():
     wrapped = tr.cg(A_SPD, b, rtol=np.array(1e-5), atol=np.array(1e-9), maxiter=np.array(5))
     np.testing.assert_array_equal(wrapped.x, plain.x)
     assert wrapped.nit == plain.nit
+
+
+def test_large_dense_matrices_are_checked_for_symmetry_by_probes():
+    """Above 128 rows a dense A is checked by two random products: a matrix symmetric up
+    to rounding (Q diag Q^T) passes, a small but real asymmetry (1e-6 relative) fails."""
+    rng = np.random.default_rng(7)
+    n = 300
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * np.linspace(1.0, 10.0, n)) @ Q.T  # symmetric only to rounding
+    assert not np.array_equal(A, A.T)
+    b = rng.standard_normal(n)
+    assert tr.cg(A, b, rtol=1e-10).success
+    B = A + 1e-6 * np.max(np.abs(A)) * np.triu(rng.standard_normal((n, n)), 1)
+    with pytest.raises(ValueError, match="A must be symmetric"):
+        tr.cg(B, b)
