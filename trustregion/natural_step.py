@@ -148,16 +148,7 @@ def natural_step(
     d = cg_result.x
 
     def no_step(status: StepStatus, curvature: float) -> NaturalStepResult:
-        return NaturalStepResult(
-            direction=d,
-            step=np.zeros_like(d),
-            beta=0.0,
-            expected_improvement=0.0,
-            quadratic_kl=0.0,
-            curvature=curvature,
-            cg=cg_result,
-            status=status,
-        )
+        return _no_step(d, cg_result, status, curvature)
 
     if not g.any():
         return no_step(StepStatus.ZERO_GRADIENT, 0.0)
@@ -171,10 +162,7 @@ def natural_step(
         return _scaled_step(g, d, Fd, delta, cg_result)
     if not math.isfinite(curvature):
         return no_step(StepStatus.NON_FINITE, curvature)
-    first_direction_failed = (
-        cg_result.status is CGStatus.NONPOSITIVE_CURVATURE and cg_result.nit == 0
-    )
-    if curvature <= 0.0 or first_direction_failed:
+    if curvature <= 0.0 or _first_direction_failed(cg_result):
         return no_step(StepStatus.NONPOSITIVE_CURVATURE, curvature)
     beta = math.sqrt(2.0 * delta / curvature)  # Schulman et al. (2015), App. C
     if not math.isfinite(beta):
@@ -190,6 +178,25 @@ def natural_step(
         cg=cg_result,
         status=StepStatus.OK,
     )
+
+
+def _no_step(d, cg_result, status: StepStatus, curvature: float) -> NaturalStepResult:
+    """The result that takes no step: CG's direction ``d`` is kept for inspection."""
+    return NaturalStepResult(
+        direction=d,
+        step=np.zeros_like(d),
+        beta=0.0,
+        expected_improvement=0.0,
+        quadratic_kl=0.0,
+        curvature=curvature,
+        cg=cg_result,
+        status=status,
+    )
+
+
+def _first_direction_failed(cg_result) -> bool:
+    """CG stopped on nonpositive curvature before its first step: ``d`` is no direction."""
+    return cg_result.status is CGStatus.NONPOSITIVE_CURVATURE and cg_result.nit == 0
 
 
 def _rescalable(d: np.ndarray, Fd: np.ndarray) -> bool:
@@ -217,21 +224,9 @@ def _scaled_step(g, d, Fd, delta, cg_result) -> NaturalStepResult:
         curvature = float(np.ldexp(c_hat, k))
 
     def no_step(status: StepStatus) -> NaturalStepResult:
-        return NaturalStepResult(
-            direction=d,
-            step=np.zeros_like(d),
-            beta=0.0,
-            expected_improvement=0.0,
-            quadratic_kl=0.0,
-            curvature=curvature,
-            cg=cg_result,
-            status=status,
-        )
+        return _no_step(d, cg_result, status, curvature)
 
-    first_direction_failed = (
-        cg_result.status is CGStatus.NONPOSITIVE_CURVATURE and cg_result.nit == 0
-    )
-    if c_hat <= 0.0 or first_direction_failed:
+    if c_hat <= 0.0 or _first_direction_failed(cg_result):
         return no_step(StepStatus.NONPOSITIVE_CURVATURE)
     beta_hat = math.sqrt(2.0 * delta / c_hat)  # Schulman et al. (2015), App. C, scaled
     with np.errstate(over="ignore", under="ignore"):
