@@ -203,10 +203,10 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------------- config
-def _unknown(kind, value, valid):
+def _unknown(kind, value, valid, note=""):
     close = difflib.get_close_matches(str(value), list(valid), n=3)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {value!r}.{hint} Valid: {sorted(valid)}"
+    return f"unknown {kind} {value!r}.{hint}{note} Valid: {sorted(valid)}"
 
 
 def _coerce(name, text, annotation):
@@ -272,15 +272,12 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
             else:
                 valid = sorted(set(algo_hints) | set(train_hints) - {"algo", "env"})
                 kind = f"setting for {algo}"
-            message = _unknown(kind, key if scope else bare, valid)
+            note = ""
             if scope == "algo" and bare in train_hints:
-                hint = f"{bare!r} is a train setting: train.{bare}."
+                note = f" {bare!r} is a train setting: train.{bare}."
             elif scope == "train" and bare in algo_hints:
-                hint = f"{bare!r} is a {algo} setting: algo.{bare}."
-            else:
-                hint = ""
-            raise ConfigError(message.replace(" Valid:", f" {hint} Valid:" if hint else " Valid:",
-                                              1))
+                note = f" {bare!r} is a {algo} setting: algo.{bare}."
+            raise ConfigError(_unknown(kind, key if scope else bare, valid, note))
     try:
         train_cfg = TrainConfig(**train_kw)
         algo_cfg = algo_cls(**algo_kw)
