@@ -29,8 +29,9 @@ import scipy.linalg
 import scipy.optimize
 import scipy.signal
 
-from rl.networks import MLP, SquaredErrorKernel
+from rl.networks import MLP, SquaredErrorKernel, _generator
 from rl.optimizers import Adam
+from rl.policies import _hidden_sizes
 from trustregion.line_search import backtracking
 from trustregion.natural_step import natural_step
 from trustregion.operators import damped, gauss_newton_operator
@@ -292,7 +293,8 @@ def gae(rewards, values, next_values, terminated, truncated, gamma, lam):
     next_values : array_like, same shape
         ``V(s'_t)`` for the observation after step ``t``: the true final observation at a
         truncated step (the bootstrap), the next observation at the rollout's last step.
-        Ignored where ``terminated``.
+        Must be finite everywhere; where ``terminated`` the value is not used (pass any
+        finite number, e.g. 0, not inf or NaN).
     terminated, truncated : array_like of bool, same shape
         Episode ends: a terminal state (no bootstrap) or a cut (bootstrap from
         ``next_values``). Where both are set, ``terminated`` wins.
@@ -510,6 +512,17 @@ def _check_state(state, cls_name: str, keys) -> None:
         )
 
 
+def _state_real(state, key: str) -> float:
+    """``state[key]`` as a finite float, or ``ValueError`` naming the entry."""
+    value = state[key]
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
+            not np.isfinite(value):
+        raise ValueError(f"state[{key!r}] must be a finite real number; got {value!r}")
+    return float(value)
+
+
 class Baseline:
     """Interface shared by the baselines: a state-value estimate ``b(s) ≈ V^π(s)``.
 
@@ -558,6 +571,9 @@ class ZeroBaseline(Baseline):
     0.0
     """
 
+    def __repr__(self) -> str:
+        return "ZeroBaseline()"
+
     def predict(self, obs, timesteps=None) -> np.ndarray:
         return np.zeros(_observations(obs).shape[0])
 
@@ -599,6 +615,9 @@ class ConstantBaseline(Baseline):
     def __init__(self):
         self.constant = 0.0
 
+    def __repr__(self) -> str:
+        return f"ConstantBaseline(constant={self.constant!r})"
+
     def predict(self, obs, timesteps=None) -> np.ndarray:
         return np.full(_observations(obs).shape[0], self.constant)
 
@@ -615,10 +634,7 @@ class ConstantBaseline(Baseline):
 
     def load_state_dict(self, state) -> None:
         _check_state(state, "ConstantBaseline", ("constant",))
-        c = float(state["constant"])
-        if not np.isfinite(c):
-            raise ValueError(f"state['constant'] must be finite; got {c!r}")
-        self.constant = c
+        self.constant = _state_real(state, "constant")
 
 
 class LinearFeatureBaseline(Baseline):
@@ -678,18 +694,28 @@ class LinearFeatureBaseline(Baseline):
     """
 
     def __init__(self, reg=1e-5, *, time_scale=100.0, obs_clip=10.0):
-        if not isinstance(reg, numbers.Real) or isinstance(reg, bool) or not reg >= 0.0:
-            raise ValueError(f"reg must be a real number >= 0; got {reg!r}")
-        if not np.isfinite(reg):
-            raise ValueError(f"reg must be finite; got {reg!r}")
-        for name, value in (("time_scale", time_scale), ("obs_clip", obs_clip)):
-            if not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-        self.reg = float(reg)
-        self.time_scale = float(time_scale)
-        self.obs_clip = float(obs_clip)
+        self.reg, self.time_scale, self.obs_clip = self._settings(
+            reg, time_scale, obs_clip, "{}")
         self.coeffs: np.ndarray | None = None
-        self.reg_used = float(reg)
+        self.reg_used = self.reg
+
+    @staticmethod
+    def _settings(reg, time_scale, obs_clip, label: str) -> tuple[float, float, float]:
+        """``(reg, time_scale, obs_clip)`` checked as floats; errors name ``label.format(name)``."""
+        if not isinstance(reg, numbers.Real) or isinstance(reg, bool) or not reg >= 0.0:
+            raise ValueError(f"{label.format('reg')} must be a real number >= 0; got {reg!r}")
+        if not np.isfinite(reg):
+            raise ValueError(f"{label.format('reg')} must be finite; got {reg!r}")
+        for name, value in (("time_scale", time_scale), ("obs_clip", obs_clip)):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or \
+                    not (np.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"{label.format(name)} must be a finite number > 0; got {value!r}")
+        return float(reg), float(time_scale), float(obs_clip)
+
+    def __repr__(self) -> str:
+        return (f"LinearFeatureBaseline(reg={self.reg!r}, time_scale={self.time_scale!r}, "
+                f"obs_clip={self.obs_clip!r})")
 
     def features(self, obs, timesteps=None) -> np.ndarray:
         """The feature matrix ``Φ`` of shape ``(N, 2 obs_dim + 4)``."""
@@ -756,10 +782,10 @@ class LinearFeatureBaseline(Baseline):
                     f"state['coeffs'] must be a 1-D vector of length 2 obs_dim + 4; got shape "
                     f"{coeffs.shape}"
                 )
+        settings = self._settings(state["reg"], state["time_scale"], state["obs_clip"],
+                                  "state['{}']")
         self.coeffs = coeffs
-        self.reg = float(state["reg"])
-        self.time_scale = float(state["time_scale"])
-        self.obs_clip = float(state["obs_clip"])
+        self.reg, self.time_scale, self.obs_clip = settings
 
 
 _OPTIMIZERS = ("trust-region", "lbfgs", "adam")
@@ -773,9 +799,9 @@ class MLPValueFunction(Baseline):
     ----------
     obs_dim : int
         Observation size.
-    hidden_sizes : tuple of int, default (64, 64)
+    hidden_sizes : sequence of positive int, default (64, 64)
         Hidden tanh layers (the PPO/TRPO reference value network).
-    seed : int or numpy.random.Generator
+    seed : int >= 0 or numpy.random.Generator
         Initial weights and Adam's minibatch order.
     optimizer : {"trust-region", "lbfgs", "adam"}, default "trust-region"
         The regression solver for :meth:`fit` (see Notes).
@@ -931,7 +957,7 @@ class MLPValueFunction(Baseline):
                 f"got {type(obs_normalizer).__name__}"
             )
         self.obs_dim = int(obs_dim)
-        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
+        self.hidden_sizes = _hidden_sizes(hidden_sizes)
         self.optimizer = optimizer
         self.max_change = float(max_change)
         self.iterations = int(iterations)
@@ -941,7 +967,7 @@ class MLPValueFunction(Baseline):
         self.minibatch_size = int(minibatch_size)
         self.obs_normalizer = obs_normalizer
         self.normalize_targets = bool(normalize_targets)
-        rng = np.random.default_rng(seed)
+        rng = _generator(seed)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, 1), output_gain=1.0, seed=rng,
                        dtype=dtype)
         self._rng = rng
@@ -949,6 +975,11 @@ class MLPValueFunction(Baseline):
         self.target_mean = 0.0
         self.target_scale = 1.0
         self._last_prediction = None  # ((params, mean, scale), inputs, values)
+
+    def __repr__(self) -> str:
+        extra = "" if self.net.dtype == np.float64 else f", dtype='{self.net.dtype}'"
+        return (f"MLPValueFunction(obs_dim={self.obs_dim}, hidden_sizes={self.hidden_sizes}, "
+                f"optimizer={self.optimizer!r}, iterations={self.iterations}{extra})")
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -1124,8 +1155,13 @@ class MLPValueFunction(Baseline):
         return {"iterations": int(res.nit), "success": float(res.success or res.status == 1)}
 
     def _fit_adam(self, x, z) -> dict:
-        """Shuffled minibatch epochs of Adam, as in PPO's value update."""
+        """Shuffled minibatch epochs of Adam, as in PPO's value update.
+
+        A fit whose weights come out NaN or inf (an overflowing target or gradient) leaves
+        the network and the Adam state as they were and reports ``success`` 0.
+        """
         N = x.shape[0]
+        saved = self._adam.state_dict()  # m, v and t copied: restored if the fit diverges
         kernel = SquaredErrorKernel(self.net, min(N, self.minibatch_size))
         kernel.set_params(self.net.params)
         theta = kernel.params  # updated in place, in the network's compute dtype
@@ -1143,7 +1179,8 @@ class MLPValueFunction(Baseline):
         if np.all(np.isfinite(phi)):
             self.net.set_params(phi)
             success = 1.0
-        else:
+        else:  # the moments may be NaN too: step_in_place does not check its gradients
+            self._adam.load_state_dict(saved)
             success = 0.0
         return {"iterations": self.iterations, "adam_steps": steps, "success": success}
 
@@ -1169,20 +1206,27 @@ class MLPValueFunction(Baseline):
             "MLPValueFunction",
             ("params", "obs_dim", "hidden_sizes", "target_mean", "target_scale"),
         )
-        shape = (int(state["obs_dim"]), tuple(state["hidden_sizes"]))
+        try:
+            shape = (int(state["obs_dim"]), tuple(state["hidden_sizes"]))
+        except (TypeError, ValueError):
+            shape = None
         if shape != (self.obs_dim, self.hidden_sizes):
             raise ValueError(
-                f"state is for a network with obs_dim={state['obs_dim']} and hidden_sizes="
-                f"{tuple(state['hidden_sizes'])}; this one has obs_dim={self.obs_dim} and "
+                f"state is for a network with obs_dim={state['obs_dim']!r} and hidden_sizes="
+                f"{state['hidden_sizes']!r}; this one has obs_dim={self.obs_dim} and "
                 f"hidden_sizes={self.hidden_sizes}"
             )
-        scale = float(state["target_scale"])
-        if not (np.isfinite(scale) and scale > 0.0) or not np.isfinite(state["target_mean"]):
-            raise ValueError("state['target_scale'] must be finite and > 0, target_mean finite")
+        mean, scale = _state_real(state, "target_mean"), _state_real(state, "target_scale")
+        if not scale > 0.0:
+            raise ValueError(f"state['target_scale'] must be > 0; got {scale!r}")
+        adam = None
+        if "adam" in state:  # checked into a fresh optimizer before anything changes
+            adam = Adam(self.net.num_params, learning_rate=self.learning_rate)
+            adam.load_state_dict(state["adam"])
         self.net.set_params(state["params"])
-        self.target_mean, self.target_scale = float(state["target_mean"]), scale
-        if "adam" in state:
-            self._adam.load_state_dict(state["adam"])
+        self.target_mean, self.target_scale = mean, scale
+        if adam is not None:
+            self._adam = adam
         if "rng" in state:
             self._rng.bit_generator.state = state["rng"]
 

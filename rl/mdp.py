@@ -33,12 +33,15 @@ from autograd import jacobian
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from rl.networks import _generator
 from trustregion._checks import as_vector
 
 __all__ = ["TabularMDP", "random_mdp", "chain_mdp", "gridworld", "two_action_bandit"]
 
-# Rows of P, mu0 and pi must sum to one within this absolute tolerance. Rows of P and mu0
-# that pass are renormalised exactly, so the stored kernel is stochastic to rounding.
+# Rows of P, mu0 and pi given in float64 must sum to one within this absolute tolerance
+# (rows given in a lower precision within _prob_atol's wider one). Rows of P and mu0 that
+# pass, and of pi given in a lower precision, are renormalised in float64, so the exact
+# answers use distributions stochastic to rounding.
 _PROB_ATOL = 1e-8
 
 
@@ -55,8 +58,36 @@ def _as_real_array(x, name: str) -> np.ndarray:
     return arr
 
 
-def _check_distributions(arr: np.ndarray, name: str, index_names: str, fix: str) -> None:
-    """Check that ``arr`` is non-negative and sums to one along its last axis."""
+def _prob_atol(dtype, n: int) -> float:
+    """Tolerance on the sum of ``n`` probabilities given in ``dtype``.
+
+    ``_PROB_ATOL`` for float64 (and integer) input. Probabilities normalised in a lower
+    precision, ``p / p.sum()`` in float32, are each rounded to that precision after a sum
+    that itself has a relative error up to about ``n eps``; their float64 sum then
+    differs from 1 by that much, so the tolerance is ``4 n eps`` of the input dtype,
+    capped at ``sqrt(eps)`` (3e-4 for float32).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or dtype.itemsize >= 8:
+        return _PROB_ATOL
+    eps = float(np.finfo(dtype).eps)
+    return max(_PROB_ATOL, min(4.0 * n * eps, float(np.sqrt(eps))))
+
+
+def _input_dtype(x) -> np.dtype:
+    """The dtype ``x`` was given in (float64 for lists and Python numbers)."""
+    dtype = getattr(x, "dtype", None)
+    try:
+        return np.dtype(dtype) if dtype is not None else np.dtype(np.float64)
+    except TypeError:
+        return np.dtype(np.float64)
+
+
+def _check_distributions(
+    arr: np.ndarray, name: str, index_names: str, fix: str, dtype=np.float64
+) -> None:
+    """Check that ``arr`` is non-negative and sums to one along its last axis, within the
+    tolerance of ``dtype``, the precision the caller gave it in (:func:`_prob_atol`)."""
     if np.any(arr < 0.0):
         idx = tuple(int(i) for i in np.argwhere(arr < 0.0)[0])
         raise ValueError(
@@ -65,7 +96,7 @@ def _check_distributions(arr: np.ndarray, name: str, index_names: str, fix: str)
             f"Fix: clip with np.clip({name}, 0, None) and renormalise."
         )
     sums = arr.sum(axis=-1)
-    bad = np.abs(sums - 1.0) > _PROB_ATOL
+    bad = np.abs(sums - 1.0) > _prob_atol(dtype, arr.shape[-1])
     if np.any(bad):
         idx = tuple(int(i) for i in np.argwhere(np.atleast_1d(bad))[0]) if sums.ndim else ()
         where = f"{name}[{', '.join(str(i) for i in idx) + ', ' if idx else ''}:]"
@@ -103,6 +134,26 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
+def _finite_real(value, name: str) -> float:
+    """``value`` as a finite float, or ``ValueError`` naming ``name``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
+            not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number; got {value!r}")
+    return float(value)
+
+
+def _probability(value, name: str) -> float:
+    """``value`` as a float in ``[0, 1]``, or ``ValueError`` naming ``name``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
+            not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
+    return float(value)
+
+
 # ----------------------------------------------------------------------------- the MDP
 class TabularMDP(gym.Env):
     r"""A finite discounted MDP with exact, differentiable answers; also a Gymnasium ``Env``.
@@ -111,7 +162,8 @@ class TabularMDP(gym.Env):
     ----------
     P : array_like, shape (S, A, S)
         Transition kernel ``P[s, a, s2] = P(s2 | s, a)``; each ``P[s, a, :]`` is a
-        distribution (non-negative, sums to 1 within ``1e-8``; it is then renormalised).
+        distribution (non-negative, sums to 1 within ``1e-8``, or within ``4 S eps`` of a
+        lower-precision input dtype such as float32; it is then renormalised in float64).
     R : array_like, shape (S, A)
         Expected reward ``R[s, a] = E[r_t | s_t = s, a_t = a]``, finite.
     gamma : float
@@ -187,6 +239,7 @@ class TabularMDP(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, P, R, gamma, mu0, *, horizon=None, terminal_states=None):
+        P_dtype, mu0_dtype = _input_dtype(P), _input_dtype(mu0)
         P = _as_real_array(P, "P")
         if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] < 1 or P.shape[1] < 1:
             raise ValueError(
@@ -195,7 +248,7 @@ class TabularMDP(gym.Env):
         S, A = P.shape[0], P.shape[1]
         _check_distributions(
             P, "P", "a distribution over next states",
-            "normalise with P / P.sum(axis=2, keepdims=True)",
+            "normalise with P / P.sum(axis=2, keepdims=True)", P_dtype,
         )
         R = _as_real_array(R, "R")
         if R.shape != (S, A):
@@ -207,7 +260,8 @@ class TabularMDP(gym.Env):
         mu0 = _as_real_array(mu0, "mu0")
         if mu0.shape != (S,):
             raise ValueError(f"mu0 must have shape (S,) = ({S},) to match P; got shape {mu0.shape}")
-        _check_distributions(mu0, "mu0", "an initial state distribution", "use mu0 / mu0.sum()")
+        _check_distributions(mu0, "mu0", "an initial state distribution", "use mu0 / mu0.sum()",
+                             mu0_dtype)
         if horizon is not None:
             horizon = _positive_int(horizon, "horizon")
         terminal = ()
@@ -378,23 +432,42 @@ class TabularMDP(gym.Env):
 
     # ------------------------------------------------------------------ exact answers
     def _policy(self, pi, name: str = "pi"):
-        """Validate a policy matrix; full checks only for plain arrays (not autograd boxes)."""
+        """Validate a policy matrix; full checks only for plain arrays (not autograd boxes).
+
+        A plain float64 matrix is returned as it is (its rows sum to 1 within
+        ``_PROB_ATOL``); one of another dtype, e.g. float32, is converted to float64 and
+        its rows renormalised there (they sum to 1 within that dtype's tolerance,
+        :func:`_prob_atol`). Either way a second call returns the matrix unchanged, so
+        methods that call each other see the same policy. A traced one is returned as it
+        is.
+        """
         S, A = self.num_states, self.num_actions
         if isinstance(pi, (list, tuple)):
-            pi = np.asarray(pi, dtype=np.float64)
+            try:
+                pi = np.asarray(pi, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{name} must be an (S, A) matrix of probabilities; got {type(pi).__name__}"
+                ) from exc
         if isinstance(pi, np.ndarray):
             if pi.shape != (S, A):
                 raise ValueError(
                     f"{name} must be an (S, A) = ({S}, {A}) matrix with {name}[s, a] = pi(a|s); "
                     f"got shape {pi.shape}"
                 )
+            if pi.dtype.kind not in "biuf":
+                raise ValueError(f"{name} must hold real probabilities; got dtype {pi.dtype}")
+            dtype, pi = pi.dtype, pi.astype(np.float64, copy=False)
             if not np.all(np.isfinite(pi)):
                 raise ValueError(f"{name} contains NaN or inf; pass finite probabilities")
             _check_distributions(
                 pi, name, "a distribution over actions",
                 f"normalise rows, e.g. {name} / {name}.sum(axis=1, keepdims=True) or a softmax",
+                dtype,
             )
-            return pi.astype(np.float64, copy=False)
+            if dtype != np.float64:
+                pi = pi / pi.sum(axis=1, keepdims=True)
+            return pi
         shape = getattr(pi, "shape", None)
         if shape != (S, A):
             raise ValueError(f"{name} must have shape (S, A) = ({S}, {A}); got {shape}")
@@ -528,6 +601,7 @@ class TabularMDP(gym.Env):
         normalized : bool, default False
             ``False``: the paper's unnormalised frequencies, summing to
             :math:`1/(1-\gamma)`. ``True``: the distribution :math:`d_\pi`, summing to 1.
+            Anything but a bool is a ``ValueError``.
 
         Returns
         -------
@@ -561,6 +635,8 @@ class TabularMDP(gym.Env):
         >>> print(round(float(mdp.visitation(pi, normalized=True).sum()), 10))
         1.0
         """
+        if not isinstance(normalized, (bool, np.bool_)):
+            raise ValueError(f"normalized must be True or False; got {normalized!r}")
         pi = self._policy(pi)
         P_pi = anp.einsum("sa,sat->st", pi, self.P)
         rho = anp.linalg.solve(anp.transpose(self._I - self.gamma * P_pi), self.mu0)
@@ -1024,7 +1100,7 @@ def random_mdp(num_states, num_actions, gamma=0.9, *, seed, horizon=None) -> Tab
     ----------
     num_states, num_actions : int
     gamma : float, default 0.9
-    seed : int or numpy.random.Generator
+    seed : int >= 0 or numpy.random.Generator
         Same seed, same MDP.
     horizon : int, optional
         Episode truncation for the ``Env`` interface.
@@ -1050,7 +1126,7 @@ def random_mdp(num_states, num_actions, gamma=0.9, *, seed, horizon=None) -> Tab
     """
     S = _positive_int(num_states, "num_states")
     A = _positive_int(num_actions, "num_actions")
-    rng = np.random.default_rng(seed)
+    rng = _generator(seed)
     P = rng.dirichlet(np.ones(S), size=(S, A))
     R = rng.uniform(-1.0, 1.0, size=(S, A))
     mu0 = rng.dirichlet(np.ones(S))
@@ -1098,8 +1174,9 @@ def chain_mdp(
     [1. 1. 1. 1. 1.]
     """
     n = _positive_int(n, "n")
-    if not (isinstance(slip, numbers.Real) and 0.0 <= slip <= 1.0):
-        raise ValueError(f"slip must be a probability in [0, 1]; got {slip!r}")
+    slip = _probability(slip, "slip")
+    small_reward = _finite_real(small_reward, "small_reward")
+    large_reward = _finite_real(large_reward, "large_reward")
     P = np.zeros((n, 2, n))
     R = np.zeros((n, 2))
     for s in range(n):
@@ -1164,8 +1241,9 @@ def gridworld(
         raise ValueError(f"layout rows must be non-empty and of equal length; got {rows!r}")
     if set("".join(rows)) - set("S.#G"):
         raise ValueError(f"layout may contain only 'S', '.', '#', 'G'; got {rows!r}")
-    if not (isinstance(slip, numbers.Real) and 0.0 <= slip <= 1.0):
-        raise ValueError(f"slip must be a probability in [0, 1]; got {slip!r}")
+    slip = _probability(slip, "slip")
+    goal_reward = _finite_real(goal_reward, "goal_reward")
+    step_reward = _finite_real(step_reward, "step_reward")
     cells = [(i, j) for i, row in enumerate(rows) for j, c in enumerate(row) if c != "#"]
     index = {cell: k for k, cell in enumerate(cells)}
     starts = [index[c] for c in cells if rows[c[0]][c[1]] == "S"]

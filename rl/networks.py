@@ -11,12 +11,14 @@ regression (the value network's Adam and L-BFGS fits) runs on a
 
 from __future__ import annotations
 
+import numbers
 import weakref
 from itertools import pairwise
 
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defjvp, defvjp, primitive
+from autograd.tracer import Box
 
 from trustregion import Linearization
 
@@ -34,6 +36,21 @@ _SMALL_BATCH = 16
 # only arrays of at least _POOL_MIN_BYTES (smaller ones come cheaply from the C heap)
 _POOL_MAX_BYTES = 64 << 20
 _POOL_MIN_BYTES = 1 << 16
+
+
+def _generator(seed, name: str = "seed") -> np.random.Generator:
+    """``numpy.random.default_rng(seed)`` for a seed that is a non-negative integer, None, a
+    ``Generator`` (returned as is), a ``BitGenerator`` or a ``SeedSequence``; anything else
+    is a ``ValueError`` naming ``name``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (np.random.BitGenerator, np.random.SeedSequence)) or (
+        isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0
+    ):
+        return np.random.default_rng(seed)
+    raise ValueError(
+        f"{name} must be a non-negative integer, a numpy.random.Generator or None; got {seed!r}"
+    )
 
 
 def _tanh_into(z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -163,7 +180,7 @@ class MLP:
     output_gain : float, default 1.0
         Gain of the orthogonal initialisation of the last layer (0.01 for policy
         heads, 1.0 for value heads, as in the PPO/TRPO reference implementations).
-    seed : int, numpy.random.Generator or None
+    seed : int >= 0, numpy.random.Generator or None
         Randomness for the initial parameters stored in :attr:`params`.
     dtype : {"float64", "float32"}, default "float64"
         Precision of the numpy passes (:meth:`linearize`, :meth:`forward_numpy` and
@@ -244,7 +261,7 @@ class MLP:
         self._weights: list[tuple[np.ndarray, np.ndarray]] = []
         self._scratch: dict = {}
         self._pool: dict = {}  # shape -> arrays of dropped linearisations
-        self.set_params(self.init_params(np.random.default_rng(seed)))
+        self.set_params(self.init_params(_generator(seed)))
 
     def __repr__(self) -> str:
         extra = "" if self.dtype == np.float64 else f", dtype='{self.dtype}'"
@@ -279,7 +296,13 @@ class MLP:
         return theta
 
     def _check_params(self, flat) -> np.ndarray:
-        flat = np.asarray(flat, dtype=np.float64)
+        try:
+            flat = np.asarray(flat, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"flat_params must be a 1-D array of {self.num_params} real numbers; got "
+                f"{type(flat).__name__}"
+            ) from exc
         if flat.shape != (self.num_params,):
             raise ValueError(
                 f"flat_params must have shape ({self.num_params},) for an MLP with sizes "
@@ -314,15 +337,17 @@ class MLP:
 
         Parameters
         ----------
-        flat_params : array of shape (num_params,)
-            May be an autograd box.
+        flat_params : array_like of shape (num_params,)
+            May be an autograd box; anything else (an array, a list) runs the plain
+            numpy pass.
         x : ndarray of shape (N, sizes[0])
 
         Returns
         -------
         y : array of shape (N, sizes[-1])
         """
-        if isinstance(flat_params, np.ndarray):  # not traced: the plain numpy pass
+        if isinstance(flat_params, np.ndarray) or not isinstance(flat_params, Box):
+            # not traced: the plain numpy pass
             return self._forward_plain(self._check_params(flat_params), np.asarray(x))[0]
         h = x
         layers = self.unflatten(flat_params)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
+
 import numpy as np
 
 from trustregion._checks import as_vector, positive_scalar
@@ -52,20 +55,32 @@ class Adam:
         if int(num_params) != num_params or num_params < 1:
             raise ValueError(f"num_params must be a positive integer; got {num_params!r}")
         self.learning_rate = positive_scalar(learning_rate, "learning_rate")
-        for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1); got {beta!r}")
-        self.beta1, self.beta2 = float(beta1), float(beta2)
+        self.beta1 = _beta(beta1, "beta1")
+        self.beta2 = _beta(beta2, "beta2")
         self.epsilon = positive_scalar(epsilon, "epsilon")
         self.m = np.zeros(int(num_params))
         self.v = np.zeros(int(num_params))
         self.t = 0
 
+    def __repr__(self) -> str:
+        return (f"Adam(num_params={self.m.shape[0]}, learning_rate={self.learning_rate}, "
+                f"betas=({self.beta1}, {self.beta2}), t={self.t})")
+
     def step(self, theta, grad):
-        """Return the parameters after one Adam step *downhill* along ``grad``."""
+        """Return the parameters after one Adam step *downhill* along ``grad``.
+
+        Raises
+        ------
+        ValueError
+            If ``grad`` has the wrong shape or holds NaN or inf; the state is left as it
+            was (one non-finite gradient would otherwise make the moments NaN for good).
+        """
         grad = np.asarray(grad, dtype=np.float64)
         if grad.shape != self.m.shape:
             raise ValueError(f"grad must have shape {self.m.shape}; got {grad.shape}")
+        if not np.isfinite(grad).all():
+            raise ValueError("grad contains NaN or inf; the Adam state is unchanged (skip "
+                             "this step or clip the gradient)")
         theta = np.array(theta, dtype=np.float64)  # a fresh copy, stepped in place
         self.step_in_place(theta, grad)
         return theta
@@ -126,13 +141,70 @@ class Adam:
             self._scratch = np.empty_like(self.m)
 
     def state_dict(self):
-        """The optimizer state, for checkpoints."""
+        """The optimizer state and settings, for checkpoints (moments as float64 copies)."""
         return {"m": self.m.astype(np.float64), "v": self.v.astype(np.float64), "t": self.t,
-                "learning_rate": self.learning_rate}
+                "learning_rate": self.learning_rate, "beta1": self.beta1, "beta2": self.beta2,
+                "epsilon": self.epsilon}
 
     def load_state_dict(self, state):
-        """Restore :meth:`state_dict` output (shapes must match)."""
-        m = as_vector(state["m"], "state['m']", n=self.m.shape[0])
-        v = as_vector(state["v"], "state['v']", n=self.v.shape[0])
-        self.m, self.v, self.t = m.copy(), v.copy(), int(state["t"])  # updated in place
-        self.learning_rate = float(state.get("learning_rate", self.learning_rate))
+        """Restore :meth:`state_dict` output (shapes must match).
+
+        ``learning_rate``, ``beta1``, ``beta2`` and ``epsilon`` are restored when present
+        (older checkpoints without them keep the current values). Everything is checked
+        before anything is changed.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not a dict with ``"m"``, ``"v"`` and ``"t"``, a moment has the
+            wrong length or is not finite, ``v`` has a negative entry, ``t`` is not an
+            integer >= 0, or a setting is out of range.
+
+        Examples
+        --------
+        >>> opt = Adam(2, learning_rate=0.1, beta2=0.99)
+        >>> _ = opt.step(np.zeros(2), np.ones(2))
+        >>> restored = Adam(2)
+        >>> restored.load_state_dict(opt.state_dict())
+        >>> restored
+        Adam(num_params=2, learning_rate=0.1, betas=(0.9, 0.99), t=1)
+        """
+        if not isinstance(state, Mapping):
+            raise ValueError(f"state must be a dict from Adam.state_dict(); got "
+                             f"{type(state).__name__}")
+        missing = [k for k in ("m", "v", "t") if k not in state]
+        if missing:
+            raise ValueError(f"state is missing the entries {missing}; pass Adam.state_dict() "
+                             "output")
+        n = self.m.shape[0]
+        m = as_vector(state["m"], "state['m']", n=n, against="num_params")
+        v = as_vector(state["v"], "state['v']", n=n, against="num_params")
+        if np.any(v < 0.0):
+            raise ValueError("state['v'] must be non-negative (a mean of squared gradients); "
+                             f"got a minimum of {float(v.min())!r}")
+        t = state["t"]
+        if isinstance(t, np.ndarray) and t.ndim == 0:
+            t = t[()]
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Real) or \
+                not float(t).is_integer() or t < 0:
+            raise ValueError(f"state['t'] must be an integer >= 0 (the step count); got {t!r}")
+        settings = {
+            "learning_rate": positive_scalar(state.get("learning_rate", self.learning_rate),
+                                             "state['learning_rate']"),
+            "beta1": _beta(state.get("beta1", self.beta1), "state['beta1']"),
+            "beta2": _beta(state.get("beta2", self.beta2), "state['beta2']"),
+            "epsilon": positive_scalar(state.get("epsilon", self.epsilon), "state['epsilon']"),
+        }
+        self.m, self.v, self.t = m, v, int(t)  # fresh copies, updated in place
+        for name, value in settings.items():
+            setattr(self, name, value)
+
+
+def _beta(value, name: str) -> float:
+    """A decay rate in ``[0, 1)``, or ``ValueError`` naming ``name``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
+            not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a real number in [0, 1); got {value!r}")
+    return float(value)

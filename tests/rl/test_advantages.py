@@ -682,3 +682,122 @@ def test_mlp_value_function_reuses_a_prediction_only_for_the_same_weights_and_in
     expected = vf.target_mean + vf.target_scale * vf.net.forward_numpy(x)[:, 0]
     np.testing.assert_allclose(after, expected, rtol=1e-15)
     assert not np.allclose(after, again)
+
+
+# ------------------------------------------------------------------- state, repr, settings
+
+
+def test_a_diverged_adam_fit_leaves_the_optimizer_state_unpoisoned():
+    """Targets that overflow float32 make the fitted weights non-finite: the fit reports
+    success 0, keeps the network, and restores Adam's m, v and t, so the next fit on
+    ordinary targets succeeds (before, m stayed NaN and every later fit failed)."""
+    x = np.linspace(-1.0, 1.0, 32)[:, None]
+    vf = MLPValueFunction(1, hidden_sizes=(8,), seed=0, optimizer="adam", iterations=2,
+                          minibatch_size=16, normalize_targets=False, dtype="float32")
+    vf.fit(x, np.sin(x[:, 0]))
+    params, adam = vf.params, vf._adam.state_dict()
+    with np.errstate(over="ignore", invalid="ignore"):
+        info = vf.fit(x, np.full(32, 1e39))  # finite in float64, inf in float32
+    assert info["value/success"] == 0.0
+    np.testing.assert_array_equal(vf.params, params)
+    restored = vf._adam.state_dict()
+    assert restored["t"] == adam["t"] == 4
+    np.testing.assert_array_equal(restored["m"], adam["m"])
+    np.testing.assert_array_equal(restored["v"], adam["v"])
+    info = vf.fit(x, 2.0 * x[:, 0])
+    assert info["value/success"] == 1.0 and info["value/loss"] < info["value/loss_before"]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"time_scale": 0}, r"state\['time_scale'\] must be a finite number > 0"),
+        ({"obs_clip": -1.0}, r"state\['obs_clip'\] must be a finite number > 0"),
+        ({"reg": float("nan")}, r"state\['reg'\] must be a real number >= 0"),
+        ({"reg": float("inf")}, r"state\['reg'\] must be finite"),
+    ],
+)
+def test_linear_baseline_load_state_dict_checks_like_the_constructor(change, match):
+    """A state with time_scale 0 or obs_clip < 0 used to load and predict NaN; it is refused
+    with the constructor's checks, and the baseline is left as it was."""
+    rng = np.random.default_rng(0)
+    obs, t, y = rng.normal(size=(20, 2)), np.arange(20), rng.normal(size=20)
+    b = LinearFeatureBaseline()
+    b.fit(obs, y, timesteps=t)
+    before = b.predict(obs, t)
+    with pytest.raises(ValueError, match=match):
+        b.load_state_dict({**b.state_dict(), **change})
+    np.testing.assert_array_equal(b.predict(obs, t), before)
+
+
+@pytest.mark.parametrize(
+    ("make", "key", "value"),
+    [
+        (ConstantBaseline, "constant", "a"),
+        (ConstantBaseline, "constant", None),
+        (lambda: MLPValueFunction(1, hidden_sizes=(4,), seed=0), "target_mean", "a"),
+        (lambda: MLPValueFunction(1, hidden_sizes=(4,), seed=0), "target_scale", None),
+        (lambda: MLPValueFunction(1, hidden_sizes=(4,), seed=0), "hidden_sizes", 4),
+    ],
+)
+def test_load_state_dict_rejects_non_numeric_entries_with_a_value_error(make, key, value):
+    b = make()
+    with pytest.raises(ValueError, match=key):
+        b.load_state_dict({**b.state_dict(), key: value})
+
+
+def test_mlp_value_function_load_state_dict_checks_adam_before_changing_anything():
+    vf = MLPValueFunction(1, hidden_sizes=(4,), seed=0, optimizer="adam")
+    state = vf.state_dict()
+    state["params"] = state["params"] + 1.0
+    state["adam"] = {**state["adam"], "t": -1}
+    before = vf.params
+    with pytest.raises(ValueError, match=r"state\['t'\]"):
+        vf.load_state_dict(state)
+    np.testing.assert_array_equal(vf.params, before)
+
+
+@pytest.mark.parametrize(
+    ("hidden_sizes", "match"),
+    [((3.7,), "each entry of hidden_sizes must be a positive int; got 3.7"),
+     (64, r"hidden_sizes must be a sequence of positive ints, e.g. \(64, 64\); got 64"),
+     ((8, 0), "each entry of hidden_sizes")],
+)
+def test_mlp_value_function_rejects_bad_hidden_sizes(hidden_sizes, match):
+    """(3.7,) was silently truncated to (3,) and 64 raised a TypeError."""
+    with pytest.raises(ValueError, match=match):
+        MLPValueFunction(3, hidden_sizes=hidden_sizes, seed=0)
+
+
+def test_mlp_value_function_rejects_a_negative_seed_naming_it():
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        MLPValueFunction(3, seed=-1)
+
+
+def test_baselines_have_short_reprs():
+    assert repr(ZeroBaseline()) == "ZeroBaseline()"
+    b = ConstantBaseline()
+    b.fit(np.zeros((2, 1)), [1.0, 2.0])
+    assert repr(b) == "ConstantBaseline(constant=1.5)"
+    assert repr(LinearFeatureBaseline(reg=0.0, time_scale=50.0)) == (
+        "LinearFeatureBaseline(reg=0.0, time_scale=50.0, obs_clip=10.0)")
+    assert repr(MLPValueFunction(3, hidden_sizes=(8, 8), seed=0)) == (
+        "MLPValueFunction(obs_dim=3, hidden_sizes=(8, 8), optimizer='trust-region', "
+        "iterations=5)")
+    assert repr(MLPValueFunction(3, seed=0, optimizer="adam", dtype="float32")) == (
+        "MLPValueFunction(obs_dim=3, hidden_sizes=(64, 64), optimizer='adam', iterations=10, "
+        "dtype='float32')")
+
+
+def test_gae_next_values_must_be_finite_even_where_terminated():
+    """next_values is not used where terminated (any finite value gives the same
+    estimates) but must still be finite there, as the docstring says."""
+    r, V = np.ones((3, 1)), np.zeros((3, 1))
+    term = np.array([[False], [False], [True]])
+    trunc = np.zeros((3, 1), bool)
+    a = gae(r, V, np.where(term, 0.0, 0.5), term, trunc, 0.9, 0.95)
+    b = gae(r, V, np.where(term, 1e6, 0.5), term, trunc, 0.9, 0.95)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="next_values contains NaN or inf"):
+        gae(r, V, np.where(term, np.inf, 0.5), term, trunc, 0.9, 0.95)
+    assert "Must be finite everywhere" in gae.__doc__

@@ -367,3 +367,72 @@ def test_two_action_bandit_is_the_lecture_example():
     assert mdp.performance(np.array([[0.5, 0.5]])) == pytest.approx(50.5, abs=1e-12)
     mdp.reset(seed=0)
     assert mdp.step(0)[1:4] == (100.0, False, True)
+
+
+# ------------------------------------------------------------- precision and argument checks
+def _float32_normalised(x, axis):
+    x = np.asarray(x, dtype=np.float32)
+    return x / x.sum(axis=axis, keepdims=True)
+
+
+def test_float32_normalised_model_and_policy_are_accepted_and_renormalised():
+    """Rows normalised in float32 (P / P.sum(...)) sum to 1 only to float32 rounding, up
+    to ~1e-7 here; they are accepted within 4 n eps of float32 and renormalised in
+    float64, so the exact answers use distributions that sum to 1 to float64 rounding."""
+    base = random_mdp(8, 3, seed=1)
+    P32 = _float32_normalised(base.P, 2)
+    assert np.max(np.abs(P32.astype(np.float64).sum(axis=2) - 1.0)) > 1e-8
+    mdp = TabularMDP(P32, base.R, base.gamma, _float32_normalised(base.mu0, 0))
+    assert np.max(np.abs(mdp.P.sum(axis=2) - 1.0)) <= 4 * np.finfo(float).eps
+    pi32 = _float32_normalised(np.random.default_rng(1).random((8, 3)), 1)
+    assert np.max(np.abs(pi32.astype(np.float64).sum(axis=1) - 1.0)) > 1e-8
+    pi = pi32.astype(np.float64)
+    pi /= pi.sum(axis=1, keepdims=True)
+    np.testing.assert_array_equal(mdp.value(pi32), mdp.value(pi))
+    assert abs(float(mdp.visitation(pi32, normalized=True).sum()) - 1.0) <= 1e-14
+    # the float32 tolerance is a few rounding errors, not a licence for wrong rows
+    bad = P32.copy()
+    bad[0, 0] *= np.float32(1.001)
+    with pytest.raises(ValueError, match=r"P\[0, 0, :\] must sum to 1"):
+        TabularMDP(bad, base.R, base.gamma, base.mu0)
+    with pytest.raises(ValueError, match=r"pi\[0, :\] must sum to 1"):
+        mdp.value(pi32 * np.float32(1.001))
+
+
+def test_visitation_normalized_must_be_a_bool():
+    """normalized="no" used to be truthy and return d_pi."""
+    mdp = chain_mdp()
+    pi = np.full((5, 2), 0.5)
+    for bad in ("no", 0, None):
+        with pytest.raises(ValueError, match="normalized must be True or False"):
+            mdp.visitation(pi, normalized=bad)
+    np.testing.assert_array_equal(mdp.visitation(pi, normalized=np.bool_(False)),
+                                  mdp.visitation(pi))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: random_mdp(3, 2, seed=-1), "seed must be a non-negative integer"),
+        (lambda: random_mdp(3, 2, seed="a"), "seed must be a non-negative integer"),
+        (lambda: random_mdp(3, 2, seed=1.5), "seed must be a non-negative integer"),
+        (lambda: chain_mdp(small_reward="a"), "small_reward must be a finite real number"),
+        (lambda: chain_mdp(large_reward=np.nan), "large_reward must be a finite real number"),
+        (lambda: chain_mdp(slip="a"), r"slip must be a probability in \[0, 1\]"),
+        (lambda: gridworld(goal_reward="1"), "goal_reward must be a finite real number"),
+        (lambda: gridworld(step_reward=np.inf), "step_reward must be a finite real number"),
+        (lambda: gridworld(slip=None), r"slip must be a probability in \[0, 1\]"),
+    ],
+)
+def test_builders_reject_bad_arguments_naming_them(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_builders_accept_numpy_scalars_and_generators():
+    rng = np.random.default_rng(3)
+    assert np.array_equal(random_mdp(3, 2, seed=rng).P,
+                          random_mdp(3, 2, seed=np.random.default_rng(3)).P)
+    assert np.array_equal(random_mdp(3, 2, seed=np.int64(3)).P, random_mdp(3, 2, seed=3).P)
+    a, b = chain_mdp(small_reward=np.float32(2.0)), chain_mdp()
+    assert np.array_equal(a.R, b.R)

@@ -279,3 +279,35 @@ def test_squared_error_kernel_float32_and_bad_input():
             SquaredErrorKernel(net, bad)
     with pytest.raises(ValueError, match="MLP"):
         SquaredErrorKernel("net", 4)
+
+
+@pytest.mark.parametrize("seed", [-1, "a", 1.5, True])
+def test_seed_is_validated_naming_it(seed):
+    """A negative seed used to fail inside numpy ("expected non-negative integer")."""
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        MLP((2, 3), seed=seed)
+
+
+def test_seed_accepts_integers_generators_and_seed_sequences():
+    ref = MLP((2, 4, 1), seed=5).params
+    for seed in (np.int64(5), np.random.default_rng(5), np.random.SeedSequence(5)):
+        np.testing.assert_array_equal(MLP((2, 4, 1), seed=seed).params, ref)
+
+
+def test_forward_accepts_array_likes_and_rejects_non_numbers():
+    """A list of parameters used to reach the autograd path and fail with AttributeError
+    ('list' object has no attribute 'reshape'); it now takes the plain numpy pass."""
+    net = MLP((3, 4, 2), seed=0)
+    x = np.random.default_rng(1).standard_normal((5, 3))
+    expected = net.forward(net.params, x)
+    np.testing.assert_array_equal(net.forward(list(net.params), x), expected)
+    np.testing.assert_array_equal(net.forward(tuple(net.params), x), expected)
+    with pytest.raises(ValueError, match=r"flat_params must have shape \(26,\)"):
+        net.forward(list(net.params[:-1]), x)
+    with pytest.raises(ValueError, match="flat_params must be a 1-D array of 26 real numbers"):
+        net.forward(["a"] * net.num_params, x)
+    # the traced path is unchanged: autograd's VJP of forward matches linearize's
+    u = np.random.default_rng(2).standard_normal((5, 2))
+    vjp, _ = make_vjp(lambda th: net.forward(th, x))(net.params)
+    np.testing.assert_allclose(vjp(u), net.linearize(net.params, x).vjp(u), rtol=1e-12,
+                               atol=1e-14)

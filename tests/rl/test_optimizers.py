@@ -64,3 +64,72 @@ def test_step_in_place_rejects_bad_input():
         opt.step_in_place(np.zeros(3), np.zeros(3, dtype=np.float32))
     with pytest.raises(ValueError, match="theta"):
         opt.step_in_place(np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64))
+
+
+def test_step_rejects_a_non_finite_gradient_and_keeps_its_state():
+    """One NaN gradient would make the first moment NaN for good; step refuses it up front,
+    so the following clean steps are those of an optimizer that never saw it."""
+    opt, fresh = Adam(2, learning_rate=0.1), Adam(2, learning_rate=0.1)
+    for bad in ([np.nan, 1.0], [np.inf, 1.0]):
+        with pytest.raises(ValueError, match="grad contains NaN or inf"):
+            opt.step(np.zeros(2), np.array(bad))
+    assert opt.t == 0 and np.all(opt.m == 0.0) and np.all(opt.v == 0.0)
+    theta = opt.step(np.zeros(2), np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(theta, fresh.step(np.zeros(2), np.array([1.0, 1.0])))
+    np.testing.assert_allclose(theta, [-0.1, -0.1], rtol=1e-6)
+
+
+def test_state_dict_carries_the_settings_and_old_checkpoints_keep_the_current_ones():
+    """beta1, beta2 and epsilon travel with the moments; a checkpoint without them (saved
+    before they were part of the state) leaves the optimizer's own values."""
+    opt = Adam(3, learning_rate=0.05, beta1=0.5, beta2=0.9, epsilon=1e-6)
+    opt.step(np.zeros(3), np.ones(3))
+    state = opt.state_dict()
+    assert (state["beta1"], state["beta2"], state["epsilon"]) == (0.5, 0.9, 1e-6)
+    restored = Adam(3)
+    restored.load_state_dict(state)
+    assert (restored.beta1, restored.beta2, restored.epsilon, restored.t) == (0.5, 0.9, 1e-6, 1)
+    g = np.array([0.3, -0.2, 0.1])
+    np.testing.assert_array_equal(restored.step(np.ones(3), g), opt.step(np.ones(3), g))
+    old = {k: state[k] for k in ("m", "v", "t", "learning_rate")}
+    kept = Adam(3, beta1=0.8, beta2=0.99, epsilon=1e-7)
+    kept.load_state_dict(old)
+    assert (kept.beta1, kept.beta2, kept.epsilon, kept.t) == (0.8, 0.99, 1e-7, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"t": None}, r"missing the entries \['t'\]"),
+        ({"t": -1}, r"state\['t'\] must be an integer >= 0"),
+        ({"t": 1.5}, r"state\['t'\] must be an integer >= 0"),
+        ({"m": np.array([np.nan, 0.0])}, r"state\['m'\] contains NaN"),
+        ({"v": np.array([np.inf, 0.0])}, r"state\['v'\] contains NaN"),
+        ({"v": np.array([-1.0, 0.0])}, r"state\['v'\] must be non-negative"),
+        ({"m": np.zeros(3)}, r"state\['m'\] must have length 2"),
+        ({"beta2": 1.0}, r"state\['beta2'\] must be a real number in \[0, 1\)"),
+        ({"epsilon": 0.0}, r"state\['epsilon'\] must be finite and > 0"),
+        ({"learning_rate": -1.0}, r"state\['learning_rate'\] must be finite and > 0"),
+    ],
+)
+def test_load_state_dict_rejects_bad_state_before_changing_anything(change, match):
+    opt = Adam(2, learning_rate=0.1)
+    opt.step(np.zeros(2), np.ones(2))
+    before = opt.state_dict()
+    state = {**before, **change}
+    if change.get("t", 0) is None:
+        del state["t"]
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(state)
+    after = opt.state_dict()
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value)
+    with pytest.raises(ValueError, match="state must be a dict"):
+        opt.load_state_dict([before])
+
+
+def test_repr_shows_size_settings_and_step_count():
+    opt = Adam(4, learning_rate=0.01)
+    opt.step(np.zeros(4), np.ones(4))
+    assert repr(opt) == "Adam(num_params=4, learning_rate=0.01, betas=(0.9, 0.999), t=1)"
