@@ -67,6 +67,10 @@ class Distribution:
     def __len__(self) -> int:
         return self.params.shape[0]
 
+    def __repr__(self) -> str:
+        n, width = self.params.shape
+        return f"{type(self).__name__}(N={n}, P={width})"
+
     @classmethod
     def fisher_product(cls, params, weights=None):
         """``u ↦ w ⊙ F(params) u``: :meth:`fisher_vector` at fixed ``params`` with row
@@ -133,6 +137,9 @@ class Categorical(Distribution):
     def num_actions(self) -> int:
         return self.params.shape[-1]
 
+    def __repr__(self) -> str:
+        return f"Categorical(N={self.params.shape[0]}, num_actions={self.num_actions})"
+
     def log_probs(self):
         """All log-probabilities ``log p_a``, shape (N, A) (normalised, stable log-softmax)."""
         l = self.params
@@ -148,30 +155,60 @@ class Categorical(Distribution):
         Parameters
         ----------
         actions : int ndarray of shape (N,)
+            Integer actions in ``[0, A)``.
 
         Returns
         -------
         log_p : array of shape (N,)
+
+        Raises
+        ------
+        ValueError
+            If ``actions`` has the wrong shape, is not of an integer dtype, or holds an
+            action outside ``[0, A)``.
         """
         actions = np.asarray(actions)
-        n = self.params.shape[0]
+        n, num_actions = self.params.shape
         if actions.shape != (n,):
             raise ValueError(
                 f"actions must have shape ({n},), one integer action per row; got shape "
                 f"{actions.shape}"
             )
+        if n and (
+            actions.dtype.kind not in "iu" or actions.min() < 0 or actions.max() >= num_actions
+        ):
+            what = (f"dtype {actions.dtype}" if actions.dtype.kind not in "iu"
+                    else f"values in [{actions.min()}, {actions.max()}]")
+            raise ValueError(
+                f"actions must be integers in [0, {num_actions}) (one of the {num_actions} "
+                f"actions); got {what} (cast with actions.astype(np.int64) if they are "
+                "whole numbers stored as floats)"
+            )
         return self.log_probs()[np.arange(n), actions.astype(np.intp, copy=False)]
 
     def entropy(self):
-        """Entropy ``-Σ_a p_a log p_a`` per row, shape (N,)."""
+        """Entropy ``-Σ_a p_a log p_a`` per row, shape (N,).
+
+        Terms with ``p_a = 0`` (masked actions, logit ``-inf``) count as 0, the limit of
+        ``p log p``; their gradient is 0 as well.
+        """
         logp = self.log_probs()
-        return -anp.sum(anp.exp(logp) * logp, axis=-1)
+        p = anp.exp(logp)
+        support = getval(p) > 0.0  # off it p = 0, and log p (maybe -inf) is replaced by 0
+        return -anp.sum(p * anp.where(support, logp, 0.0), axis=-1)
 
     def kl(self, other: Categorical):
-        """``KL(self ‖ other) = Σ_a p_a (log p_a − log q_a)`` per row, shape (N,)."""
+        """``KL(self ‖ other) = Σ_a p_a (log p_a − log q_a)`` per row, shape (N,).
+
+        Terms with ``p_a = 0`` count as 0 (whatever ``q_a``), so masked actions (logit
+        ``-inf``) give finite values; ``p_a > 0 = q_a`` gives ``+inf``.
+        """
         self._check_other(other)
         logp = self.log_probs()
-        return anp.sum(anp.exp(logp) * (logp - other.log_probs()), axis=-1)
+        p = anp.exp(logp)
+        support = getval(p) > 0.0  # off it p = 0, and both logs are replaced by 0
+        log_ratio = anp.where(support, logp, 0.0) - anp.where(support, other.log_probs(), 0.0)
+        return anp.sum(p * log_ratio, axis=-1)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Draw one action per row by inverse CDF on ``rng.random`` (plain numpy).
@@ -354,6 +391,9 @@ class DiagGaussian(Distribution):
             )
         self.params = params
         self.dim = params.shape[-1] // 2
+
+    def __repr__(self) -> str:
+        return f"DiagGaussian(N={self.params.shape[0]}, dim={self.dim})"
 
     @classmethod
     def from_mean_log_std(cls, mean, log_std) -> DiagGaussian:

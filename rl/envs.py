@@ -123,14 +123,17 @@ def check_spaces(observation_space, action_space) -> None:
     ValueError
         Naming the unsupported space and the supported ones: ``Discrete(n)`` starting at 0
         (tabular states / categorical actions) and 1-D float ``Box`` (finite or infinite
-        bounds; continuous vectors / Gaussian actions).
+        bounds; continuous vectors / Gaussian actions), subclasses included; or naming the
+        pair for ``Discrete`` observations with ``Box`` actions, which no policy takes.
 
     Notes
     -----
-    Discrete observations are integer states (a tabular policy); Box observations are float
-    vectors (an MLP policy). Discrete actions are sampled from a categorical distribution,
-    Box actions from a diagonal Gaussian and clipped to the bounds only when passed to the
-    environment (:class:`rl.sampling.SinglePathSampler`).
+    Discrete observations are integer states (a tabular policy, which needs Discrete
+    actions); Box observations are float vectors (an MLP policy). Discrete actions are
+    sampled from a categorical distribution, Box actions from a diagonal Gaussian and
+    clipped to the bounds only when passed to the environment
+    (:class:`rl.sampling.SinglePathSampler`). :func:`rl.policies.make_policy` builds the
+    policy for every pair accepted here and rejects every other pair with this check.
 
     References
     ----------
@@ -153,6 +156,13 @@ def check_spaces(observation_space, action_space) -> None:
                 f"unsupported {name} {space!r}: {problem}; supported spaces are "
                 f"{_SUPPORTED_SPACES}"
             )
+    if isinstance(observation_space, spaces.Discrete) and isinstance(action_space, spaces.Box):
+        raise ValueError(
+            f"unsupported pair of spaces: observation_space={observation_space!r} with "
+            f"action_space={action_space!r}; Discrete observations (the tabular policy) need "
+            "Discrete actions, and Box actions (the Gaussian policy) need 1-D Box observations "
+            "(e.g. one-hot encode the states with gymnasium.wrappers.TransformObservation)"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -191,6 +201,20 @@ def env_factory(env, env_kwargs=None) -> Callable[[], gymnasium.Env]:
     instance (deep-copied on every call; ``env_kwargs`` must then be empty). This is how
     :func:`make_vector_env` builds its sub-environments and how the vine sampler builds
     its rollout environment.
+
+    A copy of an instance does not inherit the instance's random number generator: its
+    unwrapped env starts unseeded, like a freshly made env, so copies reset without a seed
+    draw independent streams (and ``reset(seed=s)`` makes them reproducible).
+
+    Examples
+    --------
+    >>> from rl.mdp import random_mdp
+    >>> mdp = random_mdp(6, 2, seed=0)
+    >>> _ = mdp.reset(seed=0)
+    >>> make = env_factory(mdp)
+    >>> a, b = make(), make()
+    >>> a.unwrapped.np_random.bit_generator.state == b.unwrapped.np_random.bit_generator.state
+    False
     """
     if env_kwargs is not None and not isinstance(env_kwargs, dict):
         raise ValueError(f"env_kwargs must be a dict or None; got {type(env_kwargs).__name__}")
@@ -203,13 +227,24 @@ def env_factory(env, env_kwargs=None) -> Callable[[], gymnasium.Env]:
             raise ValueError(
                 "env_kwargs cannot be used with an Env instance; pass a factory or an id instead"
             )
-        return functools.partial(copy.deepcopy, env)
+        return functools.partial(_copy_env, env)
     if callable(env):
         return functools.partial(_call_factory, env, kwargs)
     raise ValueError(
         "env must be a Gymnasium id string, a callable returning a gymnasium.Env, or an "
         f"Env instance; got {type(env).__name__}"
     )
+
+
+def _copy_env(env: gymnasium.Env) -> gymnasium.Env:
+    """A deep copy of ``env`` whose unwrapped env has no RNG yet (it is created, unseeded,
+    on first use, as in a freshly made env), so copies do not share one random stream."""
+    env = copy.deepcopy(env)
+    base = env.unwrapped
+    if hasattr(base, "_np_random"):
+        base._np_random = None
+        base._np_random_seed = None
+    return env
 
 
 def _call_factory(factory: Callable[..., Any], kwargs: dict) -> gymnasium.Env:
@@ -242,6 +277,23 @@ class SameStepSyncVectorEnv(SyncVectorEnv):
         self._int_actions = isinstance(self.single_action_space, spaces.Discrete)
         self._box_obs = isinstance(self.single_observation_space, spaces.Box)
 
+    def reset(self, *, seed=None, options=None):
+        """``SyncVectorEnv.reset``, with errors that name the Gymnasium API requirement
+        when a sub-environment's ``reset`` takes no ``seed`` / ``options`` keyword or
+        returns an observation of the wrong shape."""
+        try:
+            return super().reset(seed=seed, options=options)
+        except TypeError as exc:
+            error = _reset_api_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+        except ValueError as exc:
+            problem = _observation_problems(self.single_observation_space, self._env_obs)
+            if problem is None:
+                raise
+            raise ValueError(f"reset: {problem}") from exc
+
     def step(self, actions):
         if self.autoreset_mode != AutoresetMode.SAME_STEP:
             return super().step(actions)
@@ -254,13 +306,26 @@ class SameStepSyncVectorEnv(SyncVectorEnv):
         box = self._observations if self._box_obs else None  # rows written in place
         infos: dict = {}
         for i, env in enumerate(self.envs):
-            obs, rewards[i], terms[i], truncs[i], info = env.step(acts[i])
+            result = env.step(acts[i])
+            try:
+                obs, rewards[i], terms[i], truncs[i], info = result
+            except (ValueError, TypeError) as exc:
+                error = _step_api_error(result, i)
+                if error is None:
+                    raise
+                raise error from exc
             if terms[i] or truncs[i]:
                 infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
                 obs, info = env.reset()
             env_obs[i] = obs
             if box is not None:
-                box[i] = obs
+                try:
+                    box[i] = obs
+                except ValueError as exc:
+                    problem = _observation_problems(self.single_observation_space, {i: obs})
+                    if problem is None:
+                        raise
+                    raise ValueError(f"step: {problem}") from exc
             if info:
                 infos = self._add_info(infos, info, i)
         if box is None:
@@ -269,6 +334,61 @@ class SameStepSyncVectorEnv(SyncVectorEnv):
         self._autoreset_envs = np.logical_or(terms, truncs)
         return (self._observations.copy() if self.copy else self._observations,
                 rewards.copy(), terms.copy(), truncs.copy(), infos)
+
+
+_GYMNASIUM_API = (
+    "the Gymnasium API (gymnasium>=1.0): reset(*, seed=None, options=None) -> (obs, info) "
+    "and step(action) -> (obs, reward, terminated, truncated, info); an old Gym env "
+    "(reset() without seed, 4-tuple step) needs porting or a compatibility wrapper such as "
+    "shimmy's GymV21CompatibilityV0"
+)
+
+
+def _reset_api_error(exc: TypeError) -> ValueError | None:
+    """The error for a ``reset`` that rejects the ``seed``/``options`` keywords, or None
+    when the TypeError has another cause."""
+    message = str(exc)
+    if "unexpected keyword argument" not in message or not (
+        "seed" in message or "options" in message
+    ):
+        return None
+    return ValueError(
+        f"the environment's reset() does not accept the keyword arguments seed and options "
+        f"({message}); environments must follow {_GYMNASIUM_API}"
+    )
+
+
+def _step_api_error(result, i: int) -> ValueError | None:
+    """The error for a sub-environment step that does not return a 5-tuple, or None when
+    the failure has another cause (e.g. a reward of the wrong shape)."""
+    try:
+        n = len(result)
+    except TypeError:
+        n = None
+    if n == 5:
+        return None
+    got = f"a {n}-tuple" if n is not None else f"a {type(result).__name__}"
+    return ValueError(
+        f"sub-environment {i}'s step() returned {got}, not (obs, reward, terminated, "
+        f"truncated, info); environments must follow {_GYMNASIUM_API}"
+    )
+
+
+def _observation_problems(space, observations) -> str | None:
+    """A message naming the first observation whose shape does not match ``space``, or
+    None when every shape matches. ``observations`` maps (or lists) sub-env index -> obs."""
+    items = observations.items() if isinstance(observations, dict) else enumerate(observations)
+    expected = tuple(space.shape) if space.shape is not None else None
+    for i, obs in items:
+        shape = np.shape(obs)
+        if expected is not None and shape != expected:
+            return (
+                f"sub-environment {i} returned an observation of shape {shape}, but its "
+                f"observation_space {space!r} has shape {expected}; the observations must be "
+                "elements of the observation space (Gymnasium API), so fix the environment "
+                "or its observation_space"
+            )
+    return None
 
 
 def make_vector_env(
@@ -286,7 +406,8 @@ def make_vector_env(
     env : str, callable or gymnasium.Env
         A registered Gymnasium id (``"CartPole-v1"``, ``"module:Id-v0"``), a callable
         returning a fresh ``gymnasium.Env``, or an ``Env`` instance (e.g. a
-        :class:`rl.mdp.TabularMDP`), which is deep-copied once per sub-environment.
+        :class:`rl.mdp.TabularMDP`), which is deep-copied once per sub-environment (each
+        copy with its own, unseeded RNG; see :func:`env_factory`).
     num_envs : int, default 1
         Number of sub-environments N.
     seed : int or None, default None
@@ -357,7 +478,17 @@ def make_vector_env(
         venv.close()
         raise
     if seed is not None:
-        venv.reset(seed=int(seed))
+        try:
+            venv.reset(seed=int(seed))
+        except TypeError as exc:  # AsyncVectorEnv re-raises a worker's TypeError as is
+            venv.close()
+            error = _reset_api_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+        except ValueError:
+            venv.close()
+            raise
         venv.action_space.seed(int(seed))
         venv.single_action_space.seed(int(seed))
     return venv
@@ -467,6 +598,16 @@ def vine_unsupported_error(env) -> VineUnsupportedError:
     )
 
 
+def _check_single_env(env, function: str) -> None:
+    if isinstance(env, VectorEnv):
+        hint = "venv.envs[i]" if hasattr(env, "envs") else "one environment built like them"
+        raise ValueError(
+            f"{function} takes a single environment, but a vector environment was passed "
+            f"({type(env).__name__} with {env.num_envs} sub-environments); pass one of its "
+            f"sub-environments instead, e.g. {hint}"
+        )
+
+
 def save_state(env) -> EnvState:
     """Snapshot an environment so that :func:`restore_state` can branch from it.
 
@@ -486,6 +627,8 @@ def save_state(env) -> EnvState:
     ------
     VineUnsupportedError
         If the environment's state cannot be saved.
+    ValueError
+        If ``env`` is a vector environment (pass one of its sub-environments).
 
     Notes
     -----
@@ -512,6 +655,7 @@ def save_state(env) -> EnvState:
     ...     print(str(e)[:40])
     vine sampling needs an environment whose
     """
+    _check_single_env(env, "save_state")
     kind = _state_kind(env)
     if kind is None:
         raise vine_unsupported_error(env)
@@ -557,7 +701,8 @@ def restore_state(env, state: EnvState) -> None:
     VineUnsupportedError
         If the environment's state cannot be restored.
     ValueError
-        If ``state`` is not an :class:`EnvState` or was taken from a differently built env.
+        If ``state`` is not an :class:`EnvState` or was taken from a differently built env,
+        or ``env`` is a vector environment (pass one of its sub-environments).
 
     Notes
     -----
@@ -579,6 +724,7 @@ def restore_state(env, state: EnvState) -> None:
         raise ValueError(
             f"state must be an EnvState from rl.envs.save_state; got {type(state).__name__}"
         )
+    _check_single_env(env, "restore_state")
     kind = _state_kind(env)
     if kind is None:
         raise vine_unsupported_error(env)

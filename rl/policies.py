@@ -19,6 +19,8 @@ linearisation with the distribution's analytic
 
 from __future__ import annotations
 
+import numbers
+
 import autograd.numpy as anp
 import numpy as np
 from autograd import make_jvp, make_vjp
@@ -43,6 +45,21 @@ def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int; got {value!r}")
     return int(value)
+
+
+def _check_seed(seed):
+    """``seed`` if it is None, a non-negative int, or a numpy Generator, BitGenerator or
+    SeedSequence (what ``numpy.random.default_rng`` takes); else a ValueError naming it."""
+    if seed is None or isinstance(
+        seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
+    ):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0:
+        return seed
+    raise ValueError(
+        f"seed must be a non-negative integer, a numpy.random.Generator, SeedSequence or None; "
+        f"got {seed!r}"
+    )
 
 
 def _hidden_sizes(hidden_sizes) -> tuple[int, ...]:
@@ -108,18 +125,9 @@ class ObservationNormalizer:
     """
 
     def __init__(self, shape, clip: float = 10.0, epsilon: float = 1e-8):
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        if not all(isinstance(s, (int, np.integer)) and s >= 1 for s in shape):
-            raise ValueError(f"shape must be a tuple of positive ints; got {shape!r}")
-        clip = float(clip)
-        if not clip > 0.0:
-            raise ValueError(f"clip must be > 0 (use np.inf for no clipping); got {clip!r}")
-        epsilon = float(epsilon)
-        if not (np.isfinite(epsilon) and epsilon >= 0.0):
-            raise ValueError(f"epsilon must be finite and >= 0; got {epsilon!r}")
-        self.shape = tuple(int(s) for s in shape)
-        self.clip = clip
-        self.epsilon = epsilon
+        self.shape = _normalizer_shape(shape)
+        self.clip = _normalizer_clip(clip)
+        self.epsilon = _normalizer_epsilon(epsilon)
         self.mean = np.zeros(self.shape)
         self.var = np.ones(self.shape)
         self.count = 0
@@ -157,7 +165,20 @@ class ObservationNormalizer:
         self._refresh()
 
     def normalize(self, obs) -> np.ndarray:
-        """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` as float64."""
+        """``clip((obs - mean) / sqrt(var + epsilon), -clip, clip)`` as float64.
+
+        Parameters
+        ----------
+        obs : ndarray of shape ``(..., *shape)``
+            One observation or a batch; its trailing axes must be the normaliser's shape.
+        """
+        obs = np.asarray(obs)
+        nd = len(self.shape)
+        if obs.ndim < nd or obs.shape[obs.ndim - nd:] != self.shape:
+            raise ValueError(
+                f"obs must have shape (..., {', '.join(map(str, self.shape))}), the normaliser's "
+                f"observation shape {self.shape} in its last axes; got shape {obs.shape}"
+            )
         z = obs - self.mean
         z *= self._inv_std
         np.clip(z, -self.clip, self.clip, out=z)
@@ -184,12 +205,57 @@ class ObservationNormalizer:
             )
         mean = np.array(state["mean"], dtype=np.float64)
         var = np.array(state["var"], dtype=np.float64)
-        if mean.shape != shape or var.shape != shape or np.any(var < 0.0):
-            raise ValueError("state['mean'] and state['var'] must have the saved shape, var >= 0")
-        self.clip = float(state["clip"])
-        self.epsilon = float(state["epsilon"])
-        self.mean, self.var, self.count = mean, var, int(state["count"])
+        if mean.shape != shape or var.shape != shape:
+            raise ValueError(
+                f"state['mean'] and state['var'] must have the saved shape {shape}; got "
+                f"{mean.shape} and {var.shape}"
+            )
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0.0)):
+            raise ValueError(
+                "state['mean'] must be finite and state['var'] finite and >= 0; pass the dict "
+                "saved by ObservationNormalizer.state_dict() unchanged"
+            )
+        count = state["count"]
+        if isinstance(count, (bool, np.bool_)) or not isinstance(count, numbers.Integral) or (
+            count < 0
+        ):
+            raise ValueError(f"state['count'] must be a non-negative integer; got {count!r}")
+        clip = _normalizer_clip(state["clip"], "state['clip']")
+        epsilon = _normalizer_epsilon(state["epsilon"], "state['epsilon']")
+        self.clip, self.epsilon = clip, epsilon
+        self.mean, self.var, self.count = mean, var, int(count)
         self._refresh()
+
+
+def _normalizer_shape(shape) -> tuple[int, ...]:
+    sizes = (shape,) if isinstance(shape, numbers.Integral) else shape
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = None
+    if sizes is None or not all(
+        isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_)) and s >= 1
+        for s in sizes
+    ):
+        raise ValueError(
+            f"shape must be a positive int or a tuple of positive ints (e.g. 3 or (3,)); got "
+            f"{shape!r}"
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def _normalizer_clip(clip, name: str = "clip") -> float:
+    clip = float(clip)
+    if not clip > 0.0:
+        raise ValueError(f"{name} must be > 0 (use np.inf for no clipping); got {clip!r}")
+    return clip
+
+
+def _normalizer_epsilon(epsilon, name: str = "epsilon") -> float:
+    epsilon = float(epsilon)
+    if not (np.isfinite(epsilon) and epsilon >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0; got {epsilon!r}")
+    return epsilon
 
 
 class Policy:
@@ -366,11 +432,13 @@ class Policy:
 
     # -- hot path -----------------------------------------------------------------------
     def act(self, obs, rng: np.random.Generator, deterministic: bool = False) -> np.ndarray:
-        """Actions for a batch of observations (plain numpy, the sampling hot path).
+        """Actions for a batch of observations (plain numpy, on the cached weights).
 
         Parameters
         ----------
         obs : ndarray, N rows
+            Finite observations of shape (N, obs_dim), or (N,) integer states for a
+            tabular policy.
         rng : numpy.random.Generator
         deterministic : bool, default False
             Return the mode (argmax / mean) instead of a sample.
@@ -378,12 +446,35 @@ class Policy:
         Returns
         -------
         actions : ndarray of shape (N,) (int) or (N, act_dim) (float)
+
+        Raises
+        ------
+        ValueError
+            If ``rng`` is not a ``numpy.random.Generator``, or ``obs`` has the wrong shape
+            or holds NaN or inf (or, for a tabular policy, a state out of range).
         """
+        _check_rng(rng)
+        obs = np.asarray(obs)
+        if obs.dtype.kind in "fc" and not np.isfinite(obs).all():
+            raise ValueError(
+                "obs contains NaN or inf; a policy acts only on finite observations (check "
+                "the environment or the preprocessing that produced them)"
+            )
         dist = self.distribution_class(self._fast_params(self._preprocess(obs)))
         return dist.mode() if deterministic else dist.sample(rng)
 
     def step(self, obs, rng: np.random.Generator):
         """Sample actions and return what the update needs (plain numpy).
+
+        This is the samplers' per-step call: ``obs`` is checked for its shape only (and,
+        for a tabular policy, the range of the states), not for NaN or inf, which the
+        samplers already test in what the environment returns. Use :meth:`act` for
+        observations from elsewhere.
+
+        Parameters
+        ----------
+        obs : ndarray, N rows
+        rng : numpy.random.Generator
 
         Returns
         -------
@@ -392,6 +483,8 @@ class Policy:
         params : ndarray of shape (N, P)
             Distribution parameters, to store as the old policy.
         """
+        if not isinstance(rng, np.random.Generator):
+            _check_rng(rng)
         params = self._fast_params(self._preprocess(obs))
         actions, log_probs = self.distribution_class(params).sample_with_log_prob(rng)
         return actions, log_probs, params
@@ -478,6 +571,14 @@ class Policy:
         raise NotImplementedError
 
 
+def _check_rng(rng) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); got "
+            f"{type(rng).__name__}"
+        )
+
+
 def _canonical(arch):
     if isinstance(arch, dict):
         return {k: _canonical(v) for k, v in arch.items()}
@@ -494,7 +595,7 @@ class TabularSoftmax(Policy):
     num_states, num_actions : int
     init_std : float, default 0.0
         Standard deviation of the initial logits; 0 gives the uniform policy.
-    seed : int, numpy.random.Generator or None
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
         Randomness for the initial logits (used only when ``init_std > 0``).
 
     Notes
@@ -522,7 +623,7 @@ class TabularSoftmax(Policy):
         init_std = float(init_std)
         if not (np.isfinite(init_std) and init_std >= 0.0):
             raise ValueError(f"init_std must be finite and >= 0; got {init_std!r}")
-        theta = init_std * np.random.default_rng(seed).standard_normal(
+        theta = init_std * np.random.default_rng(_check_seed(seed)).standard_normal(
             self.num_states * self.num_actions
         )
         super().__init__(theta, None)
@@ -539,11 +640,17 @@ class TabularSoftmax(Policy):
         return Categorical(logits).probs()
 
     def _preprocess(self, obs, check: bool = False):
+        # states are checked on every path (act and step too): a negative index would
+        # silently pick another state's logits
         s = np.asarray(obs)
-        if s.ndim != 1 or (check and s.size and (s.min() < 0 or s.max() >= self.num_states)):
+        if s.ndim != 1 or s.size and (
+            s.dtype.kind not in "iu" or s.min() < 0 or s.max() >= self.num_states
+        ):
+            got = (f"shape {s.shape}" if s.ndim != 1 else f"dtype {s.dtype}"
+                   if s.dtype.kind not in "iu" else f"states in [{s.min()}, {s.max()}]")
             raise ValueError(
                 f"obs must be a 1-D array of integer states in [0, {self.num_states}); got "
-                f"shape {s.shape}"
+                f"{got}"
             )
         return s
 
@@ -593,7 +700,7 @@ class CategoricalMLP(_MLPPolicy):
     obs_dim, num_actions : int
     hidden_sizes : sequence of int, default (64, 64)
         Widths of the tanh hidden layers.
-    seed : int, numpy.random.Generator or None
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
         Randomness for the orthogonal initialisation.
     obs_normalizer : ObservationNormalizer or None
         Shared running normaliser applied to the observations.
@@ -632,7 +739,7 @@ class CategoricalMLP(_MLPPolicy):
         self.hidden_sizes = _hidden_sizes(hidden_sizes)
         _check_normalizer(obs_normalizer, self.obs_dim)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, self.num_actions), output_gain=0.01,
-                       seed=seed, dtype=dtype)
+                       seed=_check_seed(seed), dtype=dtype)
         super().__init__(self.net.params, obs_normalizer)
 
     def _architecture(self) -> dict:
@@ -663,7 +770,7 @@ class GaussianMLP(_MLPPolicy):
         Widths of the tanh hidden layers.
     init_log_std : float, default 0.0
         Initial value of every log-std entry (σ = 1, as in the TRPO/PPO reference code).
-    seed : int, numpy.random.Generator or None
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
         Randomness for the orthogonal initialisation.
     obs_normalizer : ObservationNormalizer or None
         Shared running normaliser applied to the observations.
@@ -706,7 +813,7 @@ class GaussianMLP(_MLPPolicy):
             raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")
         _check_normalizer(obs_normalizer, self.obs_dim)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, self.act_dim), output_gain=0.01,
-                       seed=seed, dtype=dtype)
+                       seed=_check_seed(seed), dtype=dtype)
         theta = np.concatenate([self.net.params, np.full(self.act_dim, init_log_std)])
         super().__init__(theta, obs_normalizer)
 
@@ -788,7 +895,7 @@ def make_policy(
     observation_space, action_space : gymnasium.spaces.Space
     hidden_sizes : sequence of int, default (64, 64)
         Hidden widths of the MLP policies (unused by the tabular policy).
-    seed : int, numpy.random.Generator or None
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
         Randomness for the initial parameters.
     obs_normalization : bool, default False
         Give MLP policies a running :class:`ObservationNormalizer` (clip 10). Integer
@@ -799,14 +906,17 @@ def make_policy(
     Returns
     -------
     policy : Policy
-        ``Discrete`` obs and actions → :class:`TabularSoftmax`; 1-D ``Box`` obs and
-        ``Discrete`` actions → :class:`CategoricalMLP`; 1-D ``Box`` obs and actions →
+        ``Discrete`` obs and actions → :class:`TabularSoftmax`; 1-D float ``Box`` obs and
+        ``Discrete`` actions → :class:`CategoricalMLP`; 1-D float ``Box`` obs and actions →
         :class:`GaussianMLP`.
 
     Raises
     ------
     ValueError
         For any other pair of spaces; the message names the spaces and the supported ones.
+        The spaces are checked by :func:`rl.envs.check_spaces`, the same check the samplers
+        make, so a pair accepted here can be sampled from (subclasses of ``Discrete`` and
+        ``Box`` included).
 
     Examples
     --------
@@ -819,19 +929,10 @@ def make_policy(
     """
     from gymnasium import spaces
 
-    obs_kind = _space_kind(observation_space, "observation_space")
-    act_kind = _space_kind(action_space, "action_space")
-    supported = (
-        "supported are Discrete or 1-D Box observations with Discrete or 1-D Box actions "
-        "(Discrete observations need Discrete actions)"
-    )
-    if obs_kind is None or act_kind is None or (obs_kind, act_kind) == ("discrete", "box"):
-        raise ValueError(
-            f"unsupported spaces: observation_space={observation_space!r}, "
-            f"action_space={action_space!r}; {supported}. Wrap the environment (e.g. "
-            "gymnasium.wrappers.FlattenObservation) to use Discrete and Box spaces"
-        )
-    if obs_kind == "discrete":
+    from rl.envs import check_spaces
+
+    check_spaces(observation_space, action_space)  # the one definition of what is supported
+    if isinstance(observation_space, spaces.Discrete):
         return TabularSoftmax(int(observation_space.n), int(action_space.n), seed=seed)
     obs_dim = int(observation_space.shape[0])
     norm = ObservationNormalizer(obs_dim) if obs_normalization else None
@@ -840,24 +941,3 @@ def make_policy(
                               obs_normalizer=norm, dtype=dtype)
     return GaussianMLP(obs_dim, int(action_space.shape[0]), hidden_sizes, seed=seed,
                        obs_normalizer=norm, dtype=dtype)
-
-
-def _space_kind(space, name: str):
-    """'discrete', 'box', or None for spaces the policies do not support."""
-    from gymnasium import spaces
-
-    if type(space) is spaces.Discrete:
-        if int(space.start) != 0:
-            raise ValueError(
-                f"{name} is {space!r} with start={int(space.start)}; policies index Discrete "
-                "spaces from 0 (wrap the env to shift its values to start at 0)"
-            )
-        return "discrete"
-    if type(space) is spaces.Box:
-        if len(space.shape) != 1:
-            raise ValueError(
-                f"{name} is a Box of shape {space.shape}; policies need 1-D Box spaces "
-                "(flatten it, e.g. with gymnasium.wrappers.FlattenObservation)"
-            )
-        return "box"
-    return None

@@ -29,6 +29,7 @@ from gymnasium.vector import VectorEnv
 from rl.envs import (
     EnvState,
     NonFiniteEnvironmentError,
+    _reset_api_error,
     check_spaces,
     env_factory,
     make_vector_env,
@@ -53,15 +54,25 @@ def _positive_int(value, name: str) -> int:
 
 
 def _seed_sequence(seed, name: str = "seed") -> np.random.SeedSequence:
+    """The SeedSequence the sampler's streams are spawned from.
+
+    A ``numpy.random.Generator`` is not used directly (the sampler spawns independent
+    streams and checkpoints their states); four 32-bit words drawn from it are the
+    entropy of the SeedSequence, so the same Generator state gives the same sampler, and
+    the Generator advances by those draws.
+    """
     if isinstance(seed, np.random.SeedSequence):
         return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence([int(w) for w in seed.integers(0, 2**32, size=4)])
     if seed is None or (
-        isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0
+        isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_))
+        and seed >= 0
     ):
         return np.random.SeedSequence(seed)
     raise ValueError(
-        f"{name} must be a non-negative integer, a numpy.random.SeedSequence or None; "
-        f"got {seed!r}"
+        f"{name} must be a non-negative integer, a numpy.random.Generator, a "
+        f"numpy.random.SeedSequence or None; got {seed!r}"
     )
 
 
@@ -112,12 +123,70 @@ def _check_policy(policy) -> None:
             )
 
 
+def _check_policy_fits(policy, observation_space, action_space) -> None:
+    """A ValueError naming every way ``policy`` does not fit the spaces (checked on the
+    attributes of the policies of :mod:`rl.policies`; others are not checked)."""
+    from rl.distributions import Categorical, DiagGaussian
+
+    problems = []
+    name = type(policy).__name__
+    dist = getattr(policy, "distribution_class", None)
+    discrete_actions = isinstance(action_space, spaces.Discrete)
+    if dist is DiagGaussian and discrete_actions:
+        problems.append(f"{name} samples continuous (Gaussian) actions but the action space "
+                        f"is {action_space!r}")
+    elif dist is Categorical and not discrete_actions:
+        problems.append(f"{name} samples discrete actions but the action space is "
+                        f"{action_space!r}")
+    elif discrete_actions and getattr(policy, "num_actions", None) not in (None, action_space.n):
+        problems.append(f"{name} has num_actions={policy.num_actions} but the action space is "
+                        f"{action_space!r}")
+    elif not discrete_actions and getattr(policy, "act_dim", None) not in (
+        None, action_space.shape[0]
+    ):
+        problems.append(f"{name} has act_dim={policy.act_dim} but the action space "
+                        f"{action_space!r} has dimension {action_space.shape[0]}")
+    num_states, obs_dim = getattr(policy, "num_states", None), getattr(policy, "obs_dim", None)
+    if isinstance(observation_space, spaces.Discrete):
+        if obs_dim is not None:
+            problems.append(f"{name} takes observation vectors (obs_dim={obs_dim}) but the "
+                            f"observation space is {observation_space!r} (integer states)")
+        elif num_states is not None and num_states != observation_space.n:
+            problems.append(f"{name} has num_states={num_states} but the observation space is "
+                            f"{observation_space!r}")
+    else:
+        if num_states is not None:
+            problems.append(f"{name} takes integer states (num_states={num_states}) but the "
+                            f"observation space is {observation_space!r}")
+        elif obs_dim is not None and obs_dim != observation_space.shape[0]:
+            problems.append(f"{name} has obs_dim={obs_dim} but the observation space "
+                            f"{observation_space!r} has dimension {observation_space.shape[0]}")
+    if problems:
+        raise ValueError(
+            f"policy {policy!r} does not fit the environment: " + "; ".join(problems)
+            + "; build a matching policy with rl.policies.make_policy(env.observation_space, "
+            "env.action_space)"
+        )
+
+
 def _current_params(policy, obs, actions) -> tuple[np.ndarray, np.ndarray]:
     """``(dist_params, log_probs)`` of ``actions`` under the policy as it stands now."""
     dist = policy.distribution(obs)
     return np.asarray(dist.params, dtype=np.float64), np.asarray(
         dist.log_prob(actions), dtype=np.float64
     )
+
+
+def _env_name(env) -> str:
+    """The registered id of ``env`` (a single or vector env), else its class name."""
+    spec = getattr(env, "spec", None)
+    if spec is None and getattr(env, "envs", None):
+        spec = getattr(env.envs[0], "spec", None)
+        if spec is None:
+            return repr(type(env.envs[0].unwrapped).__name__)
+    if spec is not None and getattr(spec, "id", None):
+        return repr(spec.id)
+    return repr(type(getattr(env, "unwrapped", env)).__name__)
 
 
 def _nonfinite(what: str, where: str) -> NonFiniteEnvironmentError:
@@ -204,6 +273,8 @@ class Batch:
     ...           np.zeros(0), np.zeros(0, np.int64))
     >>> b.num_steps, b.flat("observations").shape
     (6, (6, 4))
+    >>> b
+    Batch(T=3, N=2, obs_shape=(4,), act_shape=(), P=2, episodes=0)
     """
 
     observations: np.ndarray
@@ -222,6 +293,15 @@ class Batch:
         "observations", "actions", "rewards", "terminated", "truncated", "next_observations",
         "log_probs", "dist_params", "timesteps",
     )
+
+    def __repr__(self) -> str:
+        returns = np.asarray(self.episode_returns)
+        mean = f", mean_return={returns.mean():.4g}" if returns.size else ""
+        return (
+            f"Batch(T={self.steps_per_env}, N={self.num_envs}, "
+            f"obs_shape={self.observations.shape[2:]}, act_shape={self.actions.shape[2:]}, "
+            f"P={self.dist_params.shape[-1]}, episodes={returns.size}{mean})"
+        )
 
     @property
     def num_steps(self) -> int:
@@ -274,12 +354,16 @@ class SinglePathSampler:
     venv : gymnasium.vector.VectorEnv
         From :func:`rl.envs.make_vector_env` (its autoreset mode must be ``SAME_STEP``).
     policy : rl.policies.Policy
-        Acts through ``policy.step(obs, rng)`` (plain numpy).
+        Acts through ``policy.step(obs, rng)`` (plain numpy). Its observation and action
+        dimensions must be the environment's (:func:`rl.policies.make_policy` builds a
+        matching one); a mismatch is a ValueError here.
     steps_per_env : int
         T; each :meth:`sample` returns ``T * N`` transitions.
-    seed : int, numpy.random.SeedSequence or None
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
         Seeds the action noise and the environment resets (two independent streams spawned
-        from it); the same seed gives the same batches.
+        from it); the same seed gives the same batches. A Generator is drawn from once (four
+        32-bit words become the seed's entropy), so Generators in the same state give the
+        same sampler.
     update_normalizer : bool, default True
         Update ``policy.obs_normalizer`` (if the policy has one) with every batch's
         observations, after the batch has been sampled.
@@ -342,6 +426,7 @@ class SinglePathSampler:
             )
         check_spaces(venv.single_observation_space, venv.single_action_space)
         _check_policy(policy)
+        _check_policy_fits(policy, venv.single_observation_space, venv.single_action_space)
         self.venv = venv
         self.policy = policy
         self.steps_per_env = _positive_int(steps_per_env, "steps_per_env")
@@ -363,9 +448,22 @@ class SinglePathSampler:
         self.total_steps = 0  # vector-env steps times N
         self.num_episodes = 0
 
+    def __repr__(self) -> str:
+        return (
+            f"SinglePathSampler(venv={_env_name(self.venv)}, num_envs={self.num_envs}, "
+            f"policy={self.policy!r}, steps_per_env={self.steps_per_env}, "
+            f"total_steps={self.total_steps}, num_episodes={self.num_episodes})"
+        )
+
     # -- environment --------------------------------------------------------------------
     def _reset(self) -> None:
-        obs, _ = self.venv.reset(seed=_int_seed(self._env_seed_rng))
+        try:
+            obs, _ = self.venv.reset(seed=_int_seed(self._env_seed_rng))
+        except TypeError as exc:
+            error = _reset_api_error(exc)
+            if error is None:
+                raise
+            raise error from exc
         obs = np.asarray(obs, dtype=self._obs_dtype)
         if self._box_obs and not np.isfinite(obs).all():
             raise _nonfinite("observation", "on reset")
@@ -540,26 +638,76 @@ class SinglePathSampler:
                 f"state must be a dict from SinglePathSampler.state_dict() with keys "
                 f"{sorted(expected)}; got {type(state).__name__}"
             )
-        if np.shape(state["episode_return"]) != (self.num_envs,):
+        n = self.num_envs
+        if np.ndim(state["episode_return"]) != 1 or np.shape(state["episode_return"]) != (n,):
             raise ValueError(
-                f"state was saved by a sampler with {np.shape(state['episode_return'])[0]} "
-                f"environments; this one has {self.num_envs}"
+                f"state['episode_return'] has shape {np.shape(state['episode_return'])}: the "
+                f"state was saved by a sampler with another number of environments (this one "
+                f"has {n}, so shape ({n},) is expected)"
             )
+        episode_return = np.array(state["episode_return"], dtype=np.float64)
+        episode_length = np.asarray(state["episode_length"])
+        if not np.all(np.isfinite(episode_return)):
+            raise ValueError(f"state['episode_return'] must be finite; got {episode_return!r}")
+        if episode_length.shape != (n,) or episode_length.dtype.kind not in "iu" or np.any(
+            episode_length < 0
+        ):
+            raise ValueError(
+                f"state['episode_length'] must be {n} non-negative integers (one per "
+                f"environment); got {state['episode_length']!r}"
+            )
+        counters = {}
+        for key in ("total_steps", "num_episodes"):
+            value = state[key]
+            if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, numbers.Integral
+            ) or value < 0:
+                raise ValueError(f"state[{key!r}] must be a non-negative integer; got {value!r}")
+            counters[key] = int(value)
+        obs = state["observations"]
+        if obs is not None:
+            obs = self._checked_observations(obs)
         rng_state = _checked_rng_state(self._rng, state["rng"], "state['rng']")
         env_seed_state = _checked_rng_state(self._env_seed_rng, state["env_seed_rng"],
                                             "state['env_seed_rng']")
+        # everything is checked: change the sampler
         self._rng.bit_generator.state = rng_state
         self._env_seed_rng.bit_generator.state = env_seed_state
-        self.total_steps = int(state["total_steps"])
-        self.num_episodes = int(state["num_episodes"])
-        if reset_env or state["observations"] is None:
+        self.total_steps = counters["total_steps"]
+        self.num_episodes = counters["num_episodes"]
+        if reset_env or obs is None:
             self._obs = None
             self._episode_return[:] = 0.0
             self._episode_length[:] = 0
         else:
-            self._obs = np.array(state["observations"], dtype=self._obs_dtype)
-            self._episode_return[:] = state["episode_return"]
-            self._episode_length[:] = state["episode_length"]
+            self._obs = obs
+            self._episode_return[:] = episode_return
+            self._episode_length[:] = episode_length
+
+    def _checked_observations(self, obs) -> np.ndarray:
+        """``state['observations']`` as the sampler stores them, after checking them."""
+        shape = (self.num_envs, *self._obs_shape)
+        space = self.venv.single_observation_space
+        try:
+            out = np.array(obs, dtype=self._obs_dtype)
+        except (TypeError, ValueError):
+            out = None
+        if out is None or out.shape != shape:
+            raise ValueError(
+                f"state['observations'] must have shape {shape} (one observation of "
+                f"{space!r} per environment), or be None; got shape {np.shape(obs)}"
+            )
+        if self._box_obs:
+            bad = not np.all(np.isfinite(out))
+        else:
+            bad = np.asarray(obs).dtype.kind not in "iu" or np.any(out < 0) or np.any(
+                out >= space.n
+            )
+        if bad:
+            raise ValueError(
+                f"state['observations'] must hold finite observations of {space!r}; got {obs!r}"
+            )
+        return out
 
 
 # --------------------------------------------------------------------------------------
@@ -618,6 +766,13 @@ class VineBatch:
     num_env_steps: int = 0
     diagnostics: dict = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (
+            f"VineBatch(M={self.num_steps}, obs_shape={tuple(np.shape(self.observations)[1:])}, "
+            f"num_rollout_states={len(np.unique(self.state_index))}, "
+            f"num_env_steps={self.num_env_steps}, trunk={self.trunk!r})"
+        )
+
     @property
     def num_steps(self) -> int:
         """M, the number of state-action pairs."""
@@ -647,7 +802,8 @@ class VineSampler:
         save/restore (:class:`rl.mdp.TabularMDP`, MuJoCo), else
         :class:`rl.envs.VineUnsupportedError` is raised here, before any sampling.
     policy : rl.policies.Policy
-        π, used for the trunk, to draw the K actions and inside the rollouts.
+        π, used for the trunk, to draw the K actions and inside the rollouts; it must fit
+        the environment's spaces (checked here, as by :class:`SinglePathSampler`).
     num_trunk_steps : int
         Steps of trunk trajectory per :meth:`sample` (one environment; episodes continue
         across calls).
@@ -662,8 +818,9 @@ class VineSampler:
         its episode terminates or is truncated.
     gamma : float
         Discount in ``[0, 1]``.
-    seed : int, numpy.random.SeedSequence or None
-        Seeds the trunk, the choice of rollout states and the rollouts' random numbers.
+    seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
+        Seeds the trunk, the choice of rollout states and the rollouts' random numbers (a
+        Generator as for :class:`SinglePathSampler`).
     common_random_numbers : bool, default True
         Give the K branches from one state the same random numbers (same environment RNG
         seed and same action-noise stream); otherwise independent ones.
@@ -779,7 +936,12 @@ class VineSampler:
             self._rollout_env.close()
             raise vine_unsupported_error(self._rollout_env)
         act_space = self._rollout_env.action_space
-        check_spaces(self._rollout_env.observation_space, act_space)
+        try:
+            check_spaces(self._rollout_env.observation_space, act_space)
+            _check_policy_fits(policy, self._rollout_env.observation_space, act_space)
+        except ValueError:
+            self._rollout_env.close()
+            raise
 
         if isinstance(actions_per_state, str):
             if actions_per_state != "all":
@@ -809,6 +971,15 @@ class VineSampler:
         self._choice_rng = _generator(choice_ss)  # which trunk steps form the rollout set
         self._rollout_seed_rng = _generator(rollout_ss)  # seeds of the branches' noise
         self._action_rng = _generator(action_ss)  # the K actions a_{n,k} ~ π(·|s_n)
+
+    def __repr__(self) -> str:
+        actions = "'all'" if self.enumerate_actions else self.actions_per_state
+        return (
+            f"VineSampler(env={_env_name(self._rollout_env)}, policy={self.policy!r}, "
+            f"num_trunk_steps={self.num_trunk_steps}, "
+            f"num_rollout_states={self.num_rollout_states}, actions_per_state={actions}, "
+            f"rollout_length={self.rollout_length}, gamma={self.gamma})"
+        )
 
     def close(self) -> None:
         """Close the trunk and rollout environments."""

@@ -364,3 +364,81 @@ def test_categorical_fisher_product_keeps_relative_accuracy_near_a_deterministic
     reference = p * np.sum(p[:, None, :] * (u[:, :, None] - u[:, None, :]), axis=-1)
     got = Categorical.fisher_product(l)(u)
     np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-300)
+
+
+def test_categorical_log_prob_requires_integer_actions_in_range():
+    """Float actions (silently truncated before), negative ones (wrapped around) and ones
+    past the last action are ValueErrors naming the valid range; integers of any width
+    are accepted."""
+    d = Categorical(np.log([[0.2, 0.8], [0.5, 0.5]]))
+    for actions in (np.array([0.7, 1.2]), np.array([0, -1]), np.array([2, 0]),
+                    np.array([True, False])):
+        with pytest.raises(ValueError, match=r"actions must be integers in \[0, 2\)"):
+            d.log_prob(actions)
+    for dtype in (np.int8, np.uint32, np.int64):
+        assert np.allclose(np.exp(d.log_prob(np.array([1, 0], dtype=dtype))), [0.8, 0.5])
+
+
+# -- masked actions (logit -inf) --------------------------------------------------------
+@st.composite
+def masked_logits(draw, shape=None):
+    """Logits (N, A) with some entries -inf and at least one finite entry per row."""
+    l = draw(logits(max_actions=5, shape=shape))
+    mask = draw(hnp.arrays(bool, l.shape))
+    mask[np.arange(l.shape[0]), draw(hnp.arrays(np.int64, l.shape[0],
+                                                elements=st.integers(0, l.shape[1] - 1)))] = False
+    return np.where(mask, -np.inf, l)
+
+
+@given(masked_logits(), st.data())
+def test_categorical_entropy_and_kl_with_masked_actions(l, data):
+    """With logits -inf (probability 0) the terms ``0 log 0`` count as 0: entropy and
+    ``KL(p ‖ q)`` match scipy (finite where the support of p is inside that of q, +inf
+    where it is not), and their gradients in the logits are finite."""
+    p = np.exp(l - scipy.special.logsumexp(l, axis=1, keepdims=True))
+    d = Categorical(l)
+    h = d.entropy()
+    assert np.allclose(h, scipy.stats.entropy(p, axis=1), rtol=1e-12, atol=1e-12)
+    assert np.array_equal(d.kl(d), np.zeros(l.shape[0]))
+    other = data.draw(masked_logits(shape=l.shape))
+    q = np.exp(other - scipy.special.logsumexp(other, axis=1, keepdims=True))
+    expected = scipy.special.rel_entr(p, q).sum(axis=1)
+    kl = d.kl(Categorical(other))
+    assert np.array_equal(np.isinf(kl), np.isinf(expected))
+    finite = np.isfinite(expected)
+    assert np.allclose(kl[finite], expected[finite], rtol=1e-9, atol=1e-12)
+    grad_h = jacobian(lambda x: anp.sum(Categorical(x).entropy()))(l)
+    grad_kl = jacobian(lambda x: anp.sum(d.kl(Categorical(x))))(np.where(np.isinf(l), -1.0, l))
+    assert np.all(np.isfinite(grad_h[np.isfinite(l)])) and np.all(np.isfinite(grad_kl))
+
+
+def _plain_entropy(l):
+    logp = Categorical(l).log_probs()
+    return -anp.sum(anp.exp(logp) * logp, axis=-1)
+
+
+def _plain_kl(l, m):
+    logp = Categorical(l).log_probs()
+    return anp.sum(anp.exp(logp) * (logp - Categorical(m).log_probs()), axis=-1)
+
+
+@given(logit_pairs(), st.sampled_from([1.0, 100.0]))
+def test_categorical_entropy_and_kl_are_bitwise_the_plain_formulas_for_finite_logits(pair, s):
+    """For finite logits (probabilities that underflow to 0 included, scale 100) entropy,
+    KL and their gradients are bit for bit those of ``-Σ p log p`` and ``Σ p (log p - log
+    q)``: the handling of p = 0 changes nothing the algorithms compute."""
+    l, m = s * pair[0], s * pair[1]
+    assert np.array_equal(Categorical(l).entropy(), _plain_entropy(l))
+    assert np.array_equal(Categorical(l).kl(Categorical(m)), _plain_kl(l, m))
+    grad = jacobian(lambda x: anp.sum(Categorical(x).entropy()))
+    assert np.array_equal(grad(l), jacobian(lambda x: anp.sum(_plain_entropy(x)))(l))
+    in_q = jacobian(lambda x: anp.sum(Categorical(l).kl(Categorical(x))))(m)
+    assert np.array_equal(in_q, jacobian(lambda x: anp.sum(_plain_kl(l, x)))(m))
+    in_p = jacobian(lambda x: anp.sum(Categorical(x).kl(Categorical(m))))(l)
+    assert np.array_equal(in_p, jacobian(lambda x: anp.sum(_plain_kl(x, m)))(l))
+
+
+def test_reprs_are_short_summaries():
+    """Distributions show their batch size and dimension, not an object address."""
+    assert repr(Categorical(np.zeros((3, 4)))) == "Categorical(N=3, num_actions=4)"
+    assert repr(DiagGaussian(np.zeros((5, 4)))) == "DiagGaussian(N=5, dim=2)"

@@ -393,3 +393,131 @@ def test_make_vector_env_sync_is_the_same_step_sync_vector_env():
     venv = make_vector_env("CartPole-v1", 2, seed=0)
     assert isinstance(venv, SameStepSyncVectorEnv)
     venv.close()
+
+
+# --------------------------------------------------------------------------------------
+# copies of an instance, environments that break the Gymnasium API, vector envs passed
+# where a single env is needed
+# --------------------------------------------------------------------------------------
+
+
+def test_copies_of_an_instance_get_independent_random_streams():
+    """Each sub-environment built from an instance starts with its own unseeded RNG (an
+    unseeded reset draws a different stream per copy), while reset(seed=s) gives
+    sub-environment i the stream of seed s + i, as for environments built from an id."""
+    mdp = random_mdp(6, 2, seed=0)
+    mdp.reset(seed=0)  # the instance's RNG has been used: the copies must not inherit it
+    venv = make_vector_env(mdp, 4)
+    venv.reset()
+    states = [repr(env.unwrapped.np_random.bit_generator.state) for env in venv.envs]
+    assert len(set(states)) == 4
+
+    def run(env, seed):
+        obs, _ = env.reset(seed=seed)
+        return [obs] + [env.step(0)[0] for _ in range(12)]
+
+    obs, _ = venv.reset(seed=7)
+    rows = [obs] + [venv.step(np.zeros(4, dtype=np.int64))[0] for _ in range(12)]
+    for i in range(4):
+        assert [int(r[i]) for r in rows] == run(copy.deepcopy(mdp), 7 + i)
+    venv.close()
+
+
+class _NoSeedReset(gymnasium.Env):
+    """reset() without the seed / options keywords (the old Gym API)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,))
+    action_space = spaces.Discrete(2)
+
+    def reset(self):
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), 0.0, False, False, {}
+
+
+class _FourTupleStep(_NoSeedReset):
+    """step() -> (obs, reward, done, info), the old Gym API."""
+
+    def reset(self, *, seed=None, options=None):
+        gymnasium.Env.reset(self, seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, dtype=np.float32), 0.0, False, {}
+
+
+class _WrongShape(_FourTupleStep):
+    """Observations of shape (3,) for an observation space of shape (2,), from reset
+    (``where="reset"``) or step."""
+
+    where = "step"
+
+    def reset(self, *, seed=None, options=None):
+        gymnasium.Env.reset(self, seed=seed)
+        return np.zeros(3 if self.where == "reset" else 2, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, dtype=np.float32), 0.0, False, False, {}
+
+
+class _WrongShapeOnReset(_WrongShape):
+    where = "reset"
+
+
+def test_environments_outside_the_gymnasium_api_get_clear_errors():
+    """A reset without ``seed``, a 4-tuple step and observations of the wrong shape are
+    ValueErrors that name the Gymnasium API requirement, not errors deep inside."""
+    with pytest.raises(ValueError, match=r"reset\(\) does not accept.*Gymnasium API"):
+        make_vector_env(_NoSeedReset, 2, seed=0)
+    venv = make_vector_env(_NoSeedReset, 2)
+    with pytest.raises(ValueError, match=r"reset\(\) does not accept.*Gymnasium API"):
+        venv.reset()
+    venv = make_vector_env(_FourTupleStep, 2, seed=0)
+    with pytest.raises(ValueError, match=r"step\(\) returned a 4-tuple.*Gymnasium API"):
+        venv.step(np.zeros(2, dtype=np.int64))
+    venv = make_vector_env(_WrongShape, 2, seed=0)
+    with pytest.raises(ValueError, match=r"step: sub-environment 0 .* shape \(3,\).*\(2,\)"):
+        venv.step(np.zeros(2, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"reset: sub-environment 0 .* shape \(3,\).*\(2,\)"):
+        make_vector_env(_WrongShapeOnReset, 2, seed=0)
+
+
+def test_save_state_of_a_vector_env_says_to_pass_a_sub_environment():
+    """save_state / restore_state given a vector env say that a single environment is
+    needed and how to get one (venv.envs[i]), instead of blaming the environment."""
+    venv = make_vector_env(random_mdp(3, 2, seed=0), 2, seed=0)
+    for call in (lambda: save_state(venv), lambda: restore_state(venv, _saved_chain())):
+        with pytest.raises(ValueError, match=r"single environment.*vector.*venv\.envs\[i\]"):
+            call()
+    save_state(venv.envs[0])  # what the message suggests works
+    venv.close()
+
+
+@pytest.mark.parametrize(
+    ("observation_space", "action_space"),
+    [
+        (spaces.Discrete(3), spaces.Box(-1.0, 1.0, (2,))),
+        (spaces.Box(0, 5, (3,), dtype=np.int64), spaces.Discrete(2)),
+        (spaces.Box(-1.0, 1.0, (3,)), spaces.Box(-1, 1, (2,), dtype=np.int64)),
+        (type("SubBox", (spaces.Box,), {})(-1.0, 1.0, (3,)), spaces.Discrete(2)),
+        (spaces.Box(-1.0, 1.0, (3,)), type("SubDiscrete", (spaces.Discrete,), {})(2)),
+        (spaces.Discrete(4), spaces.Discrete(2)),
+        (spaces.Box(-1.0, 1.0, (3,)), spaces.Box(-1.0, 1.0, (2,))),
+    ],
+)
+def test_check_spaces_and_make_policy_agree(observation_space, action_space):
+    """check_spaces accepts a pair exactly when make_policy builds a policy for it."""
+    from rl.policies import make_policy
+
+    try:
+        check_spaces(observation_space, action_space)
+        accepted = True
+    except ValueError:
+        accepted = False
+    try:
+        make_policy(observation_space, action_space, hidden_sizes=(2,), seed=0)
+        built = True
+    except ValueError:
+        built = False
+    assert accepted == built

@@ -422,3 +422,71 @@ def test_bad_observations_and_arguments_raise():
         GaussianMLP(3, 2, obs_normalizer=ObservationNormalizer(4))
     with pytest.raises(ValueError, match="obs_batch must have shape"):
         ObservationNormalizer(3).update(np.zeros((2, 4)))
+
+
+def test_tabular_act_and_step_reject_states_out_of_range_or_not_integers():
+    """act and step check the states as distribution_params does: -1 (which indexing would
+    wrap to the last state), S and float states are the same ValueError."""
+    policy, rng = build("tabular"), np.random.default_rng(0)
+    for bad in (np.array([-1]), np.array([NUM_STATES]), np.array([0.0, 1.0])):
+        for call, args in ((policy.act, (bad, rng)), (policy.step, (bad, rng)),
+                           (policy.distribution_params, (bad,))):
+            with pytest.raises(ValueError, match=rf"integer states in \[0, {NUM_STATES}\)"):
+                call(*args)
+    assert policy.act(np.array([0, NUM_STATES - 1], dtype=np.int32), rng).shape == (2,)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian", "categorical-normalized"])
+def test_act_rejects_nonfinite_observations_and_a_missing_generator(kind):
+    """act on NaN or inf observations is a ValueError (not action 0 or NaN actions), and an
+    rng that is not a numpy Generator is a ValueError saying what to pass, in act and step."""
+    policy, obs = build(kind), np.zeros((2, OBS_DIM))
+    for value in (np.nan, np.inf):
+        bad = obs.copy()
+        bad[1, 0] = value
+        with pytest.raises(ValueError, match="NaN or inf"):
+            policy.act(bad, np.random.default_rng(0))
+    for rng in (None, 0):
+        with pytest.raises(ValueError, match="rng must be a numpy.random.Generator"):
+            policy.act(obs, rng)
+        with pytest.raises(ValueError, match="rng must be a numpy.random.Generator"):
+            policy.step(obs, rng)
+
+
+def test_normalizer_checks_shapes_and_loaded_state():
+    """normalize needs the normaliser's shape in the last axes (no broadcasting of a column
+    or a scalar); the constructor takes an int or a tuple; a loaded state needs finite
+    statistics, var >= 0 and a non-negative count. A refused state changes nothing."""
+    norm = ObservationNormalizer(3)
+    for bad in (np.zeros((3, 1)), 1.0, np.zeros(4)):
+        with pytest.raises(ValueError, match=r"obs must have shape \(\.\.\., 3\)"):
+            norm.normalize(bad)
+    assert norm.normalize(np.zeros(3)).shape == (3,)
+    assert norm.normalize(np.zeros((5, 3))).shape == (5, 3)
+    with pytest.raises(ValueError, match="shape must be a positive int"):
+        ObservationNormalizer(3.0)
+    norm.update(np.arange(6.0).reshape(2, 3))
+    good = norm.state_dict()
+    for key, value, match in [("mean", np.full(3, np.nan), "finite"),
+                              ("var", np.array([1.0, -1.0, 1.0]), "finite and >= 0"),
+                              ("count", -5, "count"), ("count", 2.5, "count"),
+                              ("clip", 0.0, "clip"), ("epsilon", np.nan, "epsilon")]:
+        with pytest.raises(ValueError, match=match):
+            norm.load_state_dict({**good, key: value})
+    after = norm.state_dict()
+    assert after["count"] == good["count"] and np.array_equal(after["mean"], good["mean"])
+
+
+def test_bad_seeds_name_the_argument():
+    """A negative or non-integer seed is a ValueError naming ``seed`` for every policy;
+    Generators and SeedSequences are accepted."""
+    for make in (lambda seed: TabularSoftmax(3, 2, init_std=1.0, seed=seed),
+                 lambda seed: CategoricalMLP(3, 2, (4,), seed=seed),
+                 lambda seed: GaussianMLP(3, 2, (4,), seed=seed)):
+        for seed in (-1, 1.5, True):
+            with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+                make(seed)
+        a = make(np.random.default_rng(3)).theta
+        assert np.array_equal(a, make(np.random.default_rng(3)).theta)
+        assert np.array_equal(make(np.random.SeedSequence(4)).theta,
+                              make(np.random.SeedSequence(4)).theta)

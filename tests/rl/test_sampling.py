@@ -592,7 +592,8 @@ def test_vine_load_state_dict_rejects_bad_input():
         with pytest.raises(ValueError, match=f"different settings.*{key}"):
             sampler.load_state_dict(good)
         sampler.close()
-    bigger = VineSampler(random_mdp(5, 3, seed=0), policy, seed=0, **_VINE_RESUME_KWARGS)
+    bigger = VineSampler(random_mdp(5, 3, seed=0), _tabular_policy(5, 3, seed=1), seed=0,
+                         **_VINE_RESUME_KWARGS)
     with pytest.raises(ValueError, match="observation_space"):
         bigger.load_state_dict(good)
     # the failed loads changed nothing: vine still samples as a fresh seed-0 sampler
@@ -634,3 +635,103 @@ def test_vine_on_mujoco_runs_and_is_reproducible():
     np.testing.assert_array_equal(out[0].q_values, out[1].q_values)
     assert out[0].actions.shape == (8, 1) and out[0].dist_params.shape == (8, 2)
     assert np.all(out[0].q_values <= (1 - 0.9**10) / (1 - 0.9) + 1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# policy against environment, Generator seeds, checked checkpoints, reprs
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env, policy, needle", [
+    ("CartPole-v1", CategoricalMLP(4, 5, hidden_sizes=(4,), seed=0), "num_actions=5"),
+    ("CartPole-v1", CategoricalMLP(3, 2, hidden_sizes=(4,), seed=0), "obs_dim=3"),
+    ("CartPole-v1", GaussianMLP(4, 1, hidden_sizes=(4,), seed=0), "continuous"),
+    ("CartPole-v1", TabularSoftmax(4, 2), "integer states"),
+    ("Pendulum-v1", CategoricalMLP(3, 2, hidden_sizes=(4,), seed=0), "discrete actions"),
+    ("Pendulum-v1", GaussianMLP(3, 2, hidden_sizes=(4,), seed=0), "act_dim=2"),
+    (random_mdp(5, 2, seed=0), TabularSoftmax(3, 2), "num_states=3"),
+    (random_mdp(5, 2, seed=0), TabularSoftmax(5, 3), "num_actions=3"),
+    (random_mdp(5, 2, seed=0), CategoricalMLP(5, 2, hidden_sizes=(4,), seed=0), "obs_dim=5"),
+])
+def test_samplers_reject_a_policy_that_does_not_fit_the_env(env, policy, needle):
+    """A policy whose observation or action dimensions or kinds differ from the env's is a
+    ValueError at construction naming the mismatch and make_policy, not an error deep in
+    the first step."""
+    venv = make_vector_env(env, 2)
+    with pytest.raises(ValueError, match=rf"does not fit the environment.*{needle}.*make_policy"):
+        SinglePathSampler(venv, policy, 5, seed=0)
+    venv.close()
+    if not isinstance(env, str):
+        with pytest.raises(ValueError, match=rf"does not fit.*{needle}"):
+            VineSampler(env, policy, num_trunk_steps=4, num_rollout_states=2,
+                        actions_per_state=2, rollout_length=2, gamma=0.9, seed=0)
+
+
+def test_sampler_accepts_a_generator_seed():
+    """A numpy Generator seeds a sampler deterministically: Generators in the same state
+    give the same batches (and are advanced), like an integer seed."""
+    batches = []
+    for _ in range(2):
+        rng = np.random.default_rng(5)
+        before = rng.bit_generator.state
+        batches.append(_cartpole_sampler(rng).sample())
+        assert rng.bit_generator.state != before
+    _assert_batches_equal(*batches)
+    other = _cartpole_sampler(np.random.default_rng(6)).sample()
+    assert not np.array_equal(other.observations, batches[0].observations)
+    mdp = random_mdp(3, 2, seed=0, horizon=5)
+    vine = [VineSampler(mdp, TabularSoftmax(3, 2), num_trunk_steps=6, num_rollout_states=2,
+                        actions_per_state=2, rollout_length=3, gamma=0.9,
+                        seed=np.random.default_rng(1)).sample() for _ in range(2)]
+    assert np.array_equal(vine[0].q_values, vine[1].q_values)
+
+
+def test_load_state_dict_rejects_bad_observations_and_counters():
+    """Observations of the wrong shape or non-finite, negative or non-integer episode
+    lengths, non-finite returns and negative counters are ValueErrors naming the entry,
+    raised before anything changes (not a broadcast error in the next sample)."""
+    sampler = _cartpole_sampler(0, T=5, N=2)
+    sampler.sample()
+    good = sampler.state_dict()
+    bad_cases = [
+        ("observations", np.zeros(7)),
+        ("observations", np.full((2, 4), np.nan)),
+        ("episode_length", [-5, -5]),
+        ("episode_length", [1.5, 2.0]),
+        ("episode_length", [1, 2, 3]),
+        ("episode_return", [np.inf, 0.0]),
+        ("total_steps", -1),
+        ("num_episodes", 2.5),
+    ]
+    for key, value in bad_cases:
+        for reset_env in (False, True):
+            with pytest.raises(ValueError, match=rf"state\['{key}'\]"):
+                sampler.load_state_dict({**good, key: value}, reset_env=reset_env)
+    after = sampler.state_dict()
+    assert after["rng"] == good["rng"] and after["total_steps"] == good["total_steps"]
+    assert np.array_equal(after["observations"], good["observations"])
+    tabular = SinglePathSampler(make_vector_env(random_mdp(3, 2, seed=0), 2), TabularSoftmax(3, 2),
+                                4, seed=0)
+    state = tabular.state_dict()
+    for obs in ([0, 3], [0.0, 1.0], [[0], [1]]):
+        with pytest.raises(ValueError, match=r"state\['observations'\]"):
+            tabular.load_state_dict({**state, "observations": obs}, reset_env=False)
+    tabular.load_state_dict({**state, "observations": np.array([2, 0])}, reset_env=False)
+
+
+def test_reprs_are_short_summaries():
+    """Batch, VineBatch and the samplers show sizes and counts, not arrays or addresses."""
+    sampler = _cartpole_sampler(0, T=512, N=8)
+    batch = sampler.sample()
+    text = repr(batch)
+    assert text.startswith("Batch(T=512, N=8, obs_shape=(4,), act_shape=(), P=2, episodes=")
+    assert len(text) < 150
+    text = repr(sampler)
+    assert "CartPole-v1" in text and "steps_per_env=512" in text and " at 0x" not in text
+    mdp = random_mdp(3, 2, seed=0, horizon=5)
+    vine = VineSampler(mdp, TabularSoftmax(3, 2), num_trunk_steps=6, num_rollout_states=2,
+                       actions_per_state="all", rollout_length=3, gamma=0.9, seed=0)
+    assert repr(vine).startswith("VineSampler(env='TabularMDP', policy=TabularSoftmax(")
+    assert "actions_per_state='all'" in repr(vine)
+    assert repr(vine.sample()).startswith("VineBatch(M=4, obs_shape=(), num_rollout_states=2")
+    vine.close()
