@@ -29,6 +29,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.signal
 
+from rl.mdp import _finite_real
 from rl.networks import MLP, SquaredErrorKernel, _generator
 from rl.optimizers import Adam
 from rl.policies import _hidden_sizes
@@ -514,13 +515,7 @@ def _check_state(state, cls_name: str, keys) -> None:
 
 def _state_real(state, key: str) -> float:
     """``state[key]`` as a finite float, or ``ValueError`` naming the entry."""
-    value = state[key]
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
-            not np.isfinite(value):
-        raise ValueError(f"state[{key!r}] must be a finite real number; got {value!r}")
-    return float(value)
+    return _finite_real(state[key], f"state[{key!r}]")
 
 
 class Baseline:
