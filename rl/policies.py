@@ -27,7 +27,7 @@ from autograd import make_jvp, make_vjp
 from scipy.sparse.linalg import LinearOperator
 
 from rl.distributions import Categorical, DiagGaussian
-from rl.networks import MLP
+from rl.networks import MLP, _generator
 from trustregion.operators import Linearization
 from trustregion.operators import fisher_operator as _fisher_operator
 
@@ -45,21 +45,6 @@ def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive int; got {value!r}")
     return int(value)
-
-
-def _check_seed(seed):
-    """``seed`` if it is None, a non-negative int, or a numpy Generator, BitGenerator or
-    SeedSequence (what ``numpy.random.default_rng`` takes); else a ValueError naming it."""
-    if seed is None or isinstance(
-        seed, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)
-    ):
-        return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0:
-        return seed
-    raise ValueError(
-        f"seed must be a non-negative integer, a numpy.random.Generator, SeedSequence or None; "
-        f"got {seed!r}"
-    )
 
 
 def _hidden_sizes(hidden_sizes) -> tuple[int, ...]:
@@ -623,7 +608,7 @@ class TabularSoftmax(Policy):
         init_std = float(init_std)
         if not (np.isfinite(init_std) and init_std >= 0.0):
             raise ValueError(f"init_std must be finite and >= 0; got {init_std!r}")
-        theta = init_std * np.random.default_rng(_check_seed(seed)).standard_normal(
+        theta = init_std * _generator(seed).standard_normal(
             self.num_states * self.num_actions
         )
         super().__init__(theta, None)
@@ -739,7 +724,7 @@ class CategoricalMLP(_MLPPolicy):
         self.hidden_sizes = _hidden_sizes(hidden_sizes)
         _check_normalizer(obs_normalizer, self.obs_dim)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, self.num_actions), output_gain=0.01,
-                       seed=_check_seed(seed), dtype=dtype)
+                       seed=seed, dtype=dtype)
         super().__init__(self.net.params, obs_normalizer)
 
     def _architecture(self) -> dict:
@@ -813,7 +798,7 @@ class GaussianMLP(_MLPPolicy):
             raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")
         _check_normalizer(obs_normalizer, self.obs_dim)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, self.act_dim), output_gain=0.01,
-                       seed=_check_seed(seed), dtype=dtype)
+                       seed=seed, dtype=dtype)
         theta = np.concatenate([self.net.params, np.full(self.act_dim, init_log_std)])
         super().__init__(theta, obs_normalizer)
 
