@@ -24,6 +24,7 @@ import difflib
 import functools
 import importlib
 import numbers
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -534,11 +535,14 @@ def _wrapper_chain(env) -> list:
 
 
 def _mujoco_env_class():
-    try:
-        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-    except Exception:  # mujoco not installed: no env can be a MuJoCo env
-        return None
-    return MujocoEnv
+    """Gymnasium's ``MujocoEnv`` class, or None when its module has not been imported.
+
+    Making any MuJoCo environment imports ``gymnasium.envs.mujoco.mujoco_env``, so an
+    environment can only be a ``MujocoEnv`` once that module is in ``sys.modules``;
+    looking it up there spares every other environment the import of ``mujoco`` (about
+    0.3 s, paid inside the first checkpoint of a CartPole run)."""
+    module = sys.modules.get("gymnasium.envs.mujoco.mujoco_env")
+    return getattr(module, "MujocoEnv", None)
 
 
 def _state_kind(env) -> str | None:

@@ -521,3 +521,21 @@ def test_check_spaces_and_make_policy_agree(observation_space, action_space):
     except ValueError:
         built = False
     assert accepted == built
+
+
+def test_state_kind_of_a_classic_env_does_not_import_mujoco():
+    """Deciding whether an environment is a MuJoCo one must not import ``mujoco``: a
+    CartPole run checkpoints every iteration, and the import (about 0.3 s) would land in
+    its first iteration. Checked in a fresh interpreter, where nothing imported it yet."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gymnasium, rl.envs as e\n"
+        "env = gymnasium.make('CartPole-v1')\n"
+        "assert e.supports_state_restore(env) is False\n"
+        "print('mujoco' in sys.modules, 'gymnasium.envs.mujoco.mujoco_env' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
