@@ -8,8 +8,9 @@ Everything the samplers need from Gymnasium goes through this module:
   true last observation in ``info["final_obs"]`` (mask ``info["_final_obs"]``). A truncated
   episode bootstraps from ``V(final observation)``; the default ``NEXT_STEP`` mode would
   instead return a fake transition with reward 0 on the following step.
-- :func:`check_spaces` says which spaces the policies support (``Discrete`` and 1-D float
-  ``Box``) and fails early with a clear message for the rest.
+- :func:`check_spaces` says which spaces the policies support (``Discrete`` and 1-D
+  ``Box``: float actions, float, integer or bool observations) and fails early with a
+  clear message for the rest.
 - :func:`save_state` / :func:`restore_state` snapshot an environment so that the vine
   procedure (TRPO paper, Sec. 5.2) can branch several rollouts from one state: supported for
   :class:`rl.mdp.TabularMDP` (and any env with the same ``get_state``/``set_state``
@@ -50,8 +51,8 @@ __all__ = [
 ]
 
 _SUPPORTED_SPACES = (
-    "Discrete(n) (starting at 0) and 1-D Box(low, high, shape=(d,)) with a float dtype "
-    "(finite or infinite bounds)"
+    "Discrete(n) (starting at 0) and 1-D Box(low, high, shape=(d,)) (finite or infinite "
+    "bounds; a float dtype for actions, a float, integer or bool dtype for observations)"
 )
 
 # Wrapper attributes that are configuration or links, not state: never snapshotted.
@@ -91,15 +92,20 @@ class NonFiniteEnvironmentError(RuntimeError):
 # --------------------------------------------------------------------------------------
 
 
-def _space_problem(space) -> str | None:
-    """Why ``space`` is unsupported, or ``None`` when it is supported."""
+def _space_problem(space, role: str) -> str | None:
+    """Why ``space`` is unsupported as the ``role`` ("observation" or "action") space, or
+    ``None`` when it is supported."""
     if isinstance(space, spaces.Discrete):
         if int(space.start) != 0:
             return f"Discrete spaces must start at 0 (got start={int(space.start)})"
         return None
     if isinstance(space, spaces.Box):
-        if not np.issubdtype(space.dtype, np.floating):
-            return f"Box spaces must have a float dtype (got {space.dtype})"
+        if role == "action" and not np.issubdtype(space.dtype, np.floating):
+            return (f"Box action spaces must have a float dtype (got {space.dtype}); the "
+                    "Gaussian policy samples real-valued actions")
+        if not (np.issubdtype(space.dtype, np.number) or space.dtype == np.bool_) or \
+                np.issubdtype(space.dtype, np.complexfloating):
+            return f"Box spaces must have a real or integer dtype (got {space.dtype})"
         if len(space.shape) != 1:
             return (
                 f"Box spaces must be 1-D (got shape {space.shape}; wrap the env with "
@@ -123,14 +129,17 @@ def check_spaces(observation_space, action_space) -> None:
     ------
     ValueError
         Naming the unsupported space and the supported ones: ``Discrete(n)`` starting at 0
-        (tabular states / categorical actions) and 1-D float ``Box`` (finite or infinite
-        bounds; continuous vectors / Gaussian actions), subclasses included; or naming the
-        pair for ``Discrete`` observations with ``Box`` actions, which no policy takes.
+        (tabular states / categorical actions) and 1-D ``Box`` (finite or infinite
+        bounds; observation vectors of a float, integer or bool dtype / float Gaussian
+        actions), subclasses included; or naming the pair for ``Discrete`` observations
+        with ``Box`` actions, which no policy takes.
 
     Notes
     -----
     Discrete observations are integer states (a tabular policy, which needs Discrete
-    actions); Box observations are float vectors (an MLP policy). Discrete actions are
+    actions); Box observations are vectors (an MLP policy), stored by the samplers as
+    float64 whatever the space's dtype (e.g. ``uint8`` RAM or grid observations become
+    the same numbers in float64; normalise them with ``obs_normalization``). Discrete actions are
     sampled from a categorical distribution, Box actions from a diagonal Gaussian and
     clipped to the bounds only when passed to the environment
     (:class:`rl.sampling.SinglePathSampler`). :func:`rl.policies.make_policy` builds the
@@ -151,7 +160,7 @@ def check_spaces(observation_space, action_space) -> None:
     unsupported observation_space MultiBinary(4): MultiBinary sp
     """
     for name, space in (("observation_space", observation_space), ("action_space", action_space)):
-        problem = _space_problem(space)
+        problem = _space_problem(space, name.split("_")[0])
         if problem is not None:
             raise ValueError(
                 f"unsupported {name} {space!r}: {problem}; supported spaces are "

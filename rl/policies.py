@@ -891,9 +891,9 @@ def make_policy(
     Returns
     -------
     policy : Policy
-        ``Discrete`` obs and actions → :class:`TabularSoftmax`; 1-D float ``Box`` obs and
-        ``Discrete`` actions → :class:`CategoricalMLP`; 1-D float ``Box`` obs and actions →
-        :class:`GaussianMLP`.
+        ``Discrete`` obs and actions → :class:`TabularSoftmax`; 1-D ``Box`` obs (any
+        real or integer dtype) and ``Discrete`` actions → :class:`CategoricalMLP`; 1-D
+        ``Box`` obs and float ``Box`` actions → :class:`GaussianMLP`.
 
     Raises
     ------

@@ -166,10 +166,14 @@ def test_make_vector_env_rejects_bad_arguments(kwargs, needle):
         (spaces.Box(-1.0, 1.0, (3,)), spaces.Discrete(2)),
         (spaces.Box(-np.inf, np.inf, (3,), dtype=np.float64), spaces.Box(-1.0, 1.0, (2,))),
         (spaces.Box(-np.inf, np.inf, (1,)), spaces.Box(-np.inf, np.inf, (1,))),
+        (spaces.Box(0, 255, (4,), dtype=np.uint8), spaces.Discrete(2)),
+        (spaces.Box(-5, 5, (3,), dtype=np.int64), spaces.Box(-1.0, 1.0, (2,))),
+        (spaces.Box(0, 1, (3,), dtype=np.bool_), spaces.Discrete(2)),
     ],
 )
 def test_check_spaces_accepts_discrete_and_float_box(observation_space, action_space):
-    """Discrete (from 0) and 1-D float Box spaces, finite or infinite bounds, are accepted."""
+    """Discrete (from 0) and 1-D Box spaces, finite or infinite bounds, are accepted; Box
+    observations may have an integer or bool dtype."""
     check_spaces(observation_space, action_space)
 
 
@@ -179,7 +183,7 @@ def test_check_spaces_accepts_discrete_and_float_box(observation_space, action_s
         (spaces.MultiBinary(3), spaces.Discrete(2), "observation_space"),
         (spaces.Tuple((spaces.Discrete(2),)), spaces.Discrete(2), "observation_space"),
         (spaces.Dict({"a": spaces.Discrete(2)}), spaces.Discrete(2), "observation_space"),
-        (spaces.Box(0, 255, (4,), dtype=np.uint8), spaces.Discrete(2), "observation_space"),
+        (spaces.Box(-1.0, 1.0, (2,)), spaces.Box(-3, 3, (2,), dtype=np.int64), "action_space"),
         (spaces.Box(-1.0, 1.0, (2, 2)), spaces.Discrete(2), "observation_space"),
         (spaces.Discrete(3, start=1), spaces.Discrete(2), "observation_space"),
         (spaces.Discrete(3), spaces.MultiDiscrete([2, 2]), "action_space"),
@@ -539,3 +543,47 @@ def test_state_kind_of_a_classic_env_does_not_import_mujoco():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+class _IntegerObservations(gymnasium.ObservationWrapper):
+    """CartPole with its observations scaled by 100 and rounded to ``dtype``; every
+    observation it returns is appended to ``seen``."""
+
+    def __init__(self, env, dtype, seen):
+        super().__init__(env)
+        info = np.iinfo(dtype)
+        self.observation_space = spaces.Box(info.min, info.max, (4,), dtype=dtype)
+        self._dtype, self.seen = dtype, seen
+
+    def observation(self, obs):
+        info = np.iinfo(self._dtype)
+        out = np.clip(np.round(obs * 100.0), info.min, info.max).astype(self._dtype)
+        self.seen.append(out.copy())
+        return out
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8])
+def test_integer_box_observations_are_sampled_as_float64(dtype):
+    """An env with integer Box observations gets an MLP policy; the sampler stores the
+    observations the env returned, in order, as the same numbers in float64; the policy
+    acts on raw integer observations."""
+    from rl.policies import make_policy
+    from rl.sampling import SinglePathSampler
+
+    seen = []
+    venv = make_vector_env(lambda: _IntegerObservations(gymnasium.make("CartPole-v1"), dtype,
+                                                        seen), 1, seed=3)
+    policy = make_policy(venv.single_observation_space, venv.single_action_space, seed=0)
+    batch = SinglePathSampler(venv, policy, steps_per_env=30, seed=1).sample()
+    assert batch.observations.dtype == np.float64
+    assert all(o.dtype == dtype for o in seen)
+    stored = [batch.observations[t, 0] for t in range(30)]
+    k = 0  # each stored observation is the next matching one the env returned
+    for row in stored:
+        while k < len(seen) and not np.array_equal(seen[k].astype(np.float64), row):
+            k += 1
+        assert k < len(seen), row
+        k += 1
+    assert np.abs(np.array(stored)).sum() > 0
+    action = policy.act(seen[-1][None], np.random.default_rng(0))
+    assert action.shape == (1,) and action[0] in (0, 1)
