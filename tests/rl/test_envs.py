@@ -469,6 +469,13 @@ class _WrongShapeOnReset(_WrongShape):
     where = "reset"
 
 
+class _BroadcastingShape(_WrongShape):
+    """Step observations of shape (1,), which numpy would broadcast into a row of 2."""
+
+    def step(self, action):
+        return np.zeros(1, dtype=np.float32), 0.0, False, False, {}
+
+
 def test_environments_outside_the_gymnasium_api_get_clear_errors():
     """A reset without ``seed``, a 4-tuple step and observations of the wrong shape are
     ValueErrors that name the Gymnasium API requirement, not errors deep inside."""
@@ -485,6 +492,9 @@ def test_environments_outside_the_gymnasium_api_get_clear_errors():
         venv.step(np.zeros(2, dtype=np.int64))
     with pytest.raises(ValueError, match=r"reset: sub-environment 0 .* shape \(3,\).*\(2,\)"):
         make_vector_env(_WrongShapeOnReset, 2, seed=0)
+    venv = make_vector_env(_BroadcastingShape, 2, seed=0)
+    with pytest.raises(ValueError, match=r"step: sub-environment 0 .* shape \(1,\).*\(2,\)"):
+        venv.step(np.zeros(2, dtype=np.int64))
 
 
 def test_save_state_of_a_vector_env_says_to_pass_a_sub_environment():
