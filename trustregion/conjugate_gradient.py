@@ -264,7 +264,8 @@ def _cg_iterations(
 def _fast_matvec(A, op, name: str = "A") -> Callable[[np.ndarray], np.ndarray]:
     """The cheapest correct ``v -> A v`` for an input already validated by ``as_operator``.
 
-    A ``LinearOperator`` whose product has the wrong size is reported by ``name``.
+    A ``LinearOperator`` whose product has the wrong size or is complex (a declared real
+    operator can still compute in complex arithmetic) is reported by ``name``.
     """
     if sp.issparse(A):
         return A.dot
@@ -277,7 +278,7 @@ def _fast_matvec(A, op, name: str = "A") -> Callable[[np.ndarray], np.ndarray]:
 
     def checked_matvec(v):
         try:
-            return matvec(v)
+            y = matvec(v)
         except ValueError as exc:
             if "reshape" not in str(exc):
                 raise
@@ -285,6 +286,11 @@ def _fast_matvec(A, op, name: str = "A") -> Callable[[np.ndarray], np.ndarray]:
                 f"{name} returned an array of the wrong size for a vector of length {n} "
                 f"({exc}); its matvec must return a vector of length {n}"
             ) from exc
+        if y.dtype.kind == "c":
+            raise ValueError(f"{name} returned complex values; its matvec must map real "
+                             "vectors to real vectors (return the real part if the imaginary "
+                             "part is rounding noise)")
+        return y
 
     return checked_matvec
 

@@ -602,6 +602,19 @@ def test_callable_returning_complex_values_is_refused():
         tr.cg(lambda v: (1 + 1j) * v, np.ones(2))
 
 
+def test_real_declared_operator_returning_complex_values_is_refused():
+    """A LinearOperator declared float64 whose matvec computes in complex arithmetic is
+    refused by name in every solver that applies it (cg's A and M, steihaug's H,
+    natural_step's F), instead of a numpy casting error deep inside the iteration."""
+    op = spla.LinearOperator((2, 2), matvec=lambda v: A_SPD @ v + 0j, dtype=np.float64)
+    g = np.ones(2)
+    calls = [("A", lambda: tr.cg(op, g)), ("M", lambda: tr.cg(A_SPD, g, M=op)),
+             ("H", lambda: tr.steihaug(g, op, 1.0)), ("F", lambda: tr.natural_step(g, op, 0.01))]
+    for name, call in calls:
+        with pytest.raises(ValueError, match=rf"^{name} returned complex values"):
+            call()
+
+
 def test_empty_right_hand_side_is_refused():
     """n = 0 is refused like the dense solvers refuse it."""
     with pytest.raises(ValueError, match="^b must have at least one entry"):
