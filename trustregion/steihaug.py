@@ -214,10 +214,16 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
         # The iteration is exactly equivariant under (g, H, Delta) -> (c s g, c H, s Delta),
         # p -> s p, for powers of two c and s. With s = 2^-e_Delta and c s = 2^-e_g, g and
         # Delta are of order one, and H carries the problem's one scale, Delta ||H|| / ||g||.
-        def scaled_hessp(v):
-            return np.ldexp(hessp(v), e_Delta - e_g)
+        scaled_overflow = []  # set when a finite product overflowed on scaling
 
-        with np.errstate(over="ignore", under="ignore"):
+        def scaled_hessp(v):
+            hv = hessp(v)
+            out = np.ldexp(hv, e_Delta - e_g)
+            if not scaled_overflow and not np.isfinite(out).all() and np.isfinite(hv).all():
+                scaled_overflow.append(True)
+            return out
+
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             p, log = _truncated_cg(
                 scaled_hessp,
                 np.ldexp(g, -e_g),
@@ -230,6 +236,23 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
             p = np.ldexp(p, e_Delta)
             model_decrease = float(np.ldexp(log.model_decrease, e_g + e_Delta))
         nmatvec += log.nmatvec
+        if log.status is SubproblemStatus.NON_FINITE and scaled_overflow:
+            # Delta ||H|| / ||g|| beyond the float range: the Newton step lies far inside
+            p, log, model_decrease, extra = _solve_deep_interior(hessp, g, psolve, Delta, e_g,
+                                                                 rtol, gnorm, atol, maxiter)
+            nmatvec += extra
+        elif log.status is SubproblemStatus.NEGATIVE_CURVATURE and log.zero_curvature and \
+                log.nit == 1:
+            # Delta ||H|| / ||g|| below the float range: the scaled H d_0 underflowed to a
+            # curvature of 0. The step (the boundary point along d_0) is the same for zero
+            # and positive curvature; the curvature's sign decides which status it is.
+            u = np.ldexp(g, -e_g)
+            d0 = u if psolve is None else psolve(u)
+            with np.errstate(over="ignore"):
+                curvature = float(np.dot(d0, hessp(d0)))
+            nmatvec += 1
+            if curvature > 0.0:
+                log.status = SubproblemStatus.BOUNDARY
     status = log.status
     return SubproblemResult(
         p=p,
@@ -239,6 +262,57 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
         model_decrease=model_decrease,
         nmatvec=nmatvec,
     )
+
+
+# the largest radius of the deep-interior problem: far beyond any iterate of an order-one
+# problem, and its square (Delta^2 in the boundary test) is still finite
+_RADIUS_CAP_EXPONENT = 500
+
+
+def _solve_deep_interior(hessp, g, psolve, Delta, e_g, rtol, gnorm, atol, maxiter):
+    """The step when ``Delta ||H|| / ||g||`` overflows: ``(p, log, model_decrease, nmatvec)``.
+
+    The iteration is equivariant under ``(g, H, Delta) -> (a g, b H, (a / b) Delta)``,
+    ``p -> (a / b) p``, ``m -> (a^2 / b) m``. Here ``a = 2^-e_g`` and ``b = 2^-e_h``
+    (``2^e_h`` the size of ``H g / ||g||``, one product) make g and H of order one, and
+    the radius, far out of range, is capped at ``2^500``. An iterate that reaches the cap
+    (negative curvature) is scaled out to the true boundary along its direction.
+    """
+    u = np.ldexp(g, -e_g)
+    with np.errstate(over="ignore"):
+        hu = hessp(u)
+    nmatvec = 1
+    size = float(np.max(np.abs(hu)))
+    log = _SteihaugLog()
+    log.status = SubproblemStatus.NON_FINITE
+    if not math.isfinite(size) or size == 0.0:
+        return np.zeros_like(g), log, 0.0, nmatvec
+    e_h = math.frexp(size)[1]
+    shift = e_h - e_g  # log2(a / b)
+    capped = math.frexp(Delta)[1] + shift > _RADIUS_CAP_EXPONENT
+    radius = math.ldexp(1.0, _RADIUS_CAP_EXPONENT) if capped else math.ldexp(Delta, shift)
+
+    def scaled_hessp(v):
+        return np.ldexp(hessp(v), -e_h)
+
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        p, log = _truncated_cg(scaled_hessp, u, psolve, radius,
+                               max(rtol * float(np.ldexp(gnorm, -e_g)),
+                                   float(np.ldexp(atol, -e_g))), maxiter)
+        nmatvec += log.nmatvec
+        if capped and log.status in (SubproblemStatus.BOUNDARY,
+                                     SubproblemStatus.NEGATIVE_CURVATURE):
+            # on the capped boundary: the same direction w (||w||_P = 1), out to Delta;
+            # m(Delta w) = Delta (g^T w + Delta w^T H w / 2), whose overflow keeps its sign
+            w = np.ldexp(p, -_RADIUS_CAP_EXPONENT)
+            curvature = float(np.dot(w, hessp(w)))
+            nmatvec += 1
+            p = w * Delta
+            model_decrease = -Delta * (float(np.dot(g, w)) + 0.5 * Delta * curvature)
+        else:
+            p = np.ldexp(p, -shift)
+            model_decrease = float(np.ldexp(log.model_decrease, 2 * e_g - e_h))
+    return p, log, model_decrease, nmatvec
 
 
 def _truncated_cg(hessp, g, psolve, Delta, tol, maxiter):
@@ -256,7 +330,7 @@ def _truncated_cg(hessp, g, psolve, Delta, tol, maxiter):
 class _SteihaugLog:
     """What a Steihaug run records besides its iterates."""
 
-    __slots__ = ("nit", "nmatvec", "model_decrease", "status", "overflow")
+    __slots__ = ("nit", "nmatvec", "model_decrease", "status", "overflow", "zero_curvature")
 
     def __init__(self) -> None:
         self.nit = 0
@@ -264,6 +338,7 @@ class _SteihaugLog:
         self.model_decrease = 0.0  # m(0) - m(p_j)
         self.status = SubproblemStatus.MAX_ITERATIONS
         self.overflow = False  # an inner product of finite vectors overflowed
+        self.zero_curvature = False  # NEGATIVE_CURVATURE on a curvature of exactly 0
 
 
 def _overflowed(*vectors: np.ndarray) -> bool:
@@ -375,6 +450,7 @@ def _steihaug_iterations(
             log.nit = j + 1
             log.model_decrease -= dm
             log.status = SubproblemStatus.NEGATIVE_CURVATURE
+            log.zero_curvature = kappa == 0.0
             yield p + tau * d
             return
         alpha = rho / kappa  # may be inf for tiny kappa: then it crosses the boundary

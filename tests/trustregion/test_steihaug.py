@@ -414,6 +414,51 @@ def test_extreme_scales_give_the_exactly_scaled_step(g_exp, H_exp, radius):
     assert res.nit == reference.nit
 
 
+@pytest.mark.parametrize(("g_scale", "radius"), [(1e-300, 1e10), (1e-310, 1.0),
+                                                 (1e-300, 1e300), (1e-200, 1e120)])
+def test_newton_step_deep_inside_an_out_of_range_radius(g_scale, radius):
+    """Delta ||H|| / ||g|| beyond the float range (the scaled H overflows): the Newton step
+    -H^{-1} g, far inside the region, is found, not p = 0 reported as NON_FINITE."""
+    g = G * g_scale
+    res = tr.steihaug(g, A_SPD, radius, rtol=1e-12)
+    assert res.status is SubproblemStatus.INTERIOR and res.success
+    newton = -np.linalg.solve(A_SPD, G) * g_scale
+    np.testing.assert_allclose(res.p, newton, rtol=1e-9)
+    assert res.model_decrease >= 0.0  # 1/2 g^T H^-1 g, which underflows here
+
+
+def test_negative_curvature_out_to_an_out_of_range_radius():
+    """An indefinite H with Delta ||H|| / ||g|| beyond the float range: the step follows the
+    negative curvature to the boundary ||p|| = Delta, with the decrease of the quadratic
+    model at that step (its overflow reported as inf, not NaN)."""
+    H = np.diag([1.0, -2.0, 3.0])
+    g = np.array([1.0, 1.0, -1.0]) * 1e-300
+    res = tr.steihaug(g, H, 1e10)
+    assert res.status is SubproblemStatus.NEGATIVE_CURVATURE and res.hits_boundary
+    assert np.linalg.norm(res.p) == pytest.approx(1e10, rel=1e-12)
+    assert res.model_decrease == pytest.approx(-(g @ res.p + 0.5 * res.p @ H @ res.p),
+                                               rel=1e-12)
+    assert res.model_decrease > 0.0
+    huge = tr.steihaug(g, H, 1e300)
+    assert huge.status is SubproblemStatus.NEGATIVE_CURVATURE
+    np.testing.assert_allclose(huge.p, res.p * 1e290, rtol=1e-12)
+    assert huge.model_decrease == np.inf
+
+
+@pytest.mark.parametrize(("H", "status"), [
+    (np.diag([1.0, 2.0, 3.0]), SubproblemStatus.BOUNDARY),
+    (np.diag([1.0, -5.0, 1.0]), SubproblemStatus.NEGATIVE_CURVATURE),
+])
+def test_curvature_below_the_float_range_keeps_its_sign(H, status):
+    """Delta ||H|| / ||g|| below the float range (the scaled H d underflows to 0): the step
+    is the boundary point along -g either way, and its status follows the sign of the
+    curvature g^T H g (positive: BOUNDARY, not NEGATIVE_CURVATURE)."""
+    g = np.array([1.0, 1.0, 1.0]) * 1e300
+    res = tr.steihaug(g, H, 1e-300)
+    assert res.status is status and res.hits_boundary
+    np.testing.assert_allclose(res.p, -np.ones(3) / np.sqrt(3.0) * 1e-300, rtol=1e-12)
+
+
 def test_huge_gradient_takes_the_step_the_exact_solver_confirms():
     """g ~ 1e80 with Delta = 1e80 and the default forcing tolerance: a nonzero interior step
     with the model decrease of a CG iterate, not p = 0 reported as a boundary step."""
