@@ -750,7 +750,7 @@ def _iterate(run, run_dir, bar, callback):
                "episode/count": int(rets.size),
                "episode/return_mean": float(rets.mean()) if rets.size else math.nan,
                "episode/return_std": float(rets.std()) if rets.size else math.nan,
-               "time/sample_s": t1 - t0, **diag}
+               "time/sample_s": t1 - t0, **getattr(batch, "diagnostics", {}), **diag}
         row["time/iteration_s"] = time.perf_counter() - t0
         run.history.append(row)
         run.snapshot, run.snapshot_saved = (_snapshot(run), len(run.history)), False
@@ -765,8 +765,33 @@ def _iterate(run, run_dir, bar, callback):
 
 
 def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max_steps=None):
-    """Mean and spread of the undiscounted return of ``policy`` over ``episodes`` episodes."""
+    """Mean and spread of the undiscounted return of ``policy`` over ``episodes`` episodes.
+
+    Parameters
+    ----------
+    policy : Policy
+        Anything with ``act(obs, rng, deterministic=...)`` (the policies of
+        :mod:`rl.policies`).
+    env : str, callable or gymnasium.Env
+        As for :func:`rl.envs.make_vector_env`; one environment, seeded ``seed`` once.
+    episodes : int >= 1
+    seed : int >= 0
+        Seeds the environment's first reset and the action sampling.
+    deterministic : bool
+        Act with the distribution's mode (mean / most likely action) instead of sampling.
+    max_steps : int >= 1 or None
+        End an episode after this many steps if the environment has not ended it (the
+        environment is then reset); ``None`` leaves episode ends to the environment.
+
+    Returns
+    -------
+    dict
+        ``eval/return_mean``, ``eval/return_std``, ``eval/return_min``,
+        ``eval/return_max``, ``eval/length_mean`` and ``eval/episodes``.
+    """
     check_range("episodes", episodes, 1, None, integer=True)
+    if max_steps is not None:
+        check_range("max_steps", max_steps, 1, None, integer=True)
     venv = make_vector_env(env, 1, seed=seed)
     rng = np.random.default_rng(seed)
     env_action = EnvAction(venv.single_action_space)
@@ -782,10 +807,13 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
                                                 "evaluation")
             total += float(reward[0])
             length += 1
-            if term[0] or trunc[0] or (max_steps is not None and length >= max_steps):
+            ended = bool(term[0] or trunc[0])  # then the vector env has reset itself
+            if ended or (max_steps is not None and length >= max_steps):
                 returns.append(total)
                 lengths.append(length)
                 total, length = 0.0, 0
+                if not ended and len(returns) < episodes:
+                    obs, _ = venv.reset()  # cut short: the next episode starts afresh
     finally:
         venv.close()
     r = np.asarray(returns)

@@ -20,7 +20,11 @@ class NPGConfig(AlgorithmConfig):
     ----------
     max_kl : float
         :math:`\\delta` of the normalised step :math:`\\eta = \\sqrt{\\delta / g^T F^{-1} g}`
-        (0.01, as TRPO's trust region, so the two are comparable).
+        (0.01, TRPO's default). This lecture-form step has
+        :math:`\\tfrac12 \\Delta\\theta^T F \\Delta\\theta = \\delta / 2`: its KL is about
+        half of TRPO's full step for the same value (TRPO scales by
+        :math:`\\sqrt{2\\delta / g^T F^{-1} g}`); pass twice the value to compare the two at
+        the same KL (:doc:`/theory/natural_gradient`).
     step_size : float or None
         A fixed step :math:`\\eta` instead of the normalised one (``None``: normalised).
     damping : float

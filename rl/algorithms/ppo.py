@@ -35,8 +35,11 @@ class PPOConfig(AlgorithmConfig):
     kl_coef : float
         Initial penalty :math:`\\beta` (1.0, §4: "the initial value is not important").
     target_kl : float or None
-        Stop the epochs early once the mean KL exceeds ``1.5 * target_kl`` (Spinning Up);
-        ``None`` disables it.
+        Stop the epochs early once the mean KL exceeds ``1.5 * target_kl``: before every
+        minibatch step the KL of :math:`\\pi_\\theta` from :math:`\\pi_{old}` is measured on
+        that minibatch, and the step is not taken if it is over (stable-baselines3's rule;
+        Spinning Up applies the same test before each of its full-batch steps). ``None``
+        disables it.
     entropy_coef : float
         Entropy bonus coefficient :math:`c_2` (0.0 for MuJoCo, Table 3).
     max_grad_norm : float or None
@@ -64,7 +67,8 @@ class PPOConfig(AlgorithmConfig):
         check_range("minibatch_size", self.minibatch_size, 1, None, integer=True)
         check_range("learning_rate", self.learning_rate, 0.0, None, low_open=True)
         check_range("kl_target", self.kl_target, 0.0, None, low_open=True)
-        check_range("kl_coef", self.kl_coef, 0.0, None)
+        # a zero penalty would stay zero: beta is only ever halved or doubled
+        check_range("kl_coef", self.kl_coef, 0.0, None, low_open=True)
         if self.target_kl is not None:
             check_range("target_kl", self.target_kl, 0.0, None, low_open=True)
         check_range("entropy_coef", self.entropy_coef, 0.0, None)
@@ -91,9 +95,10 @@ class PPO(PolicyOptimizer):
     ``ppo/kl``, ``ppo/clip_fraction``
         Mean :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` and the weighted fraction of samples
         with :math:`|r_i - 1| > \\epsilon`.
-    ``ppo/epochs``, ``ppo/stopped_early``, ``ppo/grad_norm``
-        Epochs run (an ``int``), whether ``target_kl`` stopped them (a ``bool``) and the
-        mean minibatch gradient norm before clipping.
+    ``ppo/epochs``, ``ppo/minibatch_steps``, ``ppo/stopped_early``, ``ppo/grad_norm``
+        Epochs begun and Adam steps taken (``int``; with ``target_kl`` the last epoch may
+        be cut short), whether ``target_kl`` stopped them (a ``bool``) and the mean
+        minibatch gradient norm before clipping (0.0 if no step was taken).
     ``ppo/kl_coef``
         The penalty :math:`\\beta` after this iteration's adaptation (``"kl"`` variant only).
     """
@@ -129,17 +134,20 @@ class PPO(PolicyOptimizer):
         L_before = float(objective.surrogate(theta))
         g_old = objective.gradient()  # of L at theta_old, for the linear model's prediction
         epochs_run, grad_norms, stopped_early = 0, [], False
+        kl_limit = None if cfg.target_kl is None else 1.5 * cfg.target_kl
         for _ in range(cfg.epochs):
+            epochs_run += 1
             for idx in objective.minibatches(cfg.minibatch_size, self.rng):
+                if kl_limit is not None and float(objective.mean_kl(theta, idx)) > kl_limit:
+                    stopped_early = True
+                    break
                 _, g = objective.value_and_gradient_of(loss, theta, idx)
                 norm = float(np.linalg.norm(g))
                 grad_norms.append(norm)
                 if cfg.max_grad_norm is not None and norm > cfg.max_grad_norm:
                     g = g * (cfg.max_grad_norm / norm)
                 theta = self.adam.step(theta, g)
-            epochs_run += 1
-            if cfg.target_kl is not None and float(objective.mean_kl(theta)) > 1.5 * cfg.target_kl:
-                stopped_early = True
+            if stopped_early:
                 break
         kl = float(objective.mean_kl(theta))
         params = objective.distribution_params(theta)
@@ -155,8 +163,9 @@ class PPO(PolicyOptimizer):
             "ppo/clip_fraction": float(np.sum(objective.weights
                                               * (np.abs(ratio - 1.0) > cfg.clip))),
             "ppo/epochs": epochs_run,
+            "ppo/minibatch_steps": len(grad_norms),
             "ppo/stopped_early": stopped_early,
-            "ppo/grad_norm": float(np.mean(grad_norms)),
+            "ppo/grad_norm": float(np.mean(grad_norms)) if grad_norms else 0.0,
         }
         if cfg.variant == "kl":  # §4: adapt beta towards d_targ
             if kl < cfg.kl_target / 1.5:

@@ -88,7 +88,10 @@ def trpo_step(objective, config, rng=None):
         "cg/residual": float(ns.cg.residual_norm),
         "cg/status": ns.cg.status.name,
         "trpo/expected_improvement": float(ns.expected_improvement),
-        "trpo/quadratic_kl": float(ns.quadratic_kl),
+        # 1/2 s^T F s of the undamped Fisher: the damped model's delta less the damping's
+        # share 1/2 lambda ||s||^2 (>= 0 in exact arithmetic)
+        "trpo/quadratic_kl": max(0.0, float(ns.quadratic_kl)
+                                 - 0.5 * config.damping * float(ns.step @ ns.step)),
     }
     if not ns.success:  # no step: keep theta_old, report the keys of a row with a step
         diag.update({"trpo/surrogate_after": L_old, "trpo/actual_improvement": 0.0,
@@ -156,8 +159,10 @@ class TRPO(PolicyOptimizer):
         Mean and largest :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` over the samples; exactly
         0.0 when :math:`\\theta_{old}` is kept.
     ``trpo/quadratic_kl``
-        :math:`\\tfrac12 (\\beta d)^T F (\\beta d)`, equal to :math:`\\delta` (0.0 when CG
-        gives no step).
+        :math:`\\tfrac12 (\\beta d)^T F (\\beta d)` with the undamped Fisher: the KL the
+        quadratic model predicts for the full step, to compare with the measured KL.
+        It is :math:`\\delta - \\tfrac12 \\lambda \\|\\beta d\\|^2`, since the step is
+        scaled to make the damped model's KL :math:`\\delta` (0.0 when CG gives no step).
     ``trpo/grad_norm``
         :math:`\\|g\\|`.
     ``trpo/line_search_steps``, ``trpo/line_search_success``, ``trpo/step_fraction``

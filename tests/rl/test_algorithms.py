@@ -380,3 +380,82 @@ def test_expected_improvement_is_first_order_in_the_step(name, config):
         errors.append(abs(actual - expected) / expected)
     assert errors[0] < 1e-2
     assert errors[1] < 0.2 * errors[0]
+
+
+# ------------------------------------------------------------------ PPO's early stopping
+def _ppo_run(**config):
+    """One PPO policy step with ``config`` on a fixed sampled batch; ``(diag, policy,
+    objective)``."""
+    from rl.policies import CategoricalMLP
+
+    policy = CategoricalMLP(3, 4, (16, 16), seed=0)
+    objective = _sampled_objective(policy, n=512, seed=1)
+    diag = _algorithm("ppo", policy, minibatch_size=64, max_grad_norm=None,
+                      **config).policy_step(objective)
+    return diag, policy, objective
+
+
+def test_ppo_target_kl_stops_before_the_minibatch_step_that_would_exceed_it():
+    """With target_kl the KL of the minibatch about to be stepped on is tested before the
+    step (stable-baselines3's rule). Replaying the minibatch order: the run stops exactly
+    at the first minibatch whose KL at the current theta exceeds 1.5 target_kl, having
+    taken the same steps as a run without the test up to there; without target_kl all
+    epochs x minibatches steps are taken."""
+    from rl.policies import CategoricalMLP
+
+    full, _, _ = _ppo_run(learning_rate=0.05, epochs=4)
+    assert full["ppo/stopped_early"] is False
+    assert full["ppo/epochs"] == 4 and full["ppo/minibatch_steps"] == 4 * 8
+    stopped, policy, objective = _ppo_run(learning_rate=0.05, epochs=4, target_kl=0.01)
+    assert stopped["ppo/stopped_early"] is True
+    k = stopped["ppo/minibatch_steps"]
+    assert stopped["ppo/epochs"] == 1 and 1 <= k < 8
+    assert stopped["ppo/kl"] == pytest.approx(float(objective.mean_kl(policy.theta)), rel=1e-12)
+    # replay: the same minibatches and Adam steps, testing each minibatch's KL first
+    replay_policy = CategoricalMLP(3, 4, (16, 16), seed=0)
+    algo = _algorithm("ppo", replay_policy, minibatch_size=64, max_grad_norm=None,
+                      learning_rate=0.05)
+    loss = algo._loss(objective)
+    theta = objective.theta_old.copy()
+    batches = list(objective.minibatches(64, algo.rng))
+    for j, idx in enumerate(batches):
+        over = float(objective.mean_kl(theta, idx)) > 0.015
+        assert over == (j == k)
+        if over:
+            break
+        theta = algo.adam.step(theta, objective.value_and_gradient_of(loss, theta, idx)[1])
+    np.testing.assert_array_equal(theta, policy.theta)
+
+
+def test_ppo_kl_penalty_must_start_positive():
+    """kl_coef = 0 would never adapt (beta is only halved or doubled): refused by name."""
+    with pytest.raises(ValueError, match="kl_coef"):
+        PPOConfig(variant="kl", kl_coef=0.0)
+
+
+@pytest.mark.parametrize("damping", [0.0, 0.1])
+def test_trpo_quadratic_kl_is_the_undamped_models_kl_of_the_full_step(damping):
+    """trpo/quadratic_kl = 1/2 s^T F s for the full step s = beta d and the undamped
+    Fisher (δ itself when damping is 0), and for a small δ it predicts the measured mean KL
+    of that step to second order."""
+    from rl.algorithms.trpo import trpo_step
+    from rl.policies import CategoricalMLP
+
+    policy = CategoricalMLP(3, 4, (8, 8), seed=0)
+    objective = _sampled_objective(policy, n=200)
+    config = TRPOConfig(max_kl=1e-6, damping=damping)
+    _, diag = trpo_step(objective, config)
+    F = objective.fisher_operator()
+    import trustregion as tr
+
+    Fd = tr.damped(F, damping) if damping else F
+    ns = tr.natural_step(objective.gradient(), Fd, 1e-6, maxiter=config.cg_iterations,
+                         rtol=config.cg_rtol)
+    s = ns.step
+    assert diag["trpo/quadratic_kl"] == pytest.approx(0.5 * s @ F.matvec(s), rel=1e-9)
+    if damping == 0.0:
+        assert diag["trpo/quadratic_kl"] == pytest.approx(1e-6, rel=1e-12)
+    else:
+        assert diag["trpo/quadratic_kl"] < 1e-6
+    measured = float(objective.mean_kl(objective.theta_old + s))
+    assert measured == pytest.approx(diag["trpo/quadratic_kl"], rel=0.05)

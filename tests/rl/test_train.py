@@ -227,6 +227,13 @@ def test_vine_training_improves_a_tabular_mdp(tmp_path):
     assert all(row["trpo/kl"] <= 0.05 for row in result.history)
     eta = mdp.performance(result.policy.probs(result.policy.theta))
     assert eta > mdp.performance(uniform) + 0.01
+    # the vine batch's own diagnostics reach every row and metrics.csv
+    for row in result.history:
+        assert row["vine/trunk_steps"] == 64
+        assert 0 < row["vine/rollout_steps"] <= 8 * 2 * 20  # rollouts end with their episode
+        assert math.isfinite(row["vine/q_mean"]) and row["vine/q_std_within_state"] >= 0.0
+    header = (tmp_path / "vine" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"vine/trunk_steps", "vine/rollout_steps", "vine/q_mean"} <= set(header)
 
 
 def test_vine_on_an_env_without_state_restore_is_a_config_error(tmp_path):
@@ -410,3 +417,41 @@ def test_mujoco_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
     resumed = train(resume=tmp_path / "part", steps=384, progress=False, plot=False)
     np.testing.assert_array_equal(resumed.policy.theta, full.policy.theta)
     assert _numbers(_rows(tmp_path / "part")) == _numbers(_rows(tmp_path / "full"))
+
+
+class _Counter(gym.Env):
+    """Observation = steps since the last reset; never ends an episode by itself."""
+
+    observation_space = gym.spaces.Box(0.0, np.inf, (1,), dtype=np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(1), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([float(self.t)]), 1.0, False, False, {}
+
+
+class _Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def act(self, obs, rng, deterministic=True):
+        self.seen.append(float(obs[0, 0]))
+        return np.zeros(1, dtype=np.int64)
+
+
+def test_evaluate_policy_max_steps_resets_the_environment():
+    """An episode cut short by max_steps is followed by a reset: every episode starts from
+    the reset observation, not from where the cut one stopped. Bad max_steps is named."""
+    from rl.train import evaluate_policy
+
+    policy = _Recorder()
+    ev = evaluate_policy(policy, _Counter, episodes=3, seed=0, max_steps=4)
+    assert ev["eval/return_mean"] == 4.0 and ev["eval/length_mean"] == 4.0
+    assert policy.seen == [0.0, 1.0, 2.0, 3.0] * 3
+    with pytest.raises(ValueError, match="max_steps"):
+        evaluate_policy(policy, _Counter, episodes=1, max_steps=0)
