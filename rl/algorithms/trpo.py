@@ -26,7 +26,7 @@ class TRPOConfig(AlgorithmConfig):
     cg_iterations : int
         Conjugate-gradient iterations for :math:`F^{-1} g` (10, TRPO paper App. C).
     cg_rtol : float
-        CG relative residual tolerance (1e-10: in practice the iteration cap binds).
+        CG relative residual tolerance (1e-10: the iteration cap often binds first).
     max_backtracks : int
         Line-search trials (10, Spinning Up).
     backtrack_shrink : float
