@@ -748,6 +748,9 @@ class VineBatch:
         The trunk trajectories (N = 1), for value fitting and diagnostics.
     num_env_steps : int
         Environment steps spent, trunk and rollouts.
+    self_normalized : bool
+        ``advantages`` are the raw ``Q̂``, for the self-normalised estimator grouped by
+        ``state_index`` (``VineSampler(estimator="self_normalized")``).
     diagnostics : dict
         ``"vine/trunk_steps"``, ``"vine/rollout_steps"``, ``"vine/q_mean"``,
         ``"vine/q_std_within_state"`` (mean over states of the spread of Q̂ across branches).
@@ -764,6 +767,7 @@ class VineBatch:
     state_index: np.ndarray
     trunk: Batch
     num_env_steps: int = 0
+    self_normalized: bool = False
     diagnostics: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -830,6 +834,14 @@ class VineSampler:
         Update ``policy.obs_normalizer`` with the trunk's observations after sampling (as
         :class:`SinglePathSampler`); the returned log-probabilities and distribution
         parameters are those of the policy after the update.
+    estimator : {"leave_one_out", "self_normalized"}, default "leave_one_out"
+        For K >= 2 sampled actions: advantages ``Q̂ - b`` with the leave-one-out baseline
+        (step 4 below), or the paper's self-normalised estimator (TRPO paper eq. (16)):
+        the batch carries the raw ``Q̂`` and ``self_normalized=True``, and the update
+        builds a :class:`~rl.algorithms.objective.PolicyObjective` grouped by rollout
+        state. At θ_old the two gradients are parallel (leave-one-out's is ``K/(K-1)``
+        times the other's); away from it the surrogates differ. Enumerated actions
+        (``"all"``) use the paper's exact per-state sum either way.
 
     Notes
     -----
@@ -910,6 +922,7 @@ class VineSampler:
         common_random_numbers: bool = True,
         env_kwargs: dict | None = None,
         update_normalizer: bool = True,
+        estimator: str = "leave_one_out",
     ):
         self.num_trunk_steps = _positive_int(num_trunk_steps, "num_trunk_steps")
         self.num_rollout_states = _positive_int(num_rollout_states, "num_rollout_states")
@@ -929,6 +942,10 @@ class VineSampler:
         self.policy = policy
         self.common_random_numbers = bool(common_random_numbers)
         self.update_normalizer = bool(update_normalizer)
+        if estimator not in ("leave_one_out", "self_normalized"):
+            raise ValueError(f"estimator must be 'leave_one_out' or 'self_normalized'; got "
+                             f"{estimator!r}")
+        self.estimator = estimator
 
         # Fail up front if the env cannot be saved/restored, before building the trunk.
         self._rollout_env = env_factory(env_fn_or_env, env_kwargs)()
@@ -959,6 +976,13 @@ class VineSampler:
         else:
             self.enumerate_actions = False
             self.actions_per_state = _positive_int(actions_per_state, "actions_per_state")
+        if self.estimator == "self_normalized" and (self.enumerate_actions
+                                                    or self.actions_per_state < 2):
+            self._rollout_env.close()
+            raise ValueError(
+                "estimator='self_normalized' needs at least 2 sampled actions per state "
+                f"(got actions_per_state={actions_per_state!r}): with one action its ratio "
+                "cancels, and enumerated actions already use the exact per-state sum")
 
         self._env_action = EnvAction(act_space)
         self._obs_dtype = _space_layout(self._rollout_env.observation_space)[1]
@@ -1066,6 +1090,9 @@ class VineSampler:
             pi_old = np.exp(log_probs.reshape(N, K))
             b = np.repeat((pi_old * Q).sum(axis=1), K)  # V̂(s_n) = Σ_a π_old(a|s_n) Q̂(s_n, a)
             w = K * pi_old.reshape(-1)
+        elif self.estimator == "self_normalized":  # eq. (16): Q̂ itself, normalised per state
+            b = np.zeros(N * K)
+            w = np.ones(N * K)
         elif K >= 2:
             b = ((Q.sum(axis=1, keepdims=True) - Q) / (K - 1)).reshape(-1)  # leave-one-out
             w = np.ones(N * K)
@@ -1086,6 +1113,7 @@ class VineSampler:
             state_index=np.repeat(np.arange(N, dtype=np.int64), K),
             trunk=trunk,
             num_env_steps=T + rollout_steps,
+            self_normalized=self.estimator == "self_normalized",
             diagnostics={
                 "vine/trunk_steps": T,
                 "vine/rollout_steps": rollout_steps,
@@ -1108,6 +1136,7 @@ class VineSampler:
             "gamma": self.gamma,
             "common_random_numbers": self.common_random_numbers,
             "update_normalizer": self.update_normalizer,
+            "estimator": self.estimator,
             "observation_space": repr(self._rollout_env.observation_space),
             "action_space": repr(self._rollout_env.action_space),
         }
@@ -1209,6 +1238,7 @@ class VineSampler:
         saved, mine = state["settings"], self._settings()
         if not isinstance(saved, dict):
             raise ValueError(f"state['settings'] must be a dict; got {type(saved).__name__}")
+        saved = {"estimator": "leave_one_out", **saved}  # states saved before the option
         differences = [
             f"{key}: saved {saved.get(key, '<missing>')!r}, this sampler {value!r}"
             for key, value in mine.items()

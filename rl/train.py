@@ -104,7 +104,13 @@ class TrainConfig:
         ``"single_path"`` or ``"vine"`` (TRPO paper §5; needs an env whose state can be
         saved and restored).
     vine_rollout_states, vine_actions_per_state, vine_rollout_length : int
-        The vine's rollout-set size, actions per state and leaf rollout length.
+        The vine's rollout-set size, actions per state (or ``"all"``: branch on every
+        action of a Discrete action space, the paper's choice for small action sets) and
+        leaf rollout length.
+    vine_estimator : str
+        ``"leave_one_out"`` (advantages against the mean of the other branches) or
+        ``"self_normalized"`` (the TRPO paper's eq. (16); not with PPO's clipped
+        objective); see :class:`rl.sampling.VineSampler`.
     eval_episodes : int
         Deterministic-policy episodes in the final evaluation.
     checkpoint_every : int
@@ -134,8 +140,9 @@ class TrainConfig:
     dtype: str = "float64"
     sampling: str = "single_path"
     vine_rollout_states: int = 64
-    vine_actions_per_state: int = 4
+    vine_actions_per_state: int | str = 4
     vine_rollout_length: int = 50
+    vine_estimator: str = "leave_one_out"
     eval_episodes: int = 10
     checkpoint_every: int = 5
     vectorization: str = "sync"
@@ -157,7 +164,19 @@ class TrainConfig:
         check_range("checkpoint_every", self.checkpoint_every, 1, None, integer=True)
         if self.blas_threads is not None:
             check_range("blas_threads", self.blas_threads, 1, None, integer=True)
-        for name in ("vine_rollout_states", "vine_actions_per_state", "vine_rollout_length"):
+        per_state = self.vine_actions_per_state
+        if isinstance(per_state, str):  # "all", or a number given as text (--set)
+            if per_state.strip().lower() == "all":
+                self.vine_actions_per_state = "all"
+            else:
+                try:
+                    self.vine_actions_per_state = int(per_state)
+                except ValueError:
+                    raise ConfigError(f"vine_actions_per_state must be a positive integer or "
+                                      f"'all'; got {per_state!r}") from None
+        names = ("vine_rollout_states", "vine_rollout_length") + (
+            () if self.vine_actions_per_state == "all" else ("vine_actions_per_state",))
+        for name in names:
             check_range(name, getattr(self, name), 1, None, integer=True)
         if any(h < 1 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive; got {self.hidden_sizes}")
@@ -165,6 +184,7 @@ class TrainConfig:
                               ("value_optimizer", ("trust-region", "lbfgs", "adam")),
                               ("dtype", ("float64", "float32")),
                               ("sampling", ("single_path", "vine")),
+                              ("vine_estimator", ("leave_one_out", "self_normalized")),
                               ("vectorization", ("sync", "async"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}; got "
@@ -285,6 +305,11 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc)) from None
+    if (train_cfg.sampling == "vine" and train_cfg.vine_estimator == "self_normalized"
+            and getattr(algo_cfg, "variant", None) == "clip"):
+        raise ConfigError("vine_estimator=self_normalized does not combine with PPO's clipped "
+                          "objective (defined per sample); use vine_estimator=leave_one_out or "
+                          "variant=kl")
     return train_cfg, algo_cfg
 
 
@@ -381,7 +406,8 @@ class _Run:
                     env_spec, self.policy, num_trunk_steps=cfg.batch_size,
                     num_rollout_states=cfg.vine_rollout_states,
                     actions_per_state=cfg.vine_actions_per_state,
-                    rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=s_sample)
+                    rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=s_sample,
+                    estimator=cfg.vine_estimator)
             except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
                 raise ConfigError(str(exc)) from None
         else:

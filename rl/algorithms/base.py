@@ -123,9 +123,11 @@ class PolicyOptimizer:
             adv = np.asarray(batch.advantages, dtype=np.float64)
             if cfg.normalize_advantages:  # as compute_advantages does for single-path batches
                 adv = normalize_advantages(adv)
-            objective = PolicyObjective.from_arrays(
+            # the self-normalised estimator (TRPO paper eq. (16)) groups rows by rollout state
+            groups = batch.state_index if getattr(batch, "self_normalized", False) else None
+            objective = PolicyObjective(
                 self.policy, batch.observations, batch.actions, adv, batch.log_probs,
-                batch.dist_params)
+                batch.dist_params, groups=groups)
             value_batch = batch.trunk
             _, targets = compute_advantages(value_batch, self.baseline, cfg.gamma, cfg.lam,
                                             normalize=False)

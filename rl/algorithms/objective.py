@@ -35,6 +35,10 @@ class PolicyObjective:
         Distribution parameters of :math:`\\pi_{old}(\\cdot | s_i)`.
     weights : ndarray, shape (M,), optional
         Non-negative weights summing to one; default ``1/M`` each (a sampled batch).
+    groups : ndarray of int, shape (M,), optional
+        A group label per sample (the rollout state ``n`` of a vine batch). Given, the
+        surrogate is the self-normalised importance-sampling estimator within each group
+        (TRPO paper eq. (16)) instead of the plain importance-sampled sum; see Notes.
 
     Notes
     -----
@@ -50,10 +54,24 @@ class PolicyObjective:
 
     and the Fisher matrix is the Hessian of :math:`\\bar D_{KL}` at :math:`\\theta_{old}`,
     applied as :math:`J^T F_{dist} J v` (TRPO paper App. C.1).
+
+    With ``groups`` the surrogate is, over the groups :math:`G_n` with weight
+    :math:`W_n = \\sum_{i \\in G_n} w_i`,
+
+    .. math::
+
+        L(\\theta) = \\sum_n W_n\\,
+        \\frac{\\sum_{i \\in G_n} w_i r_i(\\theta) \\hat A_i}{\\sum_{i \\in G_n} w_i r_i(\\theta)},
+        \\qquad r_i(\\theta) = \\frac{\\pi_\\theta(a_i|s_i)}{\\pi_{old}(a_i|s_i)},
+
+    the self-normalised estimator of the vine procedure with :math:`\\hat A_i = \\hat
+    Q(s_n, a_{n,k})`: adding a constant to a group's values leaves its gradient unchanged,
+    so no baseline is needed. PPO's clipped objective is defined per sample and refuses a
+    grouped objective.
     """
 
     def __init__(self, policy, observations, actions, advantages, old_log_probs, old_params,
-                 weights=None):
+                 weights=None, groups=None):
         self.policy = policy
         self.theta_old = policy.theta
         self.observations = np.asarray(observations)
@@ -81,6 +99,14 @@ class PolicyObjective:
             total = self.weights.sum()
             if not np.isclose(total, 1.0, rtol=1e-9, atol=0.0):
                 raise ValueError(f"weights must sum to 1; they sum to {total!r}")
+        if groups is None:
+            self.groups = None
+        else:
+            self.groups = np.asarray(groups).reshape(-1)
+            if self.groups.shape[0] != m or self.groups.dtype.kind not in "iu":
+                raise ValueError(f"groups must be {m} integer labels, one per sample; got "
+                                 f"{self.groups.dtype} of shape {self.groups.shape}")
+        self._group_cache = {}
         self._dist = policy.distribution_class
         self._last_params = None
         self._linearization_old = None  # see _linearization_at_old
@@ -144,13 +170,37 @@ class PolicyObjective:
         return params
 
     def surrogate_from(self, params, idx=None):
-        """:math:`L = \\sum_i w_i r_i \\hat A_i` from distribution parameters ``params``."""
+        """:math:`L = \\sum_i w_i r_i \\hat A_i` from distribution parameters ``params`` (the
+        self-normalised form per group when the objective has ``groups``)."""
         w, adv = self._select(idx)
         _, act, old, _ = self._rows(idx)
-        return anp.sum(w * anp.exp(self._dist(params).log_prob(act) - old) * adv)
+        wr = w * anp.exp(self._dist(params).log_prob(act) - old)
+        if self.groups is None:
+            return anp.sum(wr * adv)
+        members, group_weight = self._group_matrix(idx)
+        return anp.sum(group_weight * anp.dot(members, wr * adv) / anp.dot(members, wr))
+
+    def _group_matrix(self, idx):
+        """``(members, W)``: the 0/1 matrix (groups x rows) of the selected rows' groups and
+        each group's weight :math:`W_n`; cached for the whole batch."""
+        key = None if idx is None else id(idx)
+        cached = self._group_cache.get(key)
+        if cached is not None and (idx is None or cached[0] is idx):
+            return cached[1]
+        labels = self.groups if idx is None else self.groups[idx]
+        w, _ = self._select(idx)
+        _, inverse = np.unique(labels, return_inverse=True)
+        members = (inverse[None, :] == np.arange(inverse.max() + 1)[:, None]).astype(np.float64)
+        result = (members, members @ w)
+        self._group_cache = {key: (idx, result)}  # one entry: the batch or the minibatch
+        return result
 
     def clipped_surrogate_from(self, params, clip, idx=None):
         """PPO's clipped objective (see :meth:`clipped_surrogate`) from ``params``."""
+        if self.groups is not None:
+            raise ValueError(
+                "PPO's clipped objective is defined per sample, not for the self-normalised "
+                "(grouped) vine estimator; use vine_estimator='leave_one_out' with PPO")
         w, adv = self._select(idx)
         _, act, old, _ = self._rows(idx)
         r = anp.exp(self._dist(params).log_prob(act) - old)

@@ -470,6 +470,30 @@ def test_vine_leave_one_out_advantages_are_unbiased():
     vine.close()
 
 
+def test_vine_self_normalized_estimator_carries_raw_q_grouped_by_state():
+    """estimator="self_normalized" (TRPO paper eq. (16)): the same rollouts as the
+    leave-one-out sampler with the same seed, advantages = Q̂ (no baseline), the flag that
+    makes the update group rows by state_index, and its own entry in the saved settings;
+    it needs K >= 2 sampled actions (a ValueError naming the argument otherwise)."""
+    mdp = random_mdp(4, 3, seed=0, horizon=9)
+    policy = _tabular_policy(4, 3, seed=1)
+    loo = VineSampler(mdp, policy, seed=0, **_VINE_RESUME_KWARGS).sample()
+    vine = VineSampler(mdp, policy, seed=0, estimator="self_normalized", **_VINE_RESUME_KWARGS)
+    sn = vine.sample()
+    np.testing.assert_array_equal(sn.q_values, loo.q_values)
+    np.testing.assert_array_equal(sn.advantages, sn.q_values)
+    assert not np.any(sn.baselines) and np.all(sn.weights == 1.0)
+    assert sn.self_normalized and not loo.self_normalized
+    assert vine.state_dict()["settings"]["estimator"] == "self_normalized"
+    vine.close()
+    for per_state in (1, "all"):
+        with pytest.raises(ValueError, match="self_normalized.*at least 2"):
+            VineSampler(mdp, policy, seed=0, estimator="self_normalized",
+                        **{**_VINE_RESUME_KWARGS, "actions_per_state": per_state})
+    with pytest.raises(ValueError, match="estimator must be"):
+        VineSampler(mdp, policy, seed=0, estimator="snis", **_VINE_RESUME_KWARGS)
+
+
 def test_vine_common_random_numbers():
     """With common random numbers, branches from one state that draw the same first action
     replay the same rollout (identical Q̂); with independent random numbers they differ
@@ -587,7 +611,8 @@ def test_vine_load_state_dict_rejects_bad_input():
     for _what, match, state in bad_cases:
         with pytest.raises(ValueError, match=match):
             vine.load_state_dict(state)
-    for key, value in [("gamma", 0.5), ("rollout_length", 6), ("actions_per_state", "all")]:
+    for key, value in [("gamma", 0.5), ("rollout_length", 6), ("actions_per_state", "all"),
+                       ("estimator", "self_normalized")]:
         sampler = VineSampler(mdp, policy, seed=0, **{**_VINE_RESUME_KWARGS, key: value})
         with pytest.raises(ValueError, match=f"different settings.*{key}"):
             sampler.load_state_dict(good)

@@ -455,3 +455,34 @@ def test_evaluate_policy_max_steps_resets_the_environment():
     assert policy.seen == [0.0, 1.0, 2.0, 3.0] * 3
     with pytest.raises(ValueError, match="max_steps"):
         evaluate_policy(policy, _Counter, episodes=1, max_steps=0)
+
+
+
+def test_vine_estimator_and_all_actions_from_the_runner(tmp_path):
+    """vine_estimator=self_normalized and vine_actions_per_state=all reach the vine sampler
+    through the runner (set as command-line text), train a tabular MDP, and resume; the
+    self-normalised estimator with PPO's clipped objective is a ConfigError."""
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(4, 2, gamma=0.9, seed=0, horizon=30)
+    base = {"sampling": "vine", "num_envs": 1, "steps_per_env": 64, "gamma": 0.9,
+            "vine_rollout_states": 8, "vine_rollout_length": 20, "baseline": "linear",
+            "eval_episodes": 1, "max_kl": 0.05}
+    for extra in ({"vine_estimator": "self_normalized", "vine_actions_per_state": "3"},
+                  {"vine_actions_per_state": "all"}):
+        out = tmp_path / "-".join(extra.values())
+        result = train("trpo", mdp, steps=1500, seed=0, out=out, config={**base, **extra},
+                       progress=False, plot=False)
+        assert result.status == "completed"
+        saved = json.loads((out / "config.json").read_text())
+        assert saved["train"]["vine_actions_per_state"] == (
+            3 if "vine_estimator" in extra else "all")
+        assert saved["train"]["vine_estimator"] == extra.get("vine_estimator", "leave_one_out")
+    cfg, _ = resolve_config("trpo", overrides={"vine_actions_per_state": "all"})
+    assert cfg.vine_actions_per_state == "all"
+    with pytest.raises(ConfigError, match="vine_actions_per_state"):
+        resolve_config("trpo", overrides={"vine_actions_per_state": "many"})
+    with pytest.raises(ConfigError, match="vine_estimator"):
+        resolve_config("trpo", overrides={"vine_estimator": "snis"})
+    with pytest.raises(ConfigError, match="self_normalized.*clipped"):
+        resolve_config("ppo", overrides={"sampling": "vine", "vine_estimator": "self_normalized"})
