@@ -120,6 +120,9 @@ def real_scalar_output(value, name: str) -> float:
     arr = np.asarray(value)
     if arr.dtype.kind == "c":
         raise ValueError(f"{name} must return a real scalar; got the complex value {value!r}")
+    if arr.dtype.kind not in "biuf":  # None, strings and other objects are not numbers
+        raise ValueError(f"{name} must return a real scalar; got {type(value).__name__} "
+                         f"{value!r}"[:200])
     arr = np.asarray(arr, dtype=np.float64)
     if arr.size != 1:
         raise ValueError(f"{name} must return a scalar; got an array of shape {arr.shape}")

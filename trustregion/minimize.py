@@ -38,7 +38,9 @@ __all__ = ["minimize"]
 _EPS = float(np.finfo(np.float64).eps)
 _TINY = float(np.finfo(np.float64).tiny)
 _SUBPROBLEMS = ("steihaug", "dogleg", "exact", "cauchy")
-_LANCZOS_STEPS = 30  # Krylov dimension of the negative-curvature check (exact for n <= 30)
+_LANCZOS_STEPS = 30  # Krylov steps of the negative-curvature check always taken (exact for n <= 30)
+_LANCZOS_MAX_STEPS = 300  # and at most this many, until the smallest Ritz pair converges
+_LANCZOS_MAX_ENTRIES = 1 << 24  # the basis V holds at most this many floats (128 MiB)
 _PROBE_SEED = 0  # fixed start vector of that check, so every run is reproducible
 _DENSE_EIGH_MAX_N = 500  # a dense hess up to this size is checked by a full eigendecomposition
 _SCIPY_OPTIONS = ("disp", "return_all")  # passed by scipy.optimize.minimize, not used here
@@ -70,18 +72,28 @@ def _gradient_vector(value, n: int) -> np.ndarray:
     return g
 
 
-def _lanczos_smallest(matvec: Callable, n: int, steps: int):
-    """Smallest Ritz pair of ``H`` from ``steps`` Lanczos steps (full reorthogonalisation).
+def _lanczos_smallest(matvec: Callable, n: int, steps: int, max_steps: int | None = None):
+    """Smallest Ritz pair of ``H`` by Lanczos with full reorthogonalisation.
 
-    Returns ``(theta, z, scale)``: ``theta = z^T H z`` for the unit Ritz vector
-    ``z``, and ``scale`` the largest Ritz value magnitude; ``None`` if a product
-    was not finite.
+    ``steps`` steps are always taken (unless the Krylov space is exhausted first); after
+    them, up to ``max_steps`` in all, the iteration goes on until the smallest Ritz pair
+    ``(theta, y)`` of the tridiagonal ``T_m`` has converged, ``|beta_m y_m| <= sqrt(eps)
+    scale`` (the residual ``||H z - theta z||``), or certifies negative curvature,
+    ``theta < -sqrt(eps) scale``.
+
+    Returns ``(theta, z, scale, converged)``: ``theta = z^T H z`` for the unit Ritz
+    vector ``z``, ``scale`` the largest Ritz value magnitude, and whether the pair
+    converged (or the Krylov space was exhausted); ``None`` if a product was not finite.
     """
+    max_steps = steps if max_steps is None else max(steps, max_steps)
     v = np.random.default_rng(_PROBE_SEED).standard_normal(n)
     v /= np.linalg.norm(v)
     V = np.zeros((n, steps))
     alpha, beta = [], []
-    for j in range(steps):
+    converged = False
+    for j in range(max_steps):
+        if j == V.shape[1]:  # grow the basis beyond the steps always taken
+            V = np.hstack([V, np.zeros((n, min(max_steps, 2 * j) - j))])
         V[:, j] = v
         w = np.asarray(matvec(v), dtype=np.float64).reshape(-1)
         if not np.all(np.isfinite(w)):
@@ -92,26 +104,43 @@ def _lanczos_smallest(matvec: Callable, n: int, steps: int):
             w = w - basis @ (basis.T @ w)
         b = float(np.linalg.norm(w))
         scale = max(abs(a) for a in alpha) + (max(beta) if beta else 0.0)
-        if j == steps - 1 or b <= n * _EPS * scale:
-            break  # Krylov space exhausted (invariant subspace) or step budget reached
+        if b <= n * _EPS * scale:
+            converged = True  # Krylov space exhausted: an invariant subspace, exact Ritz pairs
+            break
+        if j == max_steps - 1:
+            break
+        if j + 1 >= steps:  # past the fixed steps: stop once the smallest pair has converged
+            theta, Y = _ritz(alpha, beta)
+            tol = np.sqrt(_EPS) * max(float(np.max(np.abs(theta))), _TINY)
+            if b * abs(Y[-1, 0]) <= tol or theta[0] < -tol:
+                converged = True
+                break
         beta.append(b)
         v = w / b
     m = len(alpha)
-    T = np.diag(alpha) + np.diag(beta[: m - 1], 1) + np.diag(beta[: m - 1], -1)
-    theta, Y = np.linalg.eigh(T)
+    theta, Y = _ritz(alpha, beta[: m - 1])
     z = V[:, :m] @ Y[:, 0]
     z /= np.linalg.norm(z)
-    return float(theta[0]), z, float(np.max(np.abs(theta)))
+    return float(theta[0]), z, float(np.max(np.abs(theta))), converged
+
+
+def _ritz(alpha, beta):
+    """Eigenpairs of the symmetric tridiagonal matrix with diagonal ``alpha`` and
+    off-diagonal ``beta`` (one shorter), ascending."""
+    T = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+    return np.linalg.eigh(T)
 
 
 def _smallest_curvature(H, n: int):
-    """``(theta, z, scale)`` for the check of negative curvature at a stationary point."""
+    """``(theta, z, scale, converged)`` for the check of negative curvature at a
+    stationary point."""
     if isinstance(H, np.ndarray) and n <= _DENSE_EIGH_MAX_N:
         if not np.all(np.isfinite(H)):
             return None
         lam, Q = np.linalg.eigh(0.5 * (H + H.T))
-        return float(lam[0]), Q[:, 0], float(np.max(np.abs(lam)))
-    return _lanczos_smallest(lambda v: H @ v, n, min(n, _LANCZOS_STEPS))
+        return float(lam[0]), Q[:, 0], float(np.max(np.abs(lam))), True
+    budget = min(n, max(_LANCZOS_STEPS, min(_LANCZOS_MAX_STEPS, _LANCZOS_MAX_ENTRIES // n)))
+    return _lanczos_smallest(lambda v: H @ v, n, min(n, _LANCZOS_STEPS), budget)
 
 
 def _dense(H, n: int) -> np.ndarray:
@@ -187,7 +216,7 @@ def minimize(
     initial_radius: float = 1.0,
     max_radius: float = 1000.0,
     eta: float = 0.15,
-    gtol: float = 1e-5,
+    gtol: float | None = None,
     maxiter: int | None = None,
     callback: Callable | None = None,
     bounds=None,
@@ -215,8 +244,8 @@ def minimize(
     hessp : callable, optional
         ``hessp(x, p, *args) -> H(x) p``. If neither ``hess`` nor ``hessp`` is
         given, Hessian-vector products come from autograd (a reverse pass
-        through ``jac`` if it is callable, else through ``grad fun``); no dense
-        Hessian is formed.
+        through ``jac`` if it is callable, through the gradient ``fun`` returns
+        if ``jac=True``, else through ``grad fun``); no dense Hessian is formed.
     subproblem : {"steihaug", "dogleg", "exact", "cauchy"} or callable, optional
         Solver of the trust-region subproblem: :func:`trustregion.steihaug`
         (default, matrix-free), :func:`trustregion.dogleg`,
@@ -234,7 +263,7 @@ def minimize(
         ``rho > eta``.
     gtol : float, optional
         Stop when ``||g||_2 <= gtol`` and no negative curvature is found (see
-        Notes).
+        Notes). Default ``tol`` if given, else ``1e-5``.
     maxiter : int, optional
         Maximum number of iterations (accepted and rejected trial steps);
         default ``200 n`` as in ``scipy.optimize``.
@@ -247,11 +276,12 @@ def minimize(
         Accepted for ``scipy.optimize.minimize(method=minimize)``; this method
         is unconstrained, so anything but ``None`` / empty raises ``ValueError``.
     tol : float, optional
-        If given, used as ``gtol`` (``scipy.optimize.minimize`` passes its
-        ``tol`` here).
+        Used as ``gtol`` when ``gtol`` is not given (``scipy.optimize.minimize``
+        passes its ``tol`` here; an explicit ``gtol`` option wins, as in scipy).
     **options
-        ``disp`` and ``return_all`` from ``scipy.optimize.minimize`` are
-        accepted and ignored; any other key warns with ``OptimizeWarning``.
+        ``return_all=True`` adds ``allvecs``, the iterate after every iteration
+        (``x0`` first), as scipy's trust-region methods do; ``disp`` is accepted
+        and ignored; any other key warns with ``OptimizeWarning``.
 
     Returns
     -------
@@ -265,8 +295,10 @@ def minimize(
         (steps that reached the boundary), ``nrejected`` (rejected trial steps),
         ``nsubiter`` (total subproblem iterations), ``nsaddle_steps`` (steps
         along negative curvature found by the stationary-point check),
-        ``ncauchy_fallbacks`` and ``min_curvature`` (the smallest curvature
-        ``z^T H z`` found by that check at ``x``, or None if it was not run).
+        ``ncauchy_fallbacks``, ``min_curvature`` (the smallest curvature
+        ``z^T H z`` found by that check at ``x``, or None if it was not run) and
+        ``min_curvature_converged`` (whether that estimate converged; when it did
+        not, the message says that a saddle point cannot be ruled out).
 
     Raises
     ------
@@ -330,12 +362,16 @@ def minimize(
       subproblem started from ``g ~ 0`` sees nothing. So before reporting
       success the smallest curvature of ``H`` is estimated: by
       :func:`numpy.linalg.eigh` when ``hess`` returns a dense array with
-      ``n <= 500``, otherwise by ``min(n, 30)`` Lanczos steps with full
-      reorthogonalisation from a fixed pseudo-random start vector (for
-      ``n <= 30`` the Krylov space then contains every eigenspace the start
-      vector is not orthogonal to, so the smallest eigenvalue is found with
-      probability one; a Ritz value is a Rayleigh quotient, so a negative one
-      certifies negative curvature). If
+      ``n <= 500``, otherwise by Lanczos with full reorthogonalisation from a
+      fixed pseudo-random start vector: ``min(n, 30)`` steps, then more (up to
+      300, fewer when ``n`` is so large that the basis would exceed 2^24
+      numbers) until the smallest Ritz pair's residual ``||H z - theta z||``
+      is below ``sqrt(eps) max|theta_i|``. For ``n <= 30`` the Krylov space
+      then contains every eigenspace the start vector is not orthogonal to,
+      so the smallest eigenvalue is found with probability one; a Ritz value
+      is a Rayleigh quotient, so a negative one certifies negative curvature.
+      An estimate that has not converged when the budget runs out is
+      reported (``min_curvature_converged``, and in the message). If
       ``theta = z^T H z < -sqrt(eps) * max|theta_i|`` the iteration continues
       with the step ``p = +-Delta z`` (sign making ``g^T p <= 0``) and predicted
       decrease ``-(g^T p + theta Delta^2 / 2)`` -- the exact subproblem's
@@ -389,7 +425,7 @@ def minimize(
     # ---- validation, before any work ---------------------------------------------------
     if not callable(fun):
         raise ValueError(f"fun must be callable; got {type(fun).__name__}")
-    x0 = as_vector(x0, "x0")
+    x0 = as_vector(np.atleast_1d(x0) if np.ndim(x0) == 0 else x0, "x0")  # scipy: atleast_1d
     n = x0.shape[0]
     if n == 0:
         raise ValueError("x0 must have at least one entry; got an empty vector")
@@ -400,11 +436,13 @@ def minimize(
             "bounds are not supported: trustregion.minimize is unconstrained "
             "(use method='trust-constr' or 'L-BFGS-B' for bounds)"
         )
-    if constraints is not None and not (isinstance(constraints, (list, tuple)) and not constraints):
+    if constraints is not None and not (isinstance(constraints, (list, tuple, dict))
+                                        and not constraints):
         raise ValueError(
             "constraints are not supported: trustregion.minimize is unconstrained "
             "(use method='trust-constr' or 'SLSQP' for constraints)"
         )
+    return_all = bool(options.get("return_all", False))
     unknown = sorted(set(options) - set(_SCIPY_OPTIONS))
     if unknown:
         warnings.warn(
@@ -435,7 +473,10 @@ def minimize(
     if not isinstance(eta, numbers.Real) or isinstance(eta, bool) or not 0.0 <= eta < 0.25:
         raise ValueError(f"eta must be a real number in [0, 0.25) (N&W Alg. 4.1); got {eta!r}")
     eta = float(eta)
-    gtol = nonnegative_scalar(gtol if tol is None else tol, "gtol" if tol is None else "tol")
+    if gtol is not None or tol is None:
+        gtol = nonnegative_scalar(1e-5 if gtol is None else gtol, "gtol")
+    else:
+        gtol = nonnegative_scalar(tol, "tol")
     if maxiter is None:
         maxiter = 200 * n
     if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 0:
@@ -470,6 +511,8 @@ def minimize(
             # Pearlmutter: H v is the vector-Jacobian product of the gradient map
             if callable(jac):
                 vjp, g = autograd.make_vjp(lambda y: jac(y, *args))(x)
+            elif jac is True:  # the gradient fun returns, differentiated once more
+                vjp, g = autograd.make_vjp(lambda y: fun(y, *args)[1])(x)
             else:
                 vjp, g = autograd.make_hvp(scalar_fun)(x)
             state["product"] = vjp
@@ -523,7 +566,8 @@ def minimize(
         "nsaddle_steps": 0,
         "ncauchy_fallbacks": 0,
     }
-    probe = None  # (theta, z, scale) of the second-order check at the current x
+    probe = None  # (theta, z, scale, converged) of the second-order check at the current x
+    allvecs = [x.copy()] if return_all else None
     status = MinimizeStatus.MAX_ITERATIONS
     nit = 0
     while True:
@@ -536,7 +580,7 @@ def minimize(
                 if probe is None:
                     status = MinimizeStatus.NON_FINITE
                     break
-            theta, z, scale = probe
+            theta, z, scale, _converged = probe
             if not theta < -np.sqrt(_EPS) * scale:
                 status = MinimizeStatus.CONVERGED
                 break
@@ -603,6 +647,8 @@ def minimize(
             x, f, g, state, probe = x_trial, f_trial, g_trial, state_trial, None
         else:
             counts["nrejected"] += 1
+        if return_all:
+            allvecs.append(x.copy())
 
         if callback_style is not None:
             try:
@@ -625,7 +671,12 @@ def minimize(
         if hessp_fn is not None
         else hvp_count.calls
     )
-    return OptimizeResult(
+    message = status.message
+    if status is MinimizeStatus.CONVERGED and probe is not None and not probe[3]:
+        message += (" The negative-curvature check's Lanczos estimate of the smallest "
+                    f"curvature ({probe[0]:.3g}) had not converged when its step budget ran "
+                    "out: a saddle point cannot be ruled out.")
+    result = OptimizeResult(
         x=x,
         fun=f,
         jac=g,
@@ -635,11 +686,15 @@ def minimize(
         nhev=nhev,
         status=int(status),
         success=bool(status.success),
-        message=status.message,
+        message=message,
         radius=Delta,
         min_curvature=None if probe is None else probe[0],
+        min_curvature_converged=None if probe is None else bool(probe[3]),
         **counts,
     )
+    if return_all:
+        result["allvecs"] = allvecs
+    return result
 
 
 def _data(H):

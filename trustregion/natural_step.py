@@ -37,7 +37,9 @@ def natural_step(
     max_kl : float
         The KL radius ``delta > 0``.
     x0 : array_like, shape (n,), optional
-        Starting guess for the direction (default zeros); not modified.
+        Starting guess for the direction (default zeros); not modified. A warm start can
+        leave CG at a direction with ``g^T d <= 0``, which would decrease the linear model:
+        then no step is taken (``StepStatus.NOT_ASCENT``).
     M : optional
         Preconditioner approximating ``F^{-1}``, passed to :func:`trustregion.cg`.
     rtol, atol : float, optional
@@ -164,6 +166,8 @@ def natural_step(
         return no_step(StepStatus.NON_FINITE, curvature)
     if curvature <= 0.0 or _first_direction_failed(cg_result):
         return no_step(StepStatus.NONPOSITIVE_CURVATURE, curvature)
+    if not _ascends(g, d):
+        return no_step(StepStatus.NOT_ASCENT, curvature)
     beta = math.sqrt(2.0 * delta / curvature)  # Schulman et al. (2015), App. C
     if not math.isfinite(beta):
         return no_step(StepStatus.NON_FINITE, curvature)
@@ -204,6 +208,18 @@ def _rescalable(d: np.ndarray, Fd: np.ndarray) -> bool:
     return bool(d.any() and Fd.any() and np.isfinite(d).all() and np.isfinite(Fd).all())
 
 
+def _ascends(g, d) -> bool:
+    """Whether ``g^T d > 0``, decided on power-of-two scaled copies (no over- or underflow).
+
+    CG started from zero always gives such a ``d`` (every iterate is a positive
+    combination of directions with ``g^T p_i = r_i^T r_i > 0``); a warm start need not.
+    """
+    d_max, g_max = float(np.max(np.abs(d))), float(np.max(np.abs(g)))
+    if d_max == 0.0:
+        return False
+    return float(np.ldexp(g, -math.frexp(g_max)[1]) @ np.ldexp(d, -math.frexp(d_max)[1])) > 0.0
+
+
 def _scaled_step(g, d, Fd, delta, cg_result) -> NaturalStepResult:
     """The natural step from ``d`` and ``F d`` scaled by powers of two.
 
@@ -228,6 +244,8 @@ def _scaled_step(g, d, Fd, delta, cg_result) -> NaturalStepResult:
 
     if c_hat <= 0.0 or _first_direction_failed(cg_result):
         return no_step(StepStatus.NONPOSITIVE_CURVATURE)
+    if not _ascends(g, d):
+        return no_step(StepStatus.NOT_ASCENT)
     beta_hat = math.sqrt(2.0 * delta / c_hat)  # Schulman et al. (2015), App. C, scaled
     with np.errstate(over="ignore", under="ignore"):
         beta = float(np.ldexp(beta_hat, -k // 2))

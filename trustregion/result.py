@@ -132,6 +132,12 @@ class StepStatus(Status):
     ZERO_GRADIENT = (2, "no step: the gradient is zero", False)
     NON_FINITE = (3, "no step: a non-finite value appeared in the direction or its "
                      "curvature", False)
+    NOT_ASCENT = (
+        4,
+        "no step: the CG direction d has g^T d <= 0, so it does not increase the linear model "
+        "(possible from a warm start x0; start from zero)",
+        False,
+    )
 
 
 class MinimizeStatus(Status):

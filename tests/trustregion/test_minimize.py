@@ -403,3 +403,78 @@ def test_non_symmetric_dense_hessian_is_refused_by_name():
     with pytest.raises(ValueError, match=r"^hess\(x\) must be symmetric"):
         tr.minimize(lambda x: float(x @ x), np.ones(2), jac=lambda x: 2 * x,
                     hess=lambda x: np.array([[2.0, 1.0], [0.0, 2.0]]))
+
+
+# ------------------------------------------------------------ scipy conventions and checks
+def test_saddle_beyond_thirty_dimensions_is_escaped():
+    """n = 300 with one negative curvature of -2e-3 among curvatures spread over
+    [2e-3, 2]: the Lanczos check runs past its first 30 steps until its smallest Ritz
+    pair converges, finds the negative curvature at the start (a stationary saddle) and
+    escapes it; the final estimate is reported as converged."""
+    n = 300
+    d = np.r_[-1e-3, np.linspace(1e-3, 1.0, n - 1)]
+
+    def f(x):
+        return anp.sum(d * x**2) + anp.sum(x**4)
+
+    res = tr.minimize(f, np.zeros(n), gtol=1e-12)
+    assert res.success and res.nsaddle_steps >= 1
+    assert res.fun < -2e-7  # the minimum along x_0: -(1e-3)^2 / 4 = -2.5e-7
+    assert res.x[0] ** 2 == pytest.approx(5e-4, rel=1e-6)
+    assert res.min_curvature_converged is True
+    assert "saddle point cannot be ruled out" not in res.message
+
+
+def test_explicit_gtol_wins_over_tol_as_in_scipy():
+    """scipy.optimize.minimize passes tol as gtol only when no gtol option is given."""
+    strict = scipy.optimize.minimize(scipy.optimize.rosen, [-1.2, 1.0], method=tr.minimize,
+                                     tol=1e-2, options={"gtol": 1e-10})
+    loose = scipy.optimize.minimize(scipy.optimize.rosen, [-1.2, 1.0], method=tr.minimize,
+                                    tol=1e-2)
+    assert np.linalg.norm(strict.jac) <= 1e-10
+    assert 1e-10 < np.linalg.norm(loose.jac) <= 1e-2
+    direct = tr.minimize(scipy.optimize.rosen, [-1.2, 1.0], tol=1e-2, gtol=1e-10)
+    assert np.linalg.norm(direct.jac) <= 1e-10
+
+
+def test_jac_true_uses_the_gradient_fun_returns():
+    """With jac=True and no Hessian, the gradient fun returns is the one the iteration
+    uses and reports (here deliberately twice the true one), and the Hessian-vector
+    products differentiate that gradient; it converges to the same minimiser."""
+    seen = []
+
+    def fg(x):
+        return anp.sum((x - 1.0) ** 2), 4.0 * (x - 1.0)
+
+    def record(intermediate_result):
+        seen.append((intermediate_result.x.copy(), intermediate_result.jac.copy()))
+
+    res = tr.minimize(fg, np.zeros(3), jac=True, callback=record)
+    assert res.success
+    np.testing.assert_allclose(res.x, np.ones(3), atol=1e-8)
+    assert seen and all(np.array_equal(g, 4.0 * (x - 1.0)) for x, g in seen)
+
+
+def test_scipy_conventions_scalar_x0_empty_constraints_and_return_all():
+    """x0 given as a scalar is a 1-vector (scipy's atleast_1d); an empty constraints dict is
+    no constraint; return_all adds allvecs, x0 first and then the iterate after every
+    iteration."""
+    res = tr.minimize(lambda x: (x[0] - 2.0) ** 2, 1.0)
+    assert res.x.shape == (1,) and res.x[0] == pytest.approx(2.0)
+    res = tr.minimize(lambda x: anp.sum((x - 3.0) ** 2), [1.0, 2.0], constraints={},
+                      return_all=True)
+    assert len(res.allvecs) == res.nit + 1
+    np.testing.assert_array_equal(res.allvecs[0], [1.0, 2.0])
+    np.testing.assert_array_equal(res.allvecs[-1], res.x)
+    via_scipy = scipy.optimize.minimize(lambda x: anp.sum((x - 3.0) ** 2), [1.0, 2.0],
+                                        method=tr.minimize, options={"return_all": True})
+    assert len(via_scipy.allvecs) == via_scipy.nit + 1
+
+
+@pytest.mark.parametrize("bad", [None, "3.5", object()])
+def test_fun_returning_something_other_than_a_number_is_refused(bad):
+    """None, strings and other objects are refused by name, not read as NaN or parsed."""
+    with pytest.raises(ValueError, match="fun must return a real scalar"):
+        tr.minimize(lambda x: bad, np.ones(2), jac=lambda x: x, hessp=lambda x, p: p)
+    with pytest.raises(ValueError, match="must return a real scalar"):
+        tr.backtracking(lambda x: bad, np.ones(2), -np.ones(2), f0=4.0)

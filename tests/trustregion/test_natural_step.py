@@ -303,3 +303,19 @@ def test_maxiter_zero_is_refused():
 def test_complex_gradient_is_refused():
     with pytest.raises(ValueError, match="^g must be real"):
         tr.natural_step(np.array([1.0 + 1j, 0.0]), F_SPD, 0.01)
+
+
+def test_warm_start_that_leaves_a_descent_direction_takes_no_step():
+    """A warm start x0 can leave CG (here after one iteration) at a d with g^T d < 0: the
+    step would lower the linear model it is meant to raise, so there is no step and the
+    status says why; from zero, or from a good warm start, the same problem steps."""
+    F = np.diag([1.0, 100.0])
+    g = np.array([1.0, 1.0])
+    res = tr.natural_step(g, F, 0.01, x0=[-3.0, 0.0], maxiter=1)
+    assert float(g @ res.direction) < 0.0
+    assert res.status is StepStatus.NOT_ASCENT and not res.success
+    np.testing.assert_array_equal(res.step, np.zeros(2))
+    assert res.expected_improvement == 0.0 and "warm start" in res.status.message
+    for x0 in (None, [3.0, 0.0]):
+        ok = tr.natural_step(g, F, 0.01, x0=x0, maxiter=1)
+        assert ok.status is StepStatus.OK and ok.expected_improvement > 0.0
