@@ -271,7 +271,9 @@ def minimize(
         Called after every iteration as ``callback(xk)``, or as
         ``callback(intermediate_result=OptimizeResult)`` if that is its only
         parameter (``x``, ``fun``, ``jac``, ``nit``, ``radius``). Raising
-        ``StopIteration`` ends the run with ``status`` ``CALLBACK_STOP``.
+        ``StopIteration`` ends the run with ``status`` ``CALLBACK_STOP`` (4;
+        scipy's own methods report 99 for the same event: the codes are those of
+        :class:`~trustregion.result.MinimizeStatus`).
     bounds, constraints
         Accepted for ``scipy.optimize.minimize(method=minimize)``; this method
         is unconstrained, so anything but ``None`` / empty raises ``ValueError``.
