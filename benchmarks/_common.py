@@ -57,6 +57,20 @@ def write_json(path: Path, obj) -> None:
     write_atomic(path, json.dumps(obj, indent=2, default=_to_builtin) + "\n")
 
 
+def save_results(out_dir: Path, name: str, obj, md: str, complete: bool) -> Path:
+    """Write ``name.json`` and ``name.md`` (atomically) for a finished run; a run still in
+    progress, stopped or with failed cases writes ``name.partial.json`` / ``.md`` instead,
+    so the last finished results stay as they were. Returns the Markdown file's path."""
+    out_dir = Path(out_dir)
+    stem = name if complete else f"{name}.partial"
+    write_json(out_dir / f"{stem}.json", obj)
+    write_atomic(out_dir / f"{stem}.md", md)
+    if complete:
+        for suffix in (".json", ".md"):
+            (out_dir / f"{name}.partial{suffix}").unlink(missing_ok=True)
+    return out_dir / f"{stem}.md"
+
+
 def write_csv(path: Path, rows: Sequence[dict], fieldnames: Sequence[str] | None = None) -> None:
     """``rows`` (dicts) as CSV with a header line, written atomically."""
     fieldnames = list(fieldnames or (rows[0].keys() if rows else []))
@@ -133,7 +147,34 @@ def machine_info() -> dict:
         "load_average": (
             [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
         ),
+        "code_version": code_version(),
     }
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of the checkout the benchmark runs from (the
+    results' provenance), or ``"unknown"`` outside a git checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, cwd=Path(__file__).resolve().parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1, or a clear error naming the value."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {value}")
+    return value
 
 
 def blas_threads() -> int | None:

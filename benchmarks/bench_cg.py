@@ -33,7 +33,10 @@ Run::
     python benchmarks/bench_cg.py                 # full set, 5 repeats (a few minutes)
     python benchmarks/bench_cg.py --quick         # small sizes, smoke test
 
-Results: ``benchmarks/results/cg.json`` and ``cg.md`` (written atomically).
+Results: ``benchmarks/results/cg.json`` and ``cg.md`` (written atomically after every
+case, so a run that stops keeps the cases it finished; ``"complete"`` in the JSON says
+whether the run ended). A case that raises is recorded under ``"failures"``, the other cases
+still run, and the script exits with status 1.
 """
 
 from __future__ import annotations
@@ -48,15 +51,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
-from _common import (
+from _common import (  # noqa: E402
     RESULTS_DIR,
     command_line,
     interleaved_medians,
     machine_info,
     markdown_table,
+    positive_int,
+    save_results,
     timestamp,
-    write_atomic,
-    write_json,
 )
 
 import trustregion as tr  # after _common, which puts the checkout on sys.path
@@ -64,6 +67,22 @@ import trustregion as tr  # after _common, which puts the checkout on sys.path
 GOAL_TIME_RATIO = 1.1
 MIN_TIME_S = 0.5  # total timed seconds per solver and case, at least
 MAX_REPEATS = 41
+
+
+def tolerance(text: str) -> float:
+    """An ``argparse`` type: a relative tolerance in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {value}")
+    return value
+
+
+def scipy_status(info: int) -> str:
+    """scipy's ``info`` as a word: 0 converged, > 0 iteration budget spent, < 0 error."""
+    return "converged" if info == 0 else ("maxiter" if info > 0 else f"error {info}")
 
 
 def poisson_1d(n: int) -> sp.csr_matrix:
@@ -198,7 +217,7 @@ def markdown(rows, meta) -> str:
                 f"{r['kappa']:.1e}",
                 r["iterations_ours"],
                 r["iterations_scipy"],
-                f"{r['status_ours']} / {'converged' if r['info_scipy'] == 0 else 'maxiter'}",
+                f"{r['status_ours']} / {scipy_status(r['info_scipy'])}",
                 f"{r['relres_ours']:.2e}",
                 f"{r['relres_scipy']:.2e}",
                 f"{1e3 * r['time_ours_s']:.1f}",
@@ -213,6 +232,19 @@ def markdown(rows, meta) -> str:
     s = meta["summary"]
     m = meta["machine"]
     notes = [f"- {r['system']}: {r['note']}." for r in rows if r["note"] and r["form"] == "sparse"]
+    failed = [f"- **Failed:** {f['system']} ({f['form']}): {f['error']}" for f in meta["failures"]]
+    status = [] if meta["complete"] else [
+        f"**Incomplete:** {len(rows) + len(failed)} cases so far (the run is in progress or "
+        "stopped).", ""]
+    summary = [
+        f"**Iterations:** ours ≤ scipy on {s['iterations_not_more']} of {s['cases']} cases "
+        f"(max difference ours − scipy: {s['max_iteration_excess']}).  ",
+        f"**Time ratio (wall, median):** median over cases {s['median_time_ratio']:.2f}, "
+        f"max {s['max_time_ratio']:.2f}; ≤ {GOAL_TIME_RATIO} on {s['time_goal_met']} of "
+        f"{s['cases']} cases.  ",
+        f"**CPU-time ratio:** median {s['median_cpu_ratio']:.2f}, "
+        f"max {s['max_cpu_ratio']:.2f}.",
+    ] if s else ["No case finished."]
     return "\n".join(
         [
             "# Conjugate gradient: trustregion.cg vs scipy.sparse.linalg.cg",
@@ -225,54 +257,29 @@ def markdown(rows, meta) -> str:
             "",
             table,
             "",
-            f"**Iterations:** ours ≤ scipy on {s['iterations_not_more']} of {s['cases']} cases "
-            f"(max difference ours − scipy: {s['max_iteration_excess']}).  ",
-            f"**Time ratio (wall, median):** median over cases {s['median_time_ratio']:.2f}, "
-            f"max {s['max_time_ratio']:.2f}; ≤ {GOAL_TIME_RATIO} on {s['time_goal_met']} of "
-            f"{s['cases']} cases.  ",
-            f"**CPU-time ratio:** median {s['median_cpu_ratio']:.2f}, "
-            f"max {s['max_cpu_ratio']:.2f}.",
+            *status,
+            *summary,
             "",
             *notes,
+            *failed,
             "",
             f"Command: `{meta['command']}`; {meta['date']}; {m['platform']}, "
-            f"{m['cpu_count']} CPUs, load average {m['load_average']} (at the end); numpy "
-            f"{m['numpy']}, scipy {m['scipy']}; BLAS threads "
-            f"{m['blas_threads']} (see `_common.py`).",
+            f"{m['cpu_count']} CPUs, load average before {meta['load_average_before']}, "
+            f"after {m['load_average']}; numpy {m['numpy']}, scipy {m['scipy']}; code "
+            f"{m['code_version']}; BLAS threads {m['blas_threads']} (see `_common.py`).",
             "",
         ]
     )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per solver")
-    parser.add_argument("--rtol", type=float, default=1e-8, help="relative tolerance")
-    parser.add_argument("--budget", type=int, default=2000, help="iterations for 1-D n=1e5")
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="results directory")
-    args = parser.parse_args(argv)
-
-    rows = []
-    for i, (name, A, kappa, maxiter, note) in enumerate(systems(args.quick, args.budget)):
-        forms = ["sparse" if sp.issparse(A) else "ndarray", "LinearOperator"]
-        for form in forms:
-            row = run_case(name, A, kappa, maxiter, note, form, args.rtol, args.repeats, seed=i)
-            rows.append(row)
-            print(
-                f"{name:28s} {form:15s} iters {row['iterations_ours']:6d} / "
-                f"{row['iterations_scipy']:6d}  relres {row['relres_ours']:.1e} / "
-                f"{row['relres_scipy']:.1e}  time {1e3 * row['time_ours_s']:9.1f} / "
-                f"{1e3 * row['time_scipy_s']:9.1f} ms  ratio {row['time_ratio']:.2f} "
-                f"(cpu {row['cpu_ratio']:.2f})",
-                file=sys.stderr,
-                flush=True,
-            )
-
+def summarize(rows) -> dict | None:
+    """Iteration and time-ratio summary of the finished cases (None if there are none)."""
+    if not rows:
+        return None
     excess = [r["iterations_ours"] - r["iterations_scipy"] for r in rows]
     ratios = [r["time_ratio"] for r in rows]
     cpu_ratios = [r["cpu_ratio"] for r in rows]
-    summary = {
+    return {
         "cases": len(rows),
         "iterations_not_more": sum(e <= 0 for e in excess),
         "max_iteration_excess": max(excess),
@@ -283,24 +290,72 @@ def main(argv=None):
         "max_cpu_ratio": max(cpu_ratios),
         "goal": f"iterations ours <= scipy and time ratio <= {GOAL_TIME_RATIO}",
     }
+
+
+def write_results(args, rows, failures, command, load_before, complete) -> tuple[dict, str]:
+    """``cg.json`` and ``cg.md`` for the cases done so far (atomically); both contents."""
     meta = {
         "benchmark": "cg",
-        "command": command_line("bench_cg.py", argv),
+        "command": command,
         "date": timestamp(),
         "machine": machine_info(),
+        "load_average_before": load_before,
         "rtol": args.rtol,
         "repeats": args.repeats,
+        "budget": args.budget,
         "quick": args.quick,
-        "summary": summary,
+        "complete": complete,
+        "summary": summarize(rows),
+        "failures": failures,
     }
     out = {**meta, "cases": rows}
-    out_dir = Path(args.out)
-    write_json(out_dir / "cg.json", out)
     md = markdown(rows, meta)
-    write_atomic(out_dir / "cg.md", md)
+    # a run with failed cases keeps the last finished results too
+    save_results(Path(args.out), "cg", out, md, complete and not failures)
+    return out, md
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs per solver")
+    parser.add_argument("--rtol", type=tolerance, default=1e-8,
+                        help="relative tolerance, in (0, 1)")
+    parser.add_argument("--budget", type=positive_int, default=2000,
+                        help="iterations for 1-D n=1e5")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--out", default=str(RESULTS_DIR), help="results directory")
+    args = parser.parse_args(argv)
+
+    command = command_line("bench_cg.py", argv)
+    load_before = machine_info()["load_average"]
+    rows, failures = [], []
+    for i, (name, A, kappa, maxiter, note) in enumerate(systems(args.quick, args.budget)):
+        forms = ["sparse" if sp.issparse(A) else "ndarray", "LinearOperator"]
+        for form in forms:
+            try:
+                row = run_case(name, A, kappa, maxiter, note, form, args.rtol, args.repeats,
+                               seed=i)
+            except Exception as exc:  # noqa: BLE001 - one failed case must not lose the rest
+                error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                failures.append({"system": name, "form": form, "error": error})
+                print(f"{name:28s} {form:15s} FAILED: {error}", file=sys.stderr, flush=True)
+            else:
+                rows.append(row)
+                print(
+                    f"{name:28s} {form:15s} iters {row['iterations_ours']:6d} / "
+                    f"{row['iterations_scipy']:6d}  relres {row['relres_ours']:.1e} / "
+                    f"{row['relres_scipy']:.1e}  time {1e3 * row['time_ours_s']:9.1f} / "
+                    f"{1e3 * row['time_scipy_s']:9.1f} ms  ratio {row['time_ratio']:.2f} "
+                    f"(cpu {row['cpu_ratio']:.2f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            write_results(args, rows, failures, command, load_before, complete=False)
+
+    out, md = write_results(args, rows, failures, command, load_before, complete=True)
     print(md)
     return out
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()["failures"] else 0)

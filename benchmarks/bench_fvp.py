@@ -28,7 +28,9 @@ Run::
 
     python benchmarks/bench_fvp.py                 # batch 2048, 30 rounds
 
-Results: ``benchmarks/results/fvp.json`` and ``fvp.md`` (written atomically).
+Results: ``benchmarks/results/fvp.json`` and ``fvp.md`` (written atomically after each
+policy, so a failure in the second keeps the first; ``"complete"`` in the JSON says whether
+every policy ran).
 ``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported (single-threaded BLAS;
 multi-threaded BLAS on small matrices competes with itself on a loaded 2-core machine).
 """
@@ -49,9 +51,9 @@ from _common import (  # noqa: E402
     interleaved_medians,
     machine_info,
     markdown_table,
+    positive_int,
+    save_results,
     timestamp,
-    write_atomic,
-    write_json,
 )
 
 from rl.algorithms.objective import PolicyObjective  # noqa: E402
@@ -109,36 +111,31 @@ def bench_case(name: str, policy, obs_dim: int, batch: int, repeats: int, seed: 
     }
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    args = parser.parse_args(argv)
+CASES = [  # (name, policy class, obs_dim, act_dim)
+    ("GaussianMLP 17→64→64→6 (Hopper-sized)", GaussianMLP, 17, 6),
+    ("CategoricalMLP 4→64→64→2 (CartPole-sized)", CategoricalMLP, 4, 2),
+]
 
-    load_before = machine_info()["load_average"]
-    cases = [
-        bench_case("GaussianMLP 17→64→64→6 (Hopper-sized)",
-                   GaussianMLP(17, 6, (64, 64), seed=args.seed), 17, args.batch, args.repeats,
-                   args.seed),
-        bench_case("CategoricalMLP 4→64→64→2 (CartPole-sized)",
-                   CategoricalMLP(4, 2, (64, 64), seed=args.seed), 4, args.batch, args.repeats,
-                   args.seed),
-    ]
-    gauss = cases[0]
-    passed = bool(gauss["ratio_fvp_to_gradient"] <= GOAL_RATIO)
+
+def write_results(args, cases: list, command: str, load_before) -> tuple[dict, str]:
+    """``fvp.json`` and ``fvp.md`` for the cases done so far (atomically); both contents."""
+    gauss = next((c for c in cases if c["case"] == CASES[0][0]), None)
+    passed = bool(gauss["ratio_fvp_to_gradient"] <= GOAL_RATIO) if gauss else None
+    complete = len(cases) == len(CASES)
     result = {
         "benchmark": "fvp",
         "goal": f"FVP (GaussianMLP 64x64, batch 2048) / policy gradient <= {GOAL_RATIO}",
         "passed": passed,
         "goal_ratio": GOAL_RATIO,
+        "complete": complete,
         "cases": cases,
+        "batch": args.batch,
         "repeats": args.repeats,
+        "seed": args.seed,
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "machine": machine_info(),
         "load_average_before": load_before,
-        "command": command_line("bench_fvp.py", argv),
+        "command": command,
         "date": timestamp(),
     }
 
@@ -155,6 +152,11 @@ def main(argv=None) -> dict:
         ["policy", "params", "batch", "surrogate (ms)", "gradient (ms)", "FVP (ms)",
          "build + FVP (ms)", "FVP / grad", "(build + FVP) / grad", "FVP / grad (CPU time)"],
         rows, "lrrrrrrrrr")
+    verdict = (
+        f"**FVP / gradient (GaussianMLP, batch {args.batch}) = "
+        f"{gauss['ratio_fvp_to_gradient']:.2f}** (goal ≤ {GOAL_RATIO}: "
+        f"{'met' if passed else 'NOT met'})." if gauss else "GaussianMLP not measured."
+    )
     md = "\n".join([
         "# Fisher-vector product vs policy gradient",
         "",
@@ -166,17 +168,40 @@ def main(argv=None) -> dict:
         "",
         table,
         "",
-        f"**FVP / gradient (GaussianMLP, batch {args.batch}) = "
-        f"{gauss['ratio_fvp_to_gradient']:.2f}** (goal ≤ {GOAL_RATIO}: "
-        f"{'met' if passed else 'NOT met'}).",
+        *([] if complete else [f"**Incomplete:** {len(cases)} of {len(CASES)} policies "
+                               "measured (the run is in progress or stopped; the last "
+                               "finished results are in fvp.md).", ""]),
+        verdict,
         "",
-        f"Command: `{result['command']}`; {result['date']}; OPENBLAS_NUM_THREADS="
-        f"{result['blas_threads']}; load average before {load_before}, after "
+        f"Command: `{command}`; {result['date']}; code {result['machine']['code_version']}; "
+        f"numpy {result['machine']['numpy']}, scipy {result['machine']['scipy']}; "
+        f"OPENBLAS_NUM_THREADS={result['blas_threads']} (BLAS threads "
+        f"{result['machine']['blas_threads']}); load average before {load_before}, after "
         f"{result['machine']['load_average']} ({result['machine']['cpu_count']} CPUs).",
         "",
     ])
-    write_json(args.out / "fvp.json", result)
-    write_atomic(args.out / "fvp.md", md)
+    save_results(args.out, "fvp", result, md, complete)
+    return result, md
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=positive_int, default=2048)
+    parser.add_argument("--repeats", type=positive_int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    if args.seed < 0:
+        parser.error(f"argument --seed: expected a non-negative integer; got {args.seed}")
+
+    command = command_line("bench_fvp.py", argv)
+    load_before = machine_info()["load_average"]
+    cases = []
+    for name, policy_class, obs_dim, act_dim in CASES:
+        policy = policy_class(obs_dim, act_dim, (64, 64), seed=args.seed)
+        cases.append(bench_case(name, policy, obs_dim, args.batch, args.repeats, args.seed))
+        # written after every policy: a failure in a later one keeps this one's results
+        result, md = write_results(args, cases, command, load_before)
     print(md)
     return result
 

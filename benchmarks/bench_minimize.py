@@ -15,8 +15,9 @@ point and reused for every product at that point). All run with the same ``gtol`
 Reported per problem and method: success flag of the method, final ``f`` and ``||g||``
 (recomputed here), ``nit``, ``nfev``, ``njev``, ``nhev`` (calls of the three callables,
 counted by the same wrappers for every method; the counts the methods report themselves
-are kept in the JSON), and wall time (median of ``--repeats`` runs). A problem is
-*solved* when ``||g|| <= 10 gtol`` and ``f - f* <= 1e-6 max(1, |f*|)`` for one of the
+are kept in the JSON), and wall time (median of ``--repeats`` runs, the methods run side by
+side on each problem in ABBA order). A problem is
+*solved* when ``||g|| <= 10 gtol`` and ``|f - f*| <= 1e-6 max(1, |f*|)`` for one of the
 minima ``f*`` known for it (global, or the local minimum the literature reports from the
 standard start; which one is reported).
 
@@ -52,6 +53,7 @@ from _common import (
     interleaved_medians,
     machine_info,
     markdown_table,
+    positive_int,
     timestamp,
     write_atomic,
     write_json,
@@ -351,14 +353,24 @@ def solve(problem: Problem, method: str, gtol: float):
     return res, calls
 
 
-def evaluate(problem: Problem, method: str, gtol: float, repeats: int) -> dict:
-    timing = interleaved_medians({method: lambda: solve(problem, method, gtol)}, repeats)[method]
+def evaluate_problem(problem: Problem, gtol: float, repeats: int) -> list[dict]:
+    """Every method on ``problem``, timed side by side (ABBA order from run to run)."""
+    timings = interleaved_medians(
+        {m: (lambda m=m: solve(problem, m, gtol)) for m in METHODS}, repeats)
+    return [evaluate(problem, m, gtol, timings[m]) for m in METHODS]
+
+
+def evaluate(problem: Problem, method: str, gtol: float, timing: dict) -> dict:
+    """The record of one method's run on ``problem`` (``timing`` from interleaved_medians)."""
     res, calls = timing["result"]
     x = np.asarray(res.x, dtype=np.float64)
     f = float(problem.fun(x))
     gnorm = float(np.linalg.norm(autograd.grad(problem.fun)(x)))
     ftol = [1e-6 * max(1.0, abs(fs)) for fs in problem.minima]
-    hit = [i for i, (fs, tol) in enumerate(zip(problem.minima, ftol, strict=True)) if f - fs <= tol]
+    # at a listed minimum (not merely below one: a saddle or maximum with a small gradient
+    # can lie below the larger listed local minima)
+    hit = [i for i, (fs, tol) in enumerate(zip(problem.minima, ftol, strict=True))
+           if abs(f - fs) <= tol]
     solved = bool(np.isfinite(f) and gnorm <= 10 * gtol and hit)
     return {
         "problem": problem.name,
@@ -491,8 +503,9 @@ def markdown(rows, meta) -> str:
             "",
             f"Same `fun`, `jac` (autograd) and `hessp` (autograd HVP) for every method; "
             f"`gtol={meta['gtol']}`, default `maxiter`. Counts are calls of those callables. "
-            f"Solved: ‖g‖ ≤ 10·gtol and f − f* ≤ 1e-6·max(1, |f*|) for a known minimum f* "
-            f'("local" marks a documented local minimum). Time: median of {meta["repeats"]} runs.',
+            f"Solved: ‖g‖ ≤ 10·gtol and |f − f*| ≤ 1e-6·max(1, |f*|) for a known minimum f* "
+            f'("local" marks a documented local minimum). Time: median of {meta["repeats"]} runs, '
+            "the methods run side by side on each problem in ABBA order.",
             "",
             summary,
             "",
@@ -513,19 +526,21 @@ def markdown(rows, meta) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed runs per method")
     parser.add_argument("--gtol", type=float, default=1e-5, help="gradient tolerance")
     parser.add_argument("--quick", action="store_true", help="a few small problems")
     parser.add_argument("--out", default=str(RESULTS_DIR), help="results directory")
     args = parser.parse_args(argv)
 
+    if not args.gtol >= 0.0:
+        parser.error(f"--gtol must be >= 0; got {args.gtol}")
     rows = []
     for problem in problems(args.quick):
-        for method in METHODS:
-            row = evaluate(problem, method, args.gtol, args.repeats)
+        for row in evaluate_problem(problem, args.gtol, args.repeats):
             rows.append(row)
             print(
-                f"{problem.name:34s} {method:12s} solved={row['solved']!s:5s} f={row['f']:.3e} "
+                f"{problem.name:34s} {row['method']:12s} solved={row['solved']!s:5s} "
+                f"f={row['f']:.3e} "
                 f"|g|={row['grad_norm']:.1e} nit={row['nit']:4d} nfev={row['nfev']:4d} "
                 f"nhev={row['nhev']:5d} {1e3 * row['time_s']:8.1f} ms",
                 file=sys.stderr,

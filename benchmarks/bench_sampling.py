@@ -20,44 +20,96 @@ Run::
 
     python benchmarks/bench_sampling.py            # 8 envs, 100k steps, 5 rounds
 
-Results go to ``benchmarks/results/sampling.json`` and ``sampling.md`` (written atomically).
+Environments with ``Discrete`` actions get a 64x64 ``CategoricalMLP`` and random actions
+from ``rng.integers``; environments with a 1-D ``Box`` action space (``--env Pendulum-v1``)
+get a 64x64 ``GaussianMLP`` and actions drawn uniformly between the bounds with one
+``rng.uniform`` call per step (standard normal where a bound is infinite). The environment
+is made once before any timing, so an unknown id or an unsupported space stops the run with
+a one-line error.
+
+Results go to ``benchmarks/results/sampling.json`` and ``sampling.md`` (written atomically;
+``--out DIR`` elsewhere). ``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
 import os
-import platform
-import statistics
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    command_line,
+    machine_info,
+    positive_int,
+    timestamp,
+    write_atomic,
+    write_json,
+)
+from gymnasium import spaces  # noqa: E402
 from gymnasium.vector import AutoresetMode, SyncVectorEnv  # noqa: E402
 
-from rl.envs import env_factory, make_vector_env  # noqa: E402
-from rl.policies import CategoricalMLP  # noqa: E402
+from rl.envs import check_spaces, env_factory, make_vector_env  # noqa: E402
+from rl.policies import make_policy  # noqa: E402
 from rl.sampling import SinglePathSampler  # noqa: E402
 
 GOAL_RATIO = 2.0
 
 
+def random_actions(action_space, num_envs: int, rng: np.random.Generator):
+    """A function drawing one batch of ``num_envs`` uniformly random actions per call (one
+    vectorised call of ``rng``): integers for ``Discrete``, uniform between the bounds for
+    ``Box`` (standard normal in the dimensions with an infinite bound)."""
+    if isinstance(action_space, spaces.Discrete):
+        n_actions = int(action_space.n)
+        return lambda: rng.integers(0, n_actions, size=num_envs)
+    low = np.asarray(action_space.low, dtype=np.float64)
+    high = np.asarray(action_space.high, dtype=np.float64)
+    shape = (num_envs, *action_space.shape)
+    finite = np.isfinite(low) & np.isfinite(high)
+    if finite.all():
+        return lambda: rng.uniform(low, high, size=shape)
+    low, high = np.where(finite, low, 0.0), np.where(finite, high, 1.0)
+    return lambda: np.where(finite, rng.uniform(low, high, size=shape),
+                            rng.standard_normal(shape))
+
+
 def time_random(venv, num_steps: int, rng: np.random.Generator) -> float:
     """Seconds to take ``num_steps`` vector-env steps with uniformly random actions."""
-    n_actions = int(venv.single_action_space.n)
-    N = venv.num_envs
+    draw = random_actions(venv.single_action_space, venv.num_envs, rng)
     start = time.perf_counter()
     for _ in range(num_steps):
-        venv.step(rng.integers(0, n_actions, size=N))
+        venv.step(draw())
     return time.perf_counter() - start
+
+
+def check_env(env_id: str) -> None:
+    """Make ``env_id`` once and check its spaces; :class:`SystemExit` with a one-line
+    message naming the id when it cannot be made or is not benchmarked here."""
+    def fail(exc: Exception):
+        kind = "" if isinstance(exc, ValueError) else f"{type(exc).__name__}: "
+        message = " ".join(str(exc).split())  # one line
+        return SystemExit(f"bench_sampling.py: error: --env {env_id!r}: {kind}{message}")
+
+    try:
+        env = env_factory(env_id)()
+    except Exception as exc:  # noqa: BLE001 - any failure to make the env ends the run here
+        raise fail(exc) from None
+    try:
+        check_spaces(env.observation_space, env.action_space)
+        if not isinstance(env.observation_space, spaces.Box):
+            raise ValueError(f"observation space {env.observation_space!r} is not a 1-D Box; "
+                             "this benchmark times MLP policies on vector observations")
+    except ValueError as exc:
+        raise fail(exc) from None
+    finally:
+        env.close()
 
 
 def time_sampler(sampler: SinglePathSampler, num_batches: int) -> float:
@@ -76,25 +128,25 @@ def time_policy(policy, obs: np.ndarray, num_steps: int, rng: np.random.Generato
     return time.perf_counter() - start
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default="CartPole-v1")
-    parser.add_argument("--num-envs", type=int, default=8)
-    parser.add_argument("--total-steps", type=int, default=100_000,
+    parser.add_argument("--env", default="CartPole-v1",
+                        help="Gymnasium id, Discrete or 1-D Box actions, 1-D Box observations")
+    parser.add_argument("--num-envs", type=positive_int, default=8)
+    parser.add_argument("--total-steps", type=positive_int, default=100_000,
                         help="environment steps per arm and round (all envs together)")
-    parser.add_argument("--steps-per-env", type=int, default=1250,
+    parser.add_argument("--steps-per-env", type=positive_int, default=1250,
                         help="T of one sampler batch (default: 10k-step batches)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", "--out-dir", dest="out", type=Path, default=RESULTS_DIR,
+                        help="results directory (--out-dir is an alias)")
     args = parser.parse_args(argv)
+    if args.seed < 0:
+        parser.error(f"argument --seed: expected a non-negative integer; got {args.seed}")
+    check_env(args.env)  # before any work: a bad id or space is a one-line error
 
+    load_before = machine_info()["load_average"]
     N = args.num_envs
     vector_steps = args.total_steps // N
     num_batches = max(1, vector_steps // args.steps_per_env)
@@ -104,8 +156,8 @@ def main(argv=None) -> dict:
     # the same sub-environments behind gymnasium's own SyncVectorEnv, for the env arm
     gym_venv = SyncVectorEnv([env_factory(args.env)] * N, autoreset_mode=AutoresetMode.SAME_STEP)
     gym_venv.reset(seed=args.seed)
-    obs_dim = int(venv.single_observation_space.shape[0])
-    policy = CategoricalMLP(obs_dim, int(venv.single_action_space.n), (64, 64), seed=args.seed)
+    policy = make_policy(venv.single_observation_space, venv.single_action_space,
+                         hidden_sizes=(64, 64), seed=args.seed)
     sampler = SinglePathSampler(venv, policy, args.steps_per_env, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     obs_fixed = np.asarray(venv.reset(seed=args.seed)[0], dtype=np.float64)
@@ -135,6 +187,7 @@ def main(argv=None) -> dict:
     med_gym = statistics.median(gym_random_s)
     ratio = med_sampler / med_random
     env_steps = vector_steps * N
+    policy_name = f"{type(policy).__name__}(hidden_sizes=(64, 64))"
     result = {
         "benchmark": "sampling",
         "goal": f"sampler time / random-action time <= {GOAL_RATIO}",
@@ -143,7 +196,7 @@ def main(argv=None) -> dict:
         "env_steps_per_arm": env_steps,
         "steps_per_env": args.steps_per_env,
         "num_batches": num_batches,
-        "policy": "CategoricalMLP(hidden_sizes=(64, 64))",
+        "policy": policy_name,
         "repeats": args.repeats,
         "random_s": random_s,
         "sampler_s": sampler_s,
@@ -164,15 +217,11 @@ def main(argv=None) -> dict:
             "policy_step_alone": 1e6 * med_policy / vector_steps,
             "sampler_loop_other": 1e6 * (med_sampler - med_random - med_policy) / vector_steps,
         },
-        "machine": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        },
-        "command": "python benchmarks/bench_sampling.py " + " ".join(argv or sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "machine": machine_info(),
+        "load_average_before": load_before,
+        "command": command_line("bench_sampling.py", argv),
+        "date": timestamp(),
     }
 
     us = result["per_vector_step_us"]
@@ -181,7 +230,7 @@ def main(argv=None) -> dict:
         "",
         f"{args.env}, {N} envs (SameStepSyncVectorEnv, SAME_STEP autoreset), {env_steps} "
         f"env steps per arm, {args.repeats} interleaved rounds, medians. Policy: 64x64 "
-        "CategoricalMLP.",
+        f"{type(policy).__name__}.",
         "",
         "| arm | median time (s) | per vector step (µs) |",
         "|---|---:|---:|",
@@ -196,14 +245,16 @@ def main(argv=None) -> dict:
         f"{us['sampler_loop_other']:.1f} µs per vector step. SameStepSyncVectorEnv / "
         f"gymnasium's SyncVectorEnv = {med_random / med_gym:.2f}.",
         "",
-        f"Command: `{result['command'].strip()}`; {result['date']}; "
-        f"{result['machine']['platform']}, {result['machine']['cpu_count']} CPUs, "
-        f"load {result['machine']['load_average']}.",
+        f"Command: `{result['command']}`; {result['date']}; "
+        f"{result['machine']['platform']}, {result['machine']['cpu_count']} CPUs; numpy "
+        f"{result['machine']['numpy']}, scipy {result['machine']['scipy']}; code "
+        f"{result['machine']['code_version']}; OPENBLAS_NUM_THREADS={result['blas_threads']} "
+        f"(BLAS threads {result['machine']['blas_threads']}); load average before "
+        f"{load_before}, after {result['machine']['load_average']}.",
         "",
     ])
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out_dir / "sampling.json", json.dumps(result, indent=2) + "\n")
-    write_atomic(args.out_dir / "sampling.md", md)
+    write_json(args.out / "sampling.json", result)
+    write_atomic(args.out / "sampling.md", md)
     print(md)
     return result
 

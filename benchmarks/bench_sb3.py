@@ -41,7 +41,11 @@ gamma 0.9, 2 x 1024 steps) are applied to both sides. The final evaluation is th
 function for both: :func:`rl.train.evaluate_policy`, 10 deterministic episodes on an env
 seeded ``seed + 10000`` (sb3's policy wrapped to answer ``act``). Wall-clock is training
 only: ``rl.train`` with its checkpoints and metrics files, against building the sb3
-model and ``model.learn``; the evaluation is timed separately.
+model and ``model.learn``; the evaluation is timed separately. Before the first seed each
+side trains once for two batches, untimed, so that first-use costs (imports, allocations)
+fall outside the timings (``--no-warmup`` skips it). Observation normalisation, where
+``ENV_OVERRIDES`` turns it on for ours (Hopper-v5), is sb3's ``VecNormalize`` on its side
+(observations only, clipped at 10, as ours), applied in its evaluation as well.
 
 Run::
 
@@ -67,6 +71,7 @@ from pathlib import Path  # noqa: E402
 
 from _common import (  # noqa: E402
     RESULTS_DIR,
+    code_version,
     command_line,
     machine_info,
     markdown_table,
@@ -80,12 +85,16 @@ GOAL_WALL_RATIO = 0.2
 
 
 class SB3Actor:
-    """An sb3 model seen through trpokit's ``act`` interface, for ``evaluate_policy``."""
+    """An sb3 model seen through trpokit's ``act`` interface, for ``evaluate_policy``;
+    ``normalizer`` (a ``VecNormalize``) normalises the observations as in training."""
 
-    def __init__(self, model):
+    def __init__(self, model, normalizer=None):
         self.model = model
+        self.normalizer = normalizer
 
     def act(self, obs, rng, deterministic=True):
+        if self.normalizer is not None:
+            obs = self.normalizer.normalize_obs(obs)
         action, _ = self.model.predict(obs, deterministic=deterministic)
         return action
 
@@ -141,15 +150,26 @@ def run_sb3(env: str, seed: int, steps: int) -> tuple[dict, dict]:
     from rl.train import evaluate_policy
 
     n_envs, kwargs = sb3_kwargs(env)
+    normalize = bool(ours_settings(env)["obs_normalization"])
     t0 = time.perf_counter()
     venv = make_vec_env(env, n_envs=n_envs, seed=seed)
+    if normalize:  # as ours: running mean / std of the observations, clipped at 10
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=False, clip_obs=10.0,
+                            gamma=kwargs["gamma"])
     model = TRPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - t0
     venv.close()
     t1 = time.perf_counter()
-    ev = evaluate_policy(SB3Actor(model), env, episodes=10, seed=seed + 10_000)
-    settings = {"n_envs": n_envs, **{k: getattr(model, k) for k in (
+    if normalize:
+        venv.training = False  # evaluation reads the statistics, it does not update them
+    ev = evaluate_policy(SB3Actor(model, venv if normalize else None), env, episodes=10,
+                         seed=seed + 10_000)
+    settings = {"n_envs": n_envs, "obs_normalization": "VecNormalize(norm_obs=True, "
+                "norm_reward=False, clip_obs=10)" if normalize else False,
+                **{k: getattr(model, k) for k in (
         "n_steps", "batch_size", "target_kl", "cg_max_steps", "cg_damping",
         "line_search_max_iter", "line_search_shrinking_factor", "n_critic_updates",
         "gamma", "gae_lambda", "normalize_advantage", "sub_sampling_factor")},
@@ -248,7 +268,8 @@ def write_results(args, records, settings, command, load_before) -> str:
         "",
         markdown_table(["env", "steps", "seeds", "return, ours", "return, ours sb3 critic",
                         "return, sb3", "wall ours (s)", "wall ours sb3 critic (s)",
-                        "wall sb3 (s)", "wall ours / sb3", "wall ours sb3 critic / sb3",
+                        "wall sb3 (s)", "wall ours / sb3 (ratio of means)",
+                        "wall ours sb3 critic / sb3 (ratio of means)",
                         "return goal (≥ sb3)", f"wall goal (≤ {GOAL_WALL_RATIO})"], sum_rows,
                        "lrrrrrrrrrrll"),
         "",
@@ -301,7 +322,13 @@ def main(argv=None) -> dict:
                         help="environment steps per run (default: CartPole-v1 100k, "
                              "Pendulum-v1 200k)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the untimed short run of each side before the first seed")
     args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
+        parser.error(f"--seeds must be distinct non-negative integers; got {args.seeds}")
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be a positive integer; got {args.steps}")
 
     import sb3_contrib
     import torch
@@ -312,6 +339,13 @@ def main(argv=None) -> dict:
     settings = {"torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
                 "sb3_contrib_version": sb3_contrib.__version__}
     records, settings = load_previous(args.out, settings)
+    if not args.no_warmup:  # first-use costs (imports, allocations) outside the timings
+        warm = args.out / "runs" / "sb3" / "warmup"
+        batch = ours_settings(args.envs[0])["batch"]
+        run_ours(args.envs[0], 0, 2 * batch, warm / "ours")
+        run_ours(args.envs[0], 0, 2 * batch, warm / "ours-sb3-critic", SB3_CRITIC)
+        run_sb3(args.envs[0], 0, 2 * batch)
+        shutil.rmtree(warm, ignore_errors=True)
     k = 0
     for env in args.envs:
         steps = args.steps or ENV_STEPS.get(env, 1_000_000)
@@ -334,7 +368,8 @@ def main(argv=None) -> dict:
             rec = {"env": env, "seed": seed, "steps": steps, "first": first,
                    "ours": ours, "ours_sb3_critic": matched, "sb3": theirs,
                    "wall_ratio": ours["train_wall_s"] / theirs["train_wall_s"],
-                   "load_average": load, "load_average_end": list(os.getloadavg())}
+                   "load_average": load, "load_average_end": list(os.getloadavg()),
+                   "command": command, "date": timestamp(), "code_version": code_version()}
             records = [r for r in records
                        if (r["env"], r["seed"], r["steps"]) != (env, seed, steps)] + [rec]
             print(f"{env} seed {seed}: ours {ours['eval_return_mean']:.1f} in "

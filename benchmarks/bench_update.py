@@ -9,26 +9,32 @@ those of :func:`rl.train` with its defaults: 8 envs x 512 steps = 4096 steps per
 64x64 networks, ``max_kl`` 0.01, damping 0.1, 10 CG iterations, value fit by 5
 trust-region steps; each environment is also timed with the variants of
 :data:`VARIANTS` (float32 networks, and float32 with sb3-contrib's Adam critic). For
-``--iterations`` iterations the script samples a batch, then runs
-the pieces of :meth:`rl.algorithms.base.PolicyOptimizer.update` and
-:func:`rl.algorithms.trpo.trpo_step` in the same order and with the same arguments, each
-timed with :func:`time.perf_counter`:
+``--iterations`` iterations every variant samples a batch and runs the real
+:meth:`rl.algorithms.base.PolicyOptimizer.update` on it (with
+:func:`rl.algorithms.trpo.trpo_step`), its parts timed by wrappers around the functions
+it calls (:func:`time.perf_counter`):
 
-- ``advantages``: GAE and value targets (:func:`rl.advantages.compute_advantages`) and
-  building the :class:`~rl.algorithms.objective.PolicyObjective`;
-- ``gradient``: the surrogate at θ_old and its gradient;
-- ``cg_fvp``: building the damped Fisher operator and :func:`trustregion.natural_step`
+- ``advantages``: GAE and value targets and building the
+  :class:`~rl.algorithms.objective.PolicyObjective` (the update's ``time/advantages_s``);
+- ``gradient``: ``PolicyObjective.value_and_gradient``, the surrogate at θ_old and its
+  gradient from one forward and one backward pass;
+- ``cg_fvp``: ``PolicyObjective.fisher_operator`` and :func:`trustregion.natural_step`
   (CG plus the ``dᵀFd`` product); the number of FVPs and their own time are counted by a
   wrapper on the operator;
 - ``line_search``: :func:`trustregion.backtracking` with TRPO's acceptance test
   (surrogate improves and mean KL ≤ δ);
-- ``kl_diagnostics``: the mean and max KL at the accepted θ that ``trpo_step`` reports;
-- ``value_fit``: explained variance before the fit and ``baseline.fit``.
+- ``kl_diagnostics``: the rest of the policy step (``time/policy_step_s`` less the three
+  above): the mean and max KL at the accepted θ from one pass, and the diagnostics;
+- ``value_fit``: the update's ``time/value_fit_s`` (``baseline.fit``, and the explained
+  variance before it where the baseline does not report it itself).
 
-The policy is then moved to the accepted θ, so the timings follow a policy that learns.
-``env_random`` steps a second vector env built the same way (same id, same number of
-sub-environments, synchronous) for ``steps_per_env`` vector steps with uniformly random
-actions, interleaved with the updates. Medians over the iterations after ``--warmup``.
+``update_total`` is the update's own ``time/update_s``. The policy moves to the accepted
+θ, so the timings follow a policy that learns. The variants run side by side, their order
+alternating from iteration to iteration. ``env_random`` steps a second vector env built
+the same way (same id, same number of sub-environments, synchronous) for
+``steps_per_env`` vector steps with uniformly random actions, once per iteration, before
+the updates in odd iterations and after them in even ones. Medians over the iterations
+after ``--warmup``.
 
 Run::
 
@@ -45,6 +51,8 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import functools  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -55,14 +63,13 @@ from _common import (  # noqa: E402
     command_line,
     machine_info,
     markdown_table,
+    positive_int,
+    save_results,
     timestamp,
-    write_atomic,
-    write_json,
 )
 from scipy.sparse.linalg import LinearOperator  # noqa: E402
 
 import trustregion as tr  # noqa: E402
-from rl.advantages import compute_advantages, explained_variance  # noqa: E402
 from rl.algorithms.objective import PolicyObjective  # noqa: E402
 from rl.envs import make_vector_env  # noqa: E402
 from rl.train import _Run, resolve_config  # noqa: E402
@@ -96,67 +103,72 @@ class CountingOperator(LinearOperator):
         return out
 
 
+class _Timer:
+    """Seconds spent in the wrapped calls, summed."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def wrap(self, fn):
+        @functools.wraps(fn)
+        def timed_call(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+
+        return timed_call
+
+
+@contextlib.contextmanager
+def _instrumented(timers: dict, counters: list):
+    """Time the pieces of the real ``trpo_step`` while the block runs: the gradient
+    (``PolicyObjective.value_and_gradient``), the Fisher operator and the natural step
+    (CG and its FVPs, each FVP counted by a :class:`CountingOperator`), and the line
+    search (``trustregion.backtracking``)."""
+    originals = (PolicyObjective.value_and_gradient, PolicyObjective.fisher_operator,
+                 tr.natural_step, tr.backtracking)
+
+    def counted_fisher(self, *args, **kwargs):
+        op = CountingOperator(originals[1](self, *args, **kwargs))
+        counters.append(op)
+        return op
+
+    PolicyObjective.value_and_gradient = timers["gradient"].wrap(originals[0])
+    PolicyObjective.fisher_operator = timers["cg_fvp"].wrap(counted_fisher)
+    tr.natural_step = timers["cg_fvp"].wrap(originals[2])
+    tr.backtracking = timers["line_search"].wrap(originals[3])
+    try:
+        yield
+    finally:
+        (PolicyObjective.value_and_gradient, PolicyObjective.fisher_operator,
+         tr.natural_step, tr.backtracking) = originals
+
+
 def instrumented_update(algo, batch) -> dict:
-    """One TRPO update on ``batch`` as ``PolicyOptimizer.update`` / ``trpo_step`` do it."""
-    cfg = algo.config
-    policy, baseline = algo.policy, algo.baseline
-    t = {}
+    """One real ``algo.update(batch)`` (``PolicyOptimizer.update`` with ``trpo_step``),
+    its parts timed by wrappers around the functions it calls.
 
-    t0 = time.perf_counter()
-    adv, targets = compute_advantages(batch, baseline, cfg.gamma, cfg.lam,
-                                      normalize=cfg.normalize_advantages)
-    objective = PolicyObjective.from_arrays(
-        policy, batch.flat("observations"), batch.flat("actions"), adv.reshape(-1),
-        batch.flat("log_probs"), batch.flat("dist_params"))
-    t1 = time.perf_counter()
-    t["advantages"] = t1 - t0
-
-    # trpo_step, step 1: g = grad L(theta_old)
-    theta_old = objective.theta_old
-    L_old = float(objective.surrogate(theta_old))
-    g = objective.gradient()
-    t2 = time.perf_counter()
-    t["gradient"] = t2 - t1
-
-    # step 2: d ~ F^{-1} g by CG on the damped Fisher, maximal step beta d
-    F = objective.fisher_operator(fraction=cfg.fisher_fraction, rng=algo.rng)
-    if cfg.damping > 0:
-        F = tr.damped(F, cfg.damping)
-    F = CountingOperator(F)
-    ns = tr.natural_step(g, F, cfg.max_kl, maxiter=cfg.cg_iterations, rtol=cfg.cg_rtol)
-    t3 = time.perf_counter()
-    t["cg_fvp"] = t3 - t2
-
-    # step 3: backtracking until the surrogate improves and mean KL <= delta
-    theta, ls_steps, ls_ok = theta_old, 0, False
-    if ns.success:
-        kl = objective.max_kl if cfg.constraint == "max" else objective.mean_kl
-
-        def accept(th, L):
-            return bool(L > L_old) and float(kl(th)) <= cfg.max_kl
-
-        ls = tr.backtracking(objective.surrogate, theta_old, ns.step, step=1.0,
-                             shrink=cfg.backtrack_shrink, max_steps=cfg.max_backtracks,
-                             accept=accept, f0=L_old)
-        theta = ls.x if ls.success else theta_old
-        ls_steps, ls_ok = int(ls.nsteps), bool(ls.success)
-    t4 = time.perf_counter()
-    t["line_search"] = t4 - t3
-    mean_kl = float(objective.mean_kl(theta))
-    objective.max_kl(theta)
-    t5 = time.perf_counter()
-    t["kl_diagnostics"] = t5 - t4
-    policy.theta = theta
-
-    # value fit, as PolicyOptimizer.update does it
-    obs, ts, y = batch.flat("observations"), batch.flat("timesteps"), targets.reshape(-1)
-    explained_variance(baseline.predict(obs, ts), y)
-    baseline.fit(obs, y, ts)
-    t6 = time.perf_counter()
-    t["value_fit"] = t6 - t5
-    t["update_total"] = t6 - t0
-    return {"times": t, "fvp_count": F.count, "fvp_s": F.seconds, "cg_nit": int(ns.cg.nit),
-            "line_search_steps": ls_steps, "line_search_success": ls_ok, "kl": mean_kl}
+    ``advantages``, ``value_fit`` and ``update_total`` are the update's own timings
+    (``time/advantages_s``, ``time/value_fit_s``, ``time/update_s``); ``gradient``,
+    ``cg_fvp`` and ``line_search`` are the time inside the wrapped calls, and
+    ``kl_diagnostics`` the rest of the policy step (``time/policy_step_s``): the mean and
+    max KL at the accepted step and the diagnostics.
+    """
+    timers = {k: _Timer() for k in ("gradient", "cg_fvp", "line_search")}
+    counters: list[CountingOperator] = []
+    with _instrumented(timers, counters):
+        diag = algo.update(batch)
+    t = {"advantages": diag["time/advantages_s"], "value_fit": diag["time/value_fit_s"],
+         "update_total": diag["time/update_s"],
+         **{k: timer.seconds for k, timer in timers.items()}}
+    t["kl_diagnostics"] = diag["time/policy_step_s"] - sum(timers[k].seconds for k in timers)
+    return {"times": t, "fvp_count": sum(op.count for op in counters),
+            "fvp_s": sum(op.seconds for op in counters), "cg_nit": int(diag["cg/nit"]),
+            "line_search_steps": int(diag["trpo/line_search_steps"]),
+            "line_search_success": bool(diag["trpo/line_search_success"]),
+            "kl": float(diag["trpo/kl"])}
 
 
 def random_actions(space, n, rng):
@@ -176,35 +188,54 @@ def time_env_random(venv, vector_steps, rng) -> float:
 
 
 def bench_env(env_id: str, iterations: int, warmup: int, seed: int,
-              variant: str = "defaults") -> dict:
-    cfg, algo_cfg = resolve_config("trpo", env_id, seed=seed, overrides=VARIANTS[variant])
-    run = _Run(cfg, algo_cfg)
+              variants=tuple(VARIANTS)) -> list[dict]:
+    """Every variant on ``env_id``, side by side: in each iteration every variant samples
+    and updates once, in an order that alternates from iteration to iteration (ABBA), and
+    the random-action env arm runs before the updates in odd iterations and after them in
+    even ones."""
+    runs = {}
+    for variant in variants:
+        cfg, algo_cfg = resolve_config("trpo", env_id, seed=seed, overrides=VARIANTS[variant])
+        runs[variant] = (cfg, _Run(cfg, algo_cfg))
+    cfg = runs[variants[0]][0]
     venv_random = make_vector_env(env_id, cfg.num_envs, seed=seed + 1)
     venv_random.reset(seed=seed + 1)
     rng = np.random.default_rng(seed)
-    rows = []
+    rows = {variant: [] for variant in variants}
+    env_rows = []
     try:
         for k in range(warmup + iterations):
-            t0 = time.perf_counter()
-            batch = run.sampler.sample()
-            sample_s = time.perf_counter() - t0
-            row = instrumented_update(run.algo, batch)
-            row["sample_s"] = sample_s
-            row["env_random_s"] = time_env_random(venv_random, cfg.steps_per_env, rng)
-            row["episode_return_mean"] = (float(np.mean(batch.episode_returns))
-                                          if len(batch.episode_returns) else float("nan"))
-            row["warmup"] = k < warmup
-            rows.append(row)
+            if k % 2:
+                env_rows.append(time_env_random(venv_random, cfg.steps_per_env, rng))
+            for variant in (variants if k % 2 == 0 else variants[::-1]):
+                run = runs[variant][1]
+                t0 = time.perf_counter()
+                batch = run.sampler.sample()
+                sample_s = time.perf_counter() - t0
+                row = instrumented_update(run.algo, batch)
+                row["sample_s"] = sample_s
+                row["episode_return_mean"] = (float(np.mean(batch.episode_returns))
+                                              if len(batch.episode_returns) else float("nan"))
+                row["warmup"] = k < warmup
+                rows[variant].append(row)
+            if k % 2 == 0:
+                env_rows.append(time_env_random(venv_random, cfg.steps_per_env, rng))
     finally:
-        run.close()
+        for _cfg, run in runs.values():
+            run.close()
         venv_random.close()
+    env_s = statistics.median(env_rows[warmup:])
+    return [_summary(env_id, variant, runs[variant], rows[variant], env_s) for variant in variants]
+
+
+def _summary(env_id, variant, cfg_run, rows, env_s) -> dict:
+    cfg, run = cfg_run
     timed = [r for r in rows if not r["warmup"]]
 
     def med(fn):
         return statistics.median(fn(r) for r in timed)
 
     parts = {p: med(lambda r, p=p: r["times"][p]) for p in PARTS + ("update_total",)}
-    env_s = med(lambda r: r["env_random_s"])
     sample_s = med(lambda r: r["sample_s"])
     fvp_count = med(lambda r: r["fvp_count"])
     fvp_s = med(lambda r: r["fvp_s"])
@@ -232,25 +263,42 @@ def bench_env(env_id: str, iterations: int, warmup: int, seed: int,
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
-    parser.add_argument("--iterations", type=int, default=8, help="timed iterations per env")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed first iterations")
+    parser.add_argument("--iterations", type=positive_int, default=8,
+                        help="timed iterations per env")
+    parser.add_argument("--warmup", type=int, default=2, choices=range(0, 101),
+                        metavar="{0..100}", help="untimed first iterations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args(argv)
 
     load_before = machine_info()["load_average"]
-    results, skipped = [], {}
-    for env_id in args.envs:
-        if env_id.startswith(("Hopper", "Walker", "HalfCheetah", "Ant", "Humanoid", "Swimmer")):
-            try:
-                import mujoco  # noqa: F401
-            except ImportError as exc:
-                skipped[env_id] = f"mujoco does not import: {exc}"
+    results, skipped, envs = [], {}, []
+    for env_id in args.envs:  # every env is made once before any timing
+        try:
+            make_vector_env(env_id, 1).close()
+        except Exception as exc:  # noqa: BLE001 - any failure to make it is reported
+            if env_id.startswith(("Hopper", "Walker", "HalfCheetah", "Ant", "Humanoid",
+                                  "Swimmer")):
+                skipped[env_id] = f"the MuJoCo environment cannot be made: {exc}"
                 continue
-        for variant in args.variants:
-            results.append(bench_env(env_id, args.iterations, args.warmup, args.seed, variant))
+            parser.error(f"--envs: {env_id!r} cannot be made: {exc}")
+        envs.append(env_id)
+    variants = tuple(dict.fromkeys(args.variants))
 
+    for k, env_id in enumerate(envs):
+        results.extend(bench_env(env_id, args.iterations, args.warmup, args.seed, variants))
+        result, md = _report(args, argv, results, skipped, load_before,
+                             complete=k == len(envs) - 1)
+    if not envs:
+        result, md = _report(args, argv, results, skipped, load_before, complete=True)
+    print(md)
+    return result
+
+
+def _report(args, argv, results, skipped, load_before, complete) -> tuple[dict, str]:
+    """``update.json`` / ``update.md`` for the environments done so far (``.partial``
+    files until every environment is done, so the last finished results stay)."""
     rows = []
     for r in results:
         m = r["median_s"]
@@ -297,10 +345,8 @@ def main(argv=None) -> dict:
         f"{result['machine']['load_average']} ({result['machine']['cpu_count']} CPUs).",
         "",
     ])
-    write_json(args.out / "update.json", result)
-    write_atomic(args.out / "update.md", md)
-    print(md)
-    return result
+    save_results(args.out, "update", result, md, complete)
+    return result, md
 
 
 if __name__ == "__main__":
