@@ -332,7 +332,9 @@ def _report(args, argv, results, skipped, load_before, complete) -> tuple[dict, 
         "Settings: " + "; ".join(f"**{k}** {v or '(rl.train defaults)'}"
                                  for k, v in VARIANTS.items()) + ". "
         f"Medians over {args.iterations} iterations after "
-        f"{args.warmup} warm-up iterations; times per iteration for one batch. "
+        f"{args.warmup} warm-up iterations; times per iteration for one batch. The settings "
+        "run side by side, their order alternating from iteration to iteration; the parts "
+        "are timed inside the real `PolicyOptimizer.update` (see the script's docstring). "
         "`env, random actions` steps an identical vector env with uniformly random actions "
         "for the same number of steps; `sampling` is `SinglePathSampler.sample()` (not part "
         "of the update).",
