@@ -152,16 +152,26 @@ def machine_info() -> dict:
 
 
 def code_version() -> str:
-    """``git describe --always --dirty`` of the checkout the benchmark runs from (the
-    results' provenance), or ``"unknown"`` outside a git checkout."""
+    """The commit the benchmark runs from (``git describe --always``), with ``-dirty`` if
+    files outside ``benchmarks/results`` differ from it (the results a run writes do not
+    count), or ``"unknown"`` outside a git checkout."""
     import subprocess
 
+    here = Path(__file__).resolve().parent
+
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=here,
+                              timeout=10)
+
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                             text=True, cwd=Path(__file__).resolve().parent, timeout=10)
+        described = git("describe", "--always")
+        if described.returncode != 0 or not described.stdout.strip():
+            return "unknown"
+        changed = git("status", "--porcelain", "--", ":/", ":(exclude,top)benchmarks/results")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    dirty = changed.returncode != 0 or bool(changed.stdout.strip())
+    return described.stdout.strip() + ("-dirty" if dirty else "")
 
 
 def positive_int(text: str) -> int:
