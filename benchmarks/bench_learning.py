@@ -309,14 +309,8 @@ def _previous_summary(out: Path) -> dict:
 
 
 def load_records(out: Path) -> dict:
-    path = out / "learning.json"
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return {_key(r): r for r in data.get("runs", [])}
+    """The recorded runs of ``learning.json``, by key (none if it is missing or unreadable)."""
+    return {_key(r): r for r in _previous_summary(out).get("runs", [])}
 
 
 def main(argv=None) -> dict:

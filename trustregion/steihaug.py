@@ -223,23 +223,18 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
                 scaled_overflow.append(True)
             return out
 
+        # tol scaled as g is (computed from the scaled ||g||, so it cannot underflow)
+        tol_scaled = max(rtol * float(np.ldexp(gnorm, -e_g)), float(np.ldexp(atol, -e_g)))
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            p, log = _truncated_cg(
-                scaled_hessp,
-                np.ldexp(g, -e_g),
-                psolve,
-                math.ldexp(Delta, -e_Delta),
-                # tol scaled as g is (computed from the scaled ||g||, so it cannot underflow)
-                max(rtol * float(np.ldexp(gnorm, -e_g)), float(np.ldexp(atol, -e_g))),
-                maxiter,
-            )
+            p, log = _truncated_cg(scaled_hessp, np.ldexp(g, -e_g), psolve,
+                                   math.ldexp(Delta, -e_Delta), tol_scaled, maxiter)
             p = np.ldexp(p, e_Delta)
             model_decrease = float(np.ldexp(log.model_decrease, e_g + e_Delta))
         nmatvec += log.nmatvec
         if log.status is SubproblemStatus.NON_FINITE and scaled_overflow:
             # Delta ||H|| / ||g|| beyond the float range: the Newton step lies far inside
             p, log, model_decrease, extra = _solve_deep_interior(hessp, g, psolve, Delta, e_g,
-                                                                 rtol, gnorm, atol, maxiter)
+                                                                 tol_scaled, maxiter)
             nmatvec += extra
         elif log.status is SubproblemStatus.NEGATIVE_CURVATURE and log.zero_curvature and \
                 log.nit == 1:
@@ -269,7 +264,7 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
 _RADIUS_CAP_EXPONENT = 500
 
 
-def _solve_deep_interior(hessp, g, psolve, Delta, e_g, rtol, gnorm, atol, maxiter):
+def _solve_deep_interior(hessp, g, psolve, Delta, e_g, tol_scaled, maxiter):
     """The step when ``Delta ||H|| / ||g||`` overflows: ``(p, log, model_decrease, nmatvec)``.
 
     The iteration is equivariant under ``(g, H, Delta) -> (a g, b H, (a / b) Delta)``,
@@ -277,6 +272,7 @@ def _solve_deep_interior(hessp, g, psolve, Delta, e_g, rtol, gnorm, atol, maxite
     (``2^e_h`` the size of ``H g / ||g||``, one product) make g and H of order one, and
     the radius, far out of range, is capped at ``2^500``. An iterate that reaches the cap
     (negative curvature) is scaled out to the true boundary along its direction.
+    ``tol_scaled`` is the stopping tolerance for ``2^-e_g g``, as in the scaled path.
     """
     u = np.ldexp(g, -e_g)
     with np.errstate(over="ignore"):
@@ -296,9 +292,7 @@ def _solve_deep_interior(hessp, g, psolve, Delta, e_g, rtol, gnorm, atol, maxite
         return np.ldexp(hessp(v), -e_h)
 
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        p, log = _truncated_cg(scaled_hessp, u, psolve, radius,
-                               max(rtol * float(np.ldexp(gnorm, -e_g)),
-                                   float(np.ldexp(atol, -e_g))), maxiter)
+        p, log = _truncated_cg(scaled_hessp, u, psolve, radius, tol_scaled, maxiter)
         nmatvec += log.nmatvec
         if capped and log.status in (SubproblemStatus.BOUNDARY,
                                      SubproblemStatus.NEGATIVE_CURVATURE):
