@@ -106,7 +106,7 @@ class PolicyObjective:
             if self.groups.shape[0] != m or self.groups.dtype.kind not in "iu":
                 raise ValueError(f"groups must be {m} integer labels, one per sample; got "
                                  f"{self.groups.dtype} of shape {self.groups.shape}")
-        self._group_cache = {}
+        self._batch_groups = None  # see _group_matrix
         self._dist = policy.distribution_class
         self._last_params = None
         self._linearization_old = None  # see _linearization_at_old
@@ -182,17 +182,17 @@ class PolicyObjective:
 
     def _group_matrix(self, idx):
         """``(members, W)``: the 0/1 matrix (groups x rows) of the selected rows' groups and
-        each group's weight :math:`W_n`; cached for the whole batch."""
-        key = None if idx is None else id(idx)
-        cached = self._group_cache.get(key)
-        if cached is not None and (idx is None or cached[0] is idx):
-            return cached[1]
+        each group's weight :math:`W_n`; kept for the whole batch, which a line search
+        evaluates many times."""
+        if idx is None and self._batch_groups is not None:
+            return self._batch_groups
         labels = self.groups if idx is None else self.groups[idx]
         w, _ = self._select(idx)
         _, inverse = np.unique(labels, return_inverse=True)
         members = (inverse[None, :] == np.arange(inverse.max() + 1)[:, None]).astype(np.float64)
         result = (members, members @ w)
-        self._group_cache = {key: (idx, result)}  # one entry: the batch or the minibatch
+        if idx is None:
+            self._batch_groups = result
         return result
 
     def clipped_surrogate_from(self, params, clip, idx=None):
