@@ -112,9 +112,9 @@ def ours_settings(env: str) -> dict:
             "5 steps x 10 CG)", "obs_normalization": cfg.obs_normalization}
 
 
-def sb3_kwargs(env: str) -> tuple[int, dict]:
-    """``(n_envs, TRPO keyword arguments)`` matched to ours (see the module docstring)."""
-    ours = ours_settings(env)
+def sb3_kwargs(ours: dict) -> tuple[int, dict]:
+    """``(n_envs, TRPO keyword arguments)`` matched to our settings ``ours`` (from
+    :func:`ours_settings`; see the module docstring)."""
     kwargs = {"n_steps": ours["steps_per_env"], "target_kl": ours["max_kl"],
               "cg_max_steps": ours["cg_iterations"], "cg_damping": ours["damping"],
               "line_search_max_iter": ours["max_backtracks"],
@@ -149,8 +149,9 @@ def run_sb3(env: str, seed: int, steps: int) -> tuple[dict, dict]:
 
     from rl.train import evaluate_policy
 
-    n_envs, kwargs = sb3_kwargs(env)
-    normalize = bool(ours_settings(env)["obs_normalization"])
+    ours = ours_settings(env)
+    n_envs, kwargs = sb3_kwargs(ours)
+    normalize = bool(ours["obs_normalization"])
     t0 = time.perf_counter()
     venv = make_vec_env(env, n_envs=n_envs, seed=seed)
     if normalize:  # as ours: running mean / std of the observations, clipped at 10
