@@ -1,8 +1,10 @@
-"""Command line: ``python -m rl train | evaluate | plot``.
+"""Command line: ``python -m rl train | evaluate | plot | convert``.
 
 Bad input (an unknown algorithm, environment or setting, a value out of range, a corrupt
 or mismatched checkpoint) prints one line naming the problem and the fix and exits with
-status 2; nothing already saved is touched.
+status 2; nothing already saved is touched. A run that stops (NaN or an exception from the
+environment, a checkpoint that cannot be written) exits with 1; Ctrl-C with 130, SIGTERM
+and SIGHUP with 128 + the signal number, each after saving the last completed iteration.
 """
 
 from __future__ import annotations
@@ -63,13 +65,18 @@ def _parser():
     pl.add_argument("--output", default=None, help="PNG path (default: learning_curves.png, "
                     "or RUN_DIR/learning_curve.png for one run)")
     pl.add_argument("--metric", default="episode/return_mean")
+    c = sub.add_parser("convert", help="convert the pickle checkpoint of an older trpokit run "
+                       "folder (UNSAFE: unpickling runs any code the file names)")
+    c.add_argument("run_dir")
+    c.add_argument("--trust-pickle", action="store_true",
+                   help="required: you trust the source of RUN_DIR/checkpoint.pkl")
     return p
 
 
 def main(argv=None):
     """Entry point; returns the exit status (0 ok, 1 run stopped, 2 bad input)."""
-    from rl.envs import NonFiniteEnvironmentError
-    from rl.train import CheckpointError, ConfigError
+    from rl.envs import EnvironmentFailure, NonFiniteEnvironmentError
+    from rl.train import CheckpointError, ConfigError, RunTerminated
 
     args = _parser().parse_args(argv)
     try:
@@ -78,6 +85,7 @@ def main(argv=None):
 
             if args.resume is not None:
                 _check_resume_arguments(args)
+            _check_given_once(args)
             result = train(args.algo, args.env, steps=args.steps, seed=args.seed, out=args.out,
                            config=_parse_sets(args.set), resume=args.resume,
                            progress=not args.no_progress)
@@ -101,7 +109,7 @@ def main(argv=None):
                 raise ConfigError(f"--seed must be >= 0; got {args.seed}")
             try:
                 ev = evaluate(args.run_dir, episodes=args.episodes, seed=args.seed)
-            except NonFiniteEnvironmentError as exc:
+            except (NonFiniteEnvironmentError, EnvironmentFailure) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
             print(json.dumps(ev, indent=2))
@@ -119,6 +127,13 @@ def main(argv=None):
                 raise ConfigError(f"cannot write the plot {output}: {exc.strerror or exc}; "
                                   "pass an --output in an existing, writable folder") from None
             return 0
+        if args.command == "convert":
+            from rl.train import convert_pickle_checkpoint
+
+            path = convert_pickle_checkpoint(args.run_dir, trust_pickle=args.trust_pickle)
+            print(f"converted: {path} (checkpoint.pkl is left in place; delete it when you no "
+                  "longer need it)")
+            return 0
     except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -131,15 +146,37 @@ def main(argv=None):
         print("interrupted" + (f"; {_kept(run_dir)}" if run_dir is not None else ""),
               file=sys.stderr)
         return 130
+    except RunTerminated as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        print(f"{exc}" + (f"; {_kept(run_dir)}" if run_dir is not None else ""),
+              file=sys.stderr)
+        return 128 + exc.signum
     return 2
 
 
 def _kept(run_dir) -> str:
-    """What a stopped run left: its last completed iteration, if any."""
-    if (Path(run_dir) / "checkpoint.pkl").exists():
-        return (f"the run folder {run_dir} keeps the last completed iteration; continue it "
-                f"with --resume {run_dir}")
-    return f"no iteration completed, so {run_dir} holds no checkpoint"
+    """What a stopped run left: its last committed iteration, if any."""
+    from rl.checkpoint import CheckpointFormatError, read_manifest
+
+    try:
+        iteration = read_manifest(run_dir)["iteration"]
+    except CheckpointFormatError:
+        return f"no iteration completed, so {run_dir} holds no checkpoint"
+    return (f"the run folder {run_dir} keeps iteration {iteration}; continue it with "
+            f"--resume {run_dir}")
+
+
+def _check_given_once(args) -> None:
+    """``--steps`` / ``--seed`` and ``--set steps=`` / ``--set seed=`` name one setting."""
+    from rl.train import ConfigError
+
+    given = getattr(args, "given", frozenset()) | ({"steps"} if args.steps is not None else
+                                                   set())
+    for item in args.set or []:
+        key = item.partition("=")[0].strip()
+        name = key.rpartition(".")[2]
+        if name in ("steps", "seed") and name in given:
+            raise ConfigError(f"--{name} and --set {key}=... both set {name}; give it once")
 
 
 def _check_resume_arguments(args) -> None:

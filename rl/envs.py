@@ -24,6 +24,7 @@ import copy
 import difflib
 import functools
 import importlib
+import inspect
 import numbers
 import sys
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from gymnasium.vector.utils import concatenate, iterate
 
 __all__ = [
     "EnvState",
+    "EnvironmentFailure",
     "NonFiniteEnvironmentError",
     "SameStepSyncVectorEnv",
     "VineUnsupportedError",
@@ -45,7 +47,9 @@ __all__ = [
     "env_factory",
     "make_vector_env",
     "restore_state",
+    "restore_snapshot",
     "save_state",
+    "snapshot_env",
     "supports_state_restore",
     "vine_unsupported_error",
 ]
@@ -84,6 +88,16 @@ class NonFiniteEnvironmentError(RuntimeError):
 
     Raised by the samplers at the step where it happens (the message names the step and the
     sub-environment), instead of letting non-finite numbers reach the update.
+    """
+
+
+class EnvironmentFailure(RuntimeError):
+    """An environment raised an exception, or returned an observation that does not fit its
+    declared space, while a sampler stepped or reset it.
+
+    The message names where it happened and the original error (kept as ``__cause__``); the
+    runner ends the run with a ``stopped: ...`` status and keeps what is saved, as for
+    :class:`NonFiniteEnvironmentError`.
     """
 
 
@@ -524,15 +538,78 @@ class EnvState:
         warm start), which makes the next steps bitwise identical.
     np_random : dict or None
         ``bit_generator.state`` of the unwrapped env's ``np_random`` (None if never seeded).
-    wrappers : tuple of (type, dict)
-        For each wrapper, outermost first, its class and a deep copy of its state attributes
-        (e.g. ``TimeLimit._elapsed_steps``).
+    wrappers : tuple of (str, dict)
+        For each wrapper, outermost first, its class's qualified name
+        (``module.QualName``) and a deep copy of its state attributes (e.g.
+        ``TimeLimit._elapsed_steps``).
+
+    :meth:`to_dict` and :meth:`from_dict` convert it to and from a tree of arrays and JSON
+    values (the checkpoint format of :mod:`rl.checkpoint`); a state is stored only when
+    every value in it can be (see :func:`snapshot_env`).
     """
 
     kind: str
     core: Any
     np_random: dict | None
     wrappers: tuple
+
+    def to_dict(self) -> dict:
+        """The state as a dict of plain values and arrays (copies)."""
+        return {"kind": self.kind, "core": copy.deepcopy(self.core),
+                "np_random": copy.deepcopy(self.np_random),
+                "wrappers": [[name, copy.deepcopy(attrs)] for name, attrs in self.wrappers]}
+
+    @classmethod
+    def from_dict(cls, state) -> EnvState:
+        """Rebuild an :class:`EnvState` from :meth:`to_dict`, checking its structure.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not such a dict (the message names the bad entry).
+        """
+        if not isinstance(state, dict) or set(state) != {"kind", "core", "np_random",
+                                                         "wrappers"}:
+            raise ValueError("an environment state must be a dict with keys 'core', 'kind', "
+                             "'np_random' and 'wrappers'")
+        if state["kind"] not in _STATE_KINDS:
+            raise ValueError(f"an environment state's kind must be one of {_STATE_KINDS}; "
+                             f"got {state['kind']!r}")
+        if state["np_random"] is not None:
+            _checked_bit_generator(state["np_random"])
+        wrappers = state["wrappers"]
+        if not isinstance(wrappers, (list, tuple)) or not all(
+                isinstance(w, (list, tuple)) and len(w) == 2 and isinstance(w[0], str)
+                and isinstance(w[1], dict) and all(isinstance(k, str) for k in w[1])
+                for w in wrappers):
+            raise ValueError("an environment state's 'wrappers' must be a list of "
+                             "[class name, attributes] pairs")
+        if state["kind"] in ("mujoco", "attributes") and not isinstance(state["core"], dict):
+            raise ValueError(f"a {state['kind']!r} environment state's core must be a dict")
+        return cls(kind=state["kind"], core=copy.deepcopy(state["core"]),
+                   np_random=copy.deepcopy(state["np_random"]),
+                   wrappers=tuple((name, copy.deepcopy(attrs)) for name, attrs in wrappers))
+
+
+_STATE_KINDS = ("protocol", "mujoco", "attributes")
+
+
+def _class_name(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _checked_bit_generator(state) -> np.random.Generator:
+    """A Generator on the saved ``bit_generator.state`` (refusing a malformed one)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+        raise ValueError(f"an environment state's np_random names an unknown bit generator "
+                         f"{name!r}")
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = copy.deepcopy(state)
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"an environment state's np_random is malformed ({exc})") from None
+    return np.random.Generator(bit_generator)
 
 
 def _wrapper_chain(env) -> list:
@@ -682,11 +759,19 @@ def save_state(env) -> EnvState:
         core = {"qpos": base.data.qpos.copy(), "qvel": base.data.qvel.copy(), "full": full}
     else:
         core = copy.deepcopy(base.get_state())
+    return EnvState(kind=kind, core=core, np_random=_rng_state(base), wrappers=_wrappers(env))
+
+
+def _rng_state(base) -> dict | None:
     rng = getattr(base, "_np_random", None)
-    rng_state = None if rng is None else copy.deepcopy(rng.bit_generator.state)
-    wrappers = tuple(
+    return None if rng is None else copy.deepcopy(rng.bit_generator.state)
+
+
+def _wrappers(env) -> tuple:
+    """Each wrapper's class name and a deep copy of its state attributes, outermost first."""
+    return tuple(
         (
-            type(w),
+            _class_name(w),
             {
                 k: copy.deepcopy(v)
                 for k, v in vars(w).items()
@@ -695,7 +780,6 @@ def save_state(env) -> EnvState:
         )
         for w in _wrapper_chain(env)
     )
-    return EnvState(kind=kind, core=core, np_random=rng_state, wrappers=wrappers)
 
 
 def restore_state(env, state: EnvState) -> None:
@@ -741,33 +825,169 @@ def restore_state(env, state: EnvState) -> None:
     kind = _state_kind(env)
     if kind is None:
         raise vine_unsupported_error(env)
-    chain = _wrapper_chain(env)
-    if kind != state.kind or [type(w) for w in chain] != [t for t, _ in state.wrappers]:
-        raise ValueError(
-            "state was saved from a differently built environment: expected a "
-            f"{state.kind!r} env wrapped in {[t.__name__ for t, _ in state.wrappers]}, got a "
-            f"{kind!r} env wrapped in {[type(w).__name__ for w in chain]}; restore into an "
-            "env made the same way"
-        )
+    chain = _checked_chain(env, kind, state)
     base = env.unwrapped
     if kind == "mujoco":
         import mujoco
 
+        _check_mujoco_core(base, state.core, mujoco)
         mujoco.mj_setState(base.model, base.data, state.core["full"],
                            mujoco.mjtState.mjSTATE_INTEGRATION)
         # set_state writes qpos/qvel and runs mj_forward, so derived quantities are current
         base.set_state(state.core["qpos"], state.core["qvel"])
     else:
         base.set_state(copy.deepcopy(state.core))
+    _restore_rng_and_wrappers(base, chain, state)
+
+
+def _checked_chain(env, kind, state: EnvState) -> list:
+    """The wrapper chain of ``env``, after checking it is built like the saved one and has
+    every attribute the saved wrappers hold."""
+    chain = _wrapper_chain(env)
+    names = [_class_name(w) for w in chain]
+    if kind != state.kind or names != [name for name, _ in state.wrappers]:
+        short = [name.rpartition(".")[2] for name, _ in state.wrappers]
+        raise ValueError(
+            "state was saved from a differently built environment: expected a "
+            f"{state.kind!r} env wrapped in {short}, got a {kind!r} env wrapped in "
+            f"{[type(w).__name__ for w in chain]}; restore into an env made the same way"
+        )
+    for w, (_, attributes) in zip(chain, state.wrappers, strict=True):
+        _check_known_attributes(w, attributes)
+    return chain
+
+
+def _check_known_attributes(obj, attributes: dict) -> None:
+    """A saved state may set data attributes only: none that would shadow a method or a
+    property of the object's class (an attribute a reset creates may be missing on a
+    freshly built object, so absence alone is no reason to refuse)."""
+    own = vars(obj)
+
+    def shadows(k):
+        if k in own:
+            return False
+        try:
+            found = inspect.getattr_static(type(obj), k)
+        except AttributeError:
+            return False
+        return callable(found) or hasattr(found, "__get__")
+
+    refused = sorted(k for k in attributes if k in _ENV_STATIC_ATTRIBUTES or shadows(k))
+    if refused:
+        raise ValueError(f"state sets attributes {refused} that are not data attributes of "
+                         f"{type(obj).__name__}; restore into an env made the same way")
+
+
+def _check_mujoco_core(base, core, mujoco) -> None:
+    sizes = {"qpos": base.model.nq, "qvel": base.model.nv,
+             "full": mujoco.mj_stateSize(base.model, mujoco.mjtState.mjSTATE_INTEGRATION)}
+    if not isinstance(core, dict) or set(core) != set(sizes):
+        raise ValueError(f"a MuJoCo state must hold {sorted(sizes)}")
+    for key, size in sizes.items():
+        value = core[key]
+        if not (isinstance(value, np.ndarray) and value.dtype == np.float64
+                and value.shape == (size,) and np.all(np.isfinite(value))):
+            raise ValueError(f"a MuJoCo state's {key!r} must be {size} finite float64 values "
+                             f"for this model; got {getattr(value, 'shape', type(value))}")
+
+
+def _restore_rng_and_wrappers(base, chain, state: EnvState) -> None:
     rng = getattr(base, "_np_random", None)
     if state.np_random is None:
         base._np_random = None
     elif rng is not None and type(rng.bit_generator).__name__ == state.np_random["bit_generator"]:
         rng.bit_generator.state = copy.deepcopy(state.np_random)  # in place: keeps references
     else:
-        bit_generator = getattr(np.random, state.np_random["bit_generator"])()
-        bit_generator.state = copy.deepcopy(state.np_random)
-        base._np_random = np.random.Generator(bit_generator)
+        base._np_random = _checked_bit_generator(state.np_random)
     for w, (_, attributes) in zip(chain, state.wrappers, strict=True):
         for k, v in attributes.items():
             setattr(w, k, copy.deepcopy(v))
+
+
+# --------------------------------------------------------------------------------------
+# Snapshots of any environment for checkpoints
+# --------------------------------------------------------------------------------------
+
+# Attributes of an unwrapped environment that are configuration or links, not state.
+_ENV_STATIC_ATTRIBUTES = frozenset({"spec", "metadata", "render_mode", "_np_random"})
+
+
+def snapshot_env(env) -> dict:
+    """The state of one environment as arrays and JSON values, for a checkpoint.
+
+    MuJoCo environments and those with ``get_state``/``set_state`` are saved as by
+    :func:`save_state`. Any other environment is saved as its unwrapped env's instance
+    attributes (spaces and the static ``spec``, ``metadata`` and ``render_mode`` aside),
+    its RNG and its wrappers' attributes: for the classic-control environments (``state``,
+    ``steps_beyond_terminated`` ...) that is all there is to their state.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        A single environment, wrappers included.
+
+    Returns
+    -------
+    dict
+        :meth:`EnvState.to_dict` of the state: restore it with :func:`restore_snapshot`.
+
+    Raises
+    ------
+    rl.checkpoint.NotExpressibleError
+        If some part of the state is not arrays and plain values (a physics engine's world
+        object, a deque ...): the message names the attribute. Such an environment cannot
+        be checkpointed exactly.
+
+    Examples
+    --------
+    >>> import gymnasium
+    >>> env = gymnasium.make("CartPole-v1")
+    >>> _ = env.reset(seed=0)
+    >>> snap = snapshot_env(env)
+    >>> first = env.step(1)[0]
+    >>> restore_snapshot(env, snap)
+    >>> bool((env.step(1)[0] == first).all())
+    True
+    """
+    from rl.checkpoint import NotExpressibleError, encode
+
+    _check_single_env(env, "snapshot_env")
+    base = env.unwrapped
+    if _state_kind(env) is None:
+        core = {k: copy.deepcopy(v) for k, v in vars(base).items()
+                if k not in _ENV_STATIC_ATTRIBUTES and not isinstance(v, spaces.Space)}
+        state = EnvState(kind="attributes", core=core, np_random=_rng_state(base),
+                         wrappers=_wrappers(env))
+    else:
+        state = save_state(env)
+    parts = [(type(base).__name__, state.core)] + [
+        (name.rpartition(".")[2], attrs) for name, attrs in state.wrappers]
+    for owner, part in parts:
+        try:
+            encode(part)
+        except NotExpressibleError as exc:
+            raise NotExpressibleError(f"{owner}.{exc}") from None
+    return state.to_dict()
+
+
+def restore_snapshot(env, snapshot) -> None:
+    """Put ``env`` back into the state :func:`snapshot_env` took (of an env built the same way).
+
+    Raises
+    ------
+    ValueError
+        If ``snapshot`` is malformed, was taken from a differently built environment, or
+        sets attributes the environment does not have; ``env`` is left unchanged then.
+    """
+    state = EnvState.from_dict(snapshot)
+    _check_single_env(env, "restore_snapshot")
+    if state.kind != "attributes":
+        restore_state(env, state)
+        return
+    kind = _state_kind(env) or "attributes"
+    chain = _checked_chain(env, kind, state)
+    base = env.unwrapped
+    _check_known_attributes(base, state.core)
+    for k, v in state.core.items():
+        setattr(base, k, copy.deepcopy(v))
+    _restore_rng_and_wrappers(base, chain, state)

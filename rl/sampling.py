@@ -27,6 +27,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
 from rl.envs import (
+    EnvironmentFailure,
     EnvState,
     NonFiniteEnvironmentError,
     _reset_api_error,
@@ -187,6 +188,13 @@ def _env_name(env) -> str:
     if spec is not None and getattr(spec, "id", None):
         return repr(spec.id)
     return repr(type(getattr(env, "unwrapped", env)).__name__)
+
+
+def _failure(where: str, exc: BaseException) -> EnvironmentFailure:
+    detail = " ".join(str(exc).split())
+    if len(detail) > 200:
+        detail = detail[:197] + "..."
+    return EnvironmentFailure(f"the environment failed {where}: {type(exc).__name__}: {detail}")
 
 
 def _nonfinite(what: str, where: str) -> NonFiniteEnvironmentError:
@@ -462,8 +470,10 @@ class SinglePathSampler:
         except TypeError as exc:
             error = _reset_api_error(exc)
             if error is None:
-                raise
+                raise _failure("on reset", exc) from exc
             raise error from exc
+        except Exception as exc:  # noqa: BLE001 - whatever the environment raised
+            raise _failure("on reset", exc) from exc
         obs = np.asarray(obs, dtype=self._obs_dtype)
         if self._box_obs and not np.isfinite(obs).all():
             raise _nonfinite("observation", "on reset")
@@ -523,9 +533,12 @@ class SinglePathSampler:
             dist_params[t] = params
             timesteps[t] = episode_length
 
-            next_obs, r, term, trunc, info = venv.step(env_action(a))
-            rewards[t] = r
-            next_observations[t] = next_obs  # converted to obs_dtype on assignment
+            try:
+                next_obs, r, term, trunc, info = venv.step(env_action(a))
+                rewards[t] = r
+                next_observations[t] = next_obs  # converted to obs_dtype on assignment
+            except Exception as exc:  # noqa: BLE001 - whatever the environment raised
+                raise _failure(self._where(t, None), exc) from exc
             # one finiteness test of the step's sums; the exact search only if it fails
             # (a finite sum of finite numbers can overflow, hence the second test)
             if not isfinite(rewards[t].sum() + (next_observations[t].sum() if box_obs else 0.0)):
@@ -587,11 +600,10 @@ class SinglePathSampler:
             if bad.any():
                 raise _nonfinite("observation", self._where(t, int(np.flatnonzero(bad)[0])))
 
-    def _where(self, t: int, i: int) -> str:
-        return (
-            f"at step t={t} of this batch (sampler step {self.total_steps // self.num_envs + t}) "
-            f"in sub-environment {i}"
-        )
+    def _where(self, t: int, i: int | None) -> str:
+        where = (f"at step t={t} of this batch (sampler step "
+                 f"{self.total_steps // self.num_envs + t})")
+        return where if i is None else f"{where} in sub-environment {i}"
 
     # -- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -1020,8 +1032,11 @@ class VineSampler:
         for h in range(self.rollout_length):
             if h > 0:
                 a = policy.act(obs[None], rng)[0]
-            obs, r, term, trunc, _ = env.step(self._env_action(a))
-            obs = np.asarray(obs, dtype=self._obs_dtype)
+            try:
+                obs, r, term, trunc, _ = env.step(self._env_action(a))
+                obs = np.asarray(obs, dtype=self._obs_dtype)
+            except Exception as exc:  # noqa: BLE001 - whatever the environment raised
+                raise _failure(f"at step {h} of a vine rollout", exc) from exc
             if not np.isfinite(r) or (self._obs_dtype is np.float64 and not np.isfinite(obs).all()):
                 raise _nonfinite("reward or observation", f"at step {h} of a vine rollout")
             q += discount * float(r)
@@ -1161,14 +1176,15 @@ class VineSampler:
                 and reset-seed streams, the current trunk observation, the open episode's
                 return and length, and the step and episode counters.
             ``trunk_env``
-                The trunk environment's :class:`rl.envs.EnvState` (:func:`rl.envs.save_state`:
-                simulator state, environment RNG, wrapper chain such as ``TimeLimit``), or
-                None before the first :meth:`sample`.
+                The trunk environment's state (:func:`rl.envs.save_state`, as
+                :meth:`rl.envs.EnvState.to_dict`: simulator state, environment RNG, wrapper
+                chain such as ``TimeLimit``), or None before the first :meth:`sample`.
             ``choice_rng``, ``rollout_seed_rng``, ``action_rng``
                 Bit-generator states of the rollout-set choice, of the branches' seeds and
                 of the K sampled actions.
 
-            All copies, independent of later sampling, and picklable.
+            All copies, independent of later sampling: arrays and plain values wherever the
+            environment's wrappers hold only those (see :func:`rl.envs.snapshot_env`).
 
         Notes
         -----
@@ -1199,7 +1215,7 @@ class VineSampler:
         return {
             "settings": self._settings(),
             "trunk": trunk,
-            "trunk_env": save_state(self._venv.envs[0]) if started else None,
+            "trunk_env": save_state(self._venv.envs[0]).to_dict() if started else None,
             **{name: copy.deepcopy(rng.bit_generator.state) for name, rng in self._rngs().items()},
         }
 
@@ -1265,10 +1281,13 @@ class VineSampler:
             _checked_rng_state(getattr(self.trunk_sampler, "_" + name), trunk[name],
                                f"state['trunk'][{name!r}]")
         if trunk_env is not None and not isinstance(trunk_env, EnvState):
-            raise ValueError(
-                f"state['trunk_env'] must be an rl.envs.EnvState or None; got "
-                f"{type(trunk_env).__name__}"
-            )
+            try:
+                trunk_env = EnvState.from_dict(trunk_env)
+            except ValueError as exc:
+                raise ValueError(
+                    f"state['trunk_env'] must be the trunk environment's state "
+                    f"(rl.envs.EnvState.to_dict()) or None: {exc}"
+                ) from None
         if (trunk_env is None) != (trunk["observations"] is None):
             raise ValueError(
                 "state['trunk_env'] and state['trunk']['observations'] disagree (one is None, "

@@ -3,10 +3,13 @@
 >>> result = rl.train("trpo", "CartPole-v1", steps=100_000, seed=0)   # doctest: +SKIP
 >>> result.evaluation["eval/return_mean"]                               # doctest: +SKIP
 
-A run folder holds ``config.json``, ``metrics.csv`` (one row per iteration),
-``checkpoint.pkl`` (policy, value function, normaliser, optimizer, sampler and RNG
-state) and ``learning_curve.png``. Every file is written atomically (a temporary file
-renamed into place), so an interrupted or failed run keeps everything already saved.
+A run folder holds ``config.json``, ``metrics.csv`` (one row per iteration), the
+checkpoint (``checkpoint.json``, a manifest, and ``checkpoint-<iteration>.npz``: policy,
+value function, normaliser, optimizer, sampler, environment and RNG state as arrays and
+JSON, see :mod:`rl.checkpoint`), ``evaluation.json`` and ``learning_curve.png``. Every file
+is written atomically and a checkpoint is committed by its manifest, written last, so an
+interrupted or failed run keeps everything already saved. Loading a run folder never
+executes code from it.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import io
 import json
 import math
 import os
-import pickle
+import signal
 import sys
+import threading
 import time
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,25 +35,30 @@ import gymnasium
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rl import checkpoint as ckpt
 from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
 from rl.algorithms import ALGORITHMS
 from rl.algorithms.base import check_range
+from rl.checkpoint import atomic_write_bytes, atomic_write_text
 from rl.envs import (
+    EnvironmentFailure,
     NonFiniteEnvironmentError,
-    _state_kind,
     check_spaces,
     env_factory,
     make_vector_env,
-    restore_state,
+    restore_snapshot,
     save_state,
+    snapshot_env,
 )
 from rl.policies import make_policy
 from rl.sampling import EnvAction, SinglePathSampler, VineSampler
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
-           "ConfigError", "CheckpointError"]
+           "convert_pickle_checkpoint", "ConfigError", "CheckpointError", "ResumeWarning",
+           "RunTerminated", "atomic_write_bytes", "atomic_write_text"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = ckpt.FORMAT_VERSION
+_SEED_MAX = 2**64 - 1  # the largest seed gymnasium's reset accepts
 
 
 class ConfigError(ValueError):
@@ -57,6 +67,20 @@ class ConfigError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not match the requested run."""
+
+
+class ResumeWarning(UserWarning):
+    """A run whose environments cannot be saved exactly: a resumed run starts fresh
+    episodes, so its numbers differ from an uninterrupted run's (the message says why)."""
+
+
+class RunTerminated(BaseException):
+    """SIGTERM or SIGHUP arrived during :func:`train`; the run saved its last completed
+    iteration. ``signum`` is the signal; the command line exits with ``128 + signum``."""
+
+    def __init__(self, signum):
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 @dataclass
@@ -149,11 +173,18 @@ class TrainConfig:
     blas_threads: int | None = 1
 
     def __post_init__(self):
-        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        for f in dataclasses.fields(self):  # numpy scalars become the Python values they hold
+            setattr(self, f.name, _plain(getattr(self, f.name)))
+        try:
+            self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        except (TypeError, ValueError):
+            raise ConfigError(f"hidden_sizes must be a sequence of positive integers, e.g. "
+                              f"(64, 64); got {self.hidden_sizes!r}") from None
         if self.algo not in ALGORITHMS:
             raise ConfigError(_unknown("algorithm", self.algo, ALGORITHMS))
         check_range("steps", self.steps, 1, None, integer=True)
-        check_range("seed", self.seed, 0, None, integer=True)
+        check_range("seed", self.seed, 0, _SEED_MAX, integer=True)
+        self.steps, self.seed = int(self.steps), int(self.seed)
         check_range("num_envs", self.num_envs, 1, None, integer=True)
         check_range("steps_per_env", self.steps_per_env, 1, None, integer=True)
         if self.value_iterations is not None:
@@ -223,6 +254,16 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------------- config
+def _plain(value):
+    """``value`` with numpy scalars (``np.int64(3)``) replaced by Python ones, in tuples and
+    lists too, so a config holds what JSON can store."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _unknown(kind, value, valid, note=""):
     close = difflib.get_close_matches(str(value), list(valid), n=3)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -269,7 +310,14 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
     """
     if algo not in ALGORITHMS:
         raise ConfigError(_unknown("algorithm", algo, ALGORITHMS))
-    overrides = dict(overrides or {})
+    overrides = {key: _plain(value) for key, value in dict(overrides or {}).items()}
+    steps, seed = _plain(steps), _plain(seed)
+    for name, given in (("steps", steps), ("seed", seed)):
+        for key in (name, f"train.{name}"):
+            if key in overrides and given is not None and _coerce(
+                    key, overrides[key], int) != given and not (name == "seed" and given == 0):
+                raise ConfigError(f"{name} is given twice ({name}={given} and the setting "
+                                  f"{key}={overrides[key]}); give it once")
     algo_cls = ALGORITHMS[algo].config_class
     algo_hints = typing.get_type_hints(algo_cls)
     train_hints = typing.get_type_hints(TrainConfig)
@@ -314,21 +362,6 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
 
 
 # ---------------------------------------------------------------------------- file output
-def atomic_write_bytes(path, data: bytes):
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path, text: str):
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def _metrics_csv(history):
     keys = []
     for row in history:
@@ -378,18 +411,24 @@ class _Run:
         s_policy, s_value, s_algo, s_env, s_sample = (int(s.generate_state(1)[0]) for s in
                                                       ss.spawn(5))
         env_spec = env if env is not None else cfg.env
+        self.env_is_id = env is None or isinstance(env, str)
+        self.venv = None
         try:
-            if cfg.sampling == "vine":  # the vine sampler builds its own environments
-                self.venv = None
-                probe = env_factory(env_spec)()
+            probe = env_factory(env_spec)()
+            try:
                 obs_space, act_space = probe.observation_space, probe.action_space
-                probe.close()
                 check_spaces(obs_space, act_space)
-            else:  # make_vector_env checks the spaces
+                _check_memory(cfg, obs_space, act_space)
+                # whether a checkpoint can hold the environments' state (said at start)
+                self.resume_problem = _resume_problem(cfg, probe)
+            finally:
+                probe.close()
+            if cfg.sampling != "vine":  # the vine sampler builds its own environments
+                if cfg.num_envs > _MANY_ENVS:
+                    print(f"building {cfg.num_envs:,} environments ...", file=sys.stderr,
+                          flush=True)
                 self.venv = make_vector_env(env_spec, cfg.num_envs, seed=s_env,
                                             vectorization=cfg.vectorization)
-                obs_space = self.venv.single_observation_space
-                act_space = self.venv.single_action_space
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         except (gymnasium.error.Error, ImportError) as exc:  # e.g. a missing extra (Box2D)
@@ -417,10 +456,19 @@ class _Run:
         self.total_steps = 0
         self.history = []
         self.snapshot, self.snapshot_saved = None, True  # see _iterate
+        self.saved_iteration = None  # the iteration of the last committed checkpoint
+
+    def warn_if_not_resumable(self):
+        """Say at the start of a run that it cannot be resumed bit for bit, and why."""
+        if self.resume_problem is not None:
+            warnings.warn(ResumeWarning(
+                f"this run cannot be resumed bit for bit: {self.resume_problem}; a resumed "
+                "run continues from its checkpoint with fresh episodes"), stacklevel=3)
 
     def state_dict(self):
-        state = {
-            "version": CHECKPOINT_VERSION,
+        """The run's state as arrays and JSON values (the checkpoint, :mod:`rl.checkpoint`)."""
+        sub_envs = self._env_states()
+        return {
             "config": dataclasses.asdict(self.cfg),
             "algo_config": self.algo_cfg.to_dict(),
             "iteration": self.iteration,
@@ -429,66 +477,51 @@ class _Run:
             "baseline": self.baseline.state_dict(),
             "algo": self.algo.state_dict(),
             "sampler": self._sampler_state(),
-            "env_states": self._env_states(),
-            "env_physics": self._env_physics(),
+            "env": {"is_id": self.env_is_id, "name": self.cfg.env,
+                    "problem": self.resume_problem, "sub_envs": sub_envs},
             "history": self.history,
         }
-        return state
+
+    def _not_resumable(self, reason):
+        if self.resume_problem is None:
+            self.resume_problem = reason
+            self.warn_if_not_resumable()
 
     def _sampler_state(self):
-        """The sampler's state; ``None`` for a vine sampler whose state cannot be pickled.
-
-        A vine state holds the trunk environment's wrapper attributes, which a wrapper
-        built around a lambda cannot pickle; such a run resumes with fresh rollouts
-        (reproducibly, from the saved policy and algorithm state) instead of failing to save.
-        """
+        """The sampler's state; ``None`` for a vine sampler whose trunk environment's state
+        is not arrays and plain values (such a run resumes with fresh rollouts)."""
         state = self.sampler.state_dict()
         if isinstance(self.sampler, VineSampler):
             try:
-                pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:  # noqa: BLE001 - any pickling failure: resume with fresh rollouts
+                ckpt.encode(state)
+            except ckpt.NotExpressibleError as exc:
+                self._not_resumable(f"the trunk environment's state holds {exc}")
                 return None
         return state
 
     def _env_states(self):
-        """The sub-environments pickled, so a resumed run continues their open episodes.
-
-        Only a synchronous single-path run can be captured this way; otherwise ``None``.
-        A vine run needs none: its sampler's state holds the trunk environment's exact state
-        (:meth:`rl.sampling.VineSampler.state_dict`). An async single-path run resumes with
-        fresh episodes (reproducibly, from the saved seeds).
-        """
-        if self.cfg.sampling != "single_path" or not hasattr(self.venv, "envs"):
+        """Each sub-environment's :func:`rl.envs.snapshot_env`, so a resumed run continues
+        their open episodes; ``None`` where that is impossible (a vine run needs none: its
+        sampler's state holds the trunk environment's)."""
+        if self.resume_problem is not None or not hasattr(self.venv, "envs"):
             return None
         try:
-            return pickle.dumps(self.venv.envs, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 - an env that cannot be pickled resumes fresh
+            return [snapshot_env(e) for e in self.venv.envs]
+        except ckpt.NotExpressibleError as exc:
+            self._not_resumable(f"the environment's state holds {exc}")
             return None
-
-    def _env_physics(self):
-        """The MuJoCo sub-environments' physics (:func:`rl.envs.save_state`), or ``None``.
-
-        Unpickling a MuJoCo environment builds fresh physics, so the pickled sub-environments
-        of :meth:`_env_states` alone would resume from the model's initial state; this
-        snapshot (positions, velocities and the solver's warm start) is restored over them.
-        """
-        if self.cfg.sampling != "single_path" or not hasattr(self.venv, "envs"):
-            return None
-        if not all(_state_kind(e) == "mujoco" for e in self.venv.envs):
-            return None
-        return [save_state(e) for e in self.venv.envs]
 
     def load_state_dict(self, state):
         self.policy.load_state_dict(state["policy"])
         self.baseline.load_state_dict(state["baseline"])
         self.algo.load_state_dict(state["algo"])
-        env_states = state.get("env_states")
-        if env_states is not None and hasattr(self.venv, "envs"):
-            self.venv.envs = pickle.loads(env_states)
-            physics = state.get("env_physics")
-            if physics is not None:
-                for env, snapshot in zip(self.venv.envs, physics, strict=True):
-                    restore_state(env, snapshot)
+        sub_envs = state["env"]["sub_envs"]
+        if sub_envs is not None and hasattr(self.venv, "envs"):
+            if not isinstance(sub_envs, list) or len(sub_envs) != len(self.venv.envs):
+                raise ValueError(f"it holds {len(sub_envs) if isinstance(sub_envs, list) else 0}"
+                                 f" environment states for num_envs={len(self.venv.envs)}")
+            for env, snapshot in zip(self.venv.envs, sub_envs, strict=True):
+                restore_snapshot(env, snapshot)
             self.sampler.load_state_dict(state["sampler"], reset_env=False)
         elif isinstance(self.sampler, SinglePathSampler):
             self.sampler.load_state_dict(state["sampler"], reset_env=True)
@@ -500,6 +533,7 @@ class _Run:
         self.iteration = int(state["iteration"])
         self.total_steps = int(state["total_steps"])
         self.history = list(state["history"])
+        self.saved_iteration = self.iteration
 
     def close(self):
         if self.venv is not None:
@@ -508,58 +542,227 @@ class _Run:
             self.sampler.close()
 
 
-def _read_checkpoint(run_dir):
-    path = Path(run_dir) / "checkpoint.pkl"
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}; pass a run folder written by "
-                              "'python -m rl train'")
+_MANY_ENVS = 1024  # building more environments than this takes long enough to say so
+
+
+def _check_memory(cfg, obs_space, act_space):
+    """Refuse a batch that cannot fit in memory before building anything for it."""
+    per_step = 2 * _obs_dim(obs_space) + 2 * _obs_dim(act_space) + 12  # float64 arrays
+    need = cfg.batch_size * per_step * 8
     try:
-        with open(path, "rb") as fh:
-            state = pickle.load(fh)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise CheckpointError(f"checkpoint {path} is corrupt ({type(exc).__name__}); delete the "
-                              "run folder or resume from a copy") from None
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"checkpoint {path} is not a version-{CHECKPOINT_VERSION} trpokit "
-                              "checkpoint")
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return
+    if need > total // 2:
+        raise ConfigError(
+            f"a batch of num_envs x steps_per_env = {cfg.num_envs:,} x {cfg.steps_per_env:,} "
+            f"steps needs about {need / 2**30:.1f} GiB, more than half of this machine's "
+            f"{total / 2**30:.1f} GiB: lower num_envs or steps_per_env with --set")
+
+
+def _resume_problem(cfg, probe):
+    """Why a checkpoint of this run cannot hold its environments' state, or None.
+
+    ``probe`` is one freshly built environment; it is reset and snapshotted (then thrown
+    away) to find attributes that are not arrays and plain values before the run starts.
+    """
+    if cfg.sampling == "single_path" and cfg.vectorization == "async":
+        return ("its environments run in worker processes (vectorization=async), whose state "
+                "is not saved")
+    try:
+        probe.reset(seed=0)
+        if cfg.sampling == "vine":
+            ckpt.encode(save_state(probe).to_dict())
+        else:
+            snapshot_env(probe)
+    except ckpt.NotExpressibleError as exc:
+        return f"the environment's state holds {exc}"
+    except Exception:  # noqa: BLE001 - a failing reset shows itself when sampling starts
+        return None
+    return None
+
+
+_STATE_KEYS = ("config", "algo_config", "iteration", "total_steps", "policy", "baseline",
+               "algo", "sampler", "env", "history")
+_ENV_KEYS = ("is_id", "name", "problem", "sub_envs")
+
+
+def _read_checkpoint(run_dir):
+    run_dir = Path(run_dir)
+    if not (run_dir / ckpt.MANIFEST).exists() and (run_dir / "checkpoint.pkl").exists():
+        raise CheckpointError(
+            f"{run_dir / 'checkpoint.pkl'} is a pickle checkpoint of an older trpokit; loading "
+            "a pickle can run any code, so it is refused. If you trust where it came from, "
+            f"convert it with: python -m rl convert {run_dir} --trust-pickle")
+    if not run_dir.is_dir():
+        raise CheckpointError(f"no checkpoint at {run_dir}: there is no such folder; pass a run "
+                              "folder written by 'python -m rl train'")
+    try:
+        manifest, state = ckpt.read_checkpoint(run_dir)
+    except ckpt.CheckpointFormatError as exc:
+        hint = "; pass a run folder written by 'python -m rl train'" if str(exc).startswith(
+            "no checkpoint") else ""
+        raise CheckpointError(f"{exc}{hint}") from None
+    _check_state_layout(run_dir, manifest, state)
     return state
 
 
-def load_run(run_dir):
-    """Rebuild the objects of a run from its folder (used by resume and evaluate)."""
+def _check_state_layout(run_dir, manifest, state):
+    """The keys and types of a checkpoint's top level (the parts check their own)."""
+    where = f"checkpoint in {run_dir}"
+    fix = "delete the run folder or resume from a copy"
+    if not isinstance(state, dict) or set(state) != set(_STATE_KEYS):
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{where} does not hold a run's state (keys {got}); {fix}")
+    for key in ("iteration", "total_steps"):
+        value = state[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"{where} has a bad {key!r} entry ({value!r}); {fix}")
+    if (state["iteration"], state["total_steps"]) != (manifest["iteration"],
+                                                      manifest["total_steps"]):
+        raise CheckpointError(f"{where} is at iteration {state['iteration']} but its manifest "
+                              f"says {manifest['iteration']}; {fix}")
+    history = state["history"]
+    if not isinstance(history, list) or len(history) != state["iteration"] or not all(
+            isinstance(r, dict) for r in history):
+        raise CheckpointError(f"{where} has a bad 'history' entry (it must hold one row per "
+                              f"iteration); {fix}")
+    env = state["env"]
+    if not isinstance(env, dict) or set(env) != set(_ENV_KEYS) or not isinstance(
+            env["is_id"], bool) or not isinstance(env["name"], str) or not (
+            env["sub_envs"] is None or isinstance(env["sub_envs"], list)):
+        raise CheckpointError(f"{where} has a bad 'env' entry; {fix}")
+    for key in ("config", "algo_config"):
+        if not isinstance(state[key], dict):
+            raise CheckpointError(f"{where} has a bad {key!r} entry (not a dict); {fix}")
+
+
+def load_run(run_dir, env=None):
+    """Rebuild the objects of a run from its folder (used by resume and evaluate).
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder written by :func:`train`.
+    env : gymnasium.Env or callable, optional
+        For a run trained on an environment object or factory (not a Gymnasium id): the
+        same object or factory again. A registered id needs nothing.
+
+    Raises
+    ------
+    CheckpointError
+        If the folder holds no checkpoint, a damaged or tampered one, a pickle checkpoint
+        (refused: see :func:`convert_pickle_checkpoint`), or one that does not fit ``env``.
+    """
     state = _read_checkpoint(run_dir)
-    for key in ("config", "algo_config", "policy", "baseline", "algo", "sampler", "iteration",
-                "total_steps", "history"):
-        if key not in state:
-            raise CheckpointError(f"checkpoint in {run_dir} has no {key!r} entry; it is damaged: "
-                                  "delete the run folder or resume from a copy")
     try:
-        if not isinstance(state["config"], dict) or not isinstance(state["algo_config"], dict):
-            raise TypeError("its config entries are not dicts")
         cfg = TrainConfig(**state["config"])
-        if cfg.algo not in ALGORITHMS:
-            raise ValueError(_unknown("algorithm", cfg.algo, ALGORITHMS))
         algo_cfg = ALGORITHMS[cfg.algo].config_class(**state["algo_config"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"cannot rebuild the run in {run_dir}: its checkpoint's settings "
                               f"are invalid ({exc}); delete the run folder or resume from a "
                               "copy") from None
+    if env is None and not state["env"]["is_id"]:
+        raise CheckpointError(
+            f"the run in {run_dir} was trained on an environment object ({cfg.env!r}), not a "
+            "Gymnasium id: pass the same environment or factory again, "
+            f"rl.train(resume={str(run_dir)!r}, env=...) or rl.evaluate({str(run_dir)!r}, "
+            "env=...) from Python")
     try:
-        run = _Run(cfg, algo_cfg)
+        run = _Run(cfg, algo_cfg, env=env)
     except ConfigError as exc:
-        hint = ("" if _is_registered(cfg.env) else " (a run on an environment object, not a "
-                "Gymnasium id, can only be resumed from Python with the same object)")
-        raise CheckpointError(f"cannot rebuild the run in {run_dir}: {exc}{hint}") from None
+        raise CheckpointError(f"cannot rebuild the run in {run_dir}: {exc}") from None
     try:
         run.load_state_dict(state)
-        if not isinstance(run.history, list) or not all(isinstance(r, dict) for r in run.history):
-            raise TypeError("its history is not a list of rows")
     except Exception as exc:  # noqa: BLE001 - any mismatch in the saved objects
         run.close()
+        detail = " ".join(str(exc).split())
         raise CheckpointError(f"checkpoint in {run_dir} does not match its config "
-                              f"({type(exc).__name__}: {exc}); it was written by another "
+                              f"({type(exc).__name__}: {detail}); it was written by another "
                               "version or is damaged: start a new run") from None
+    if state["env"]["problem"] is not None and run.resume_problem is None:
+        run.resume_problem = state["env"]["problem"]
     return run
+
+
+def convert_pickle_checkpoint(run_dir, *, trust_pickle=False):
+    """Convert the ``checkpoint.pkl`` of an older trpokit run folder to the current format.
+
+    Unpickling runs whatever code the file names: do this only for a file whose source you
+    trust. ``checkpoint.pkl`` is left in place; the converted checkpoint is written beside
+    it (``checkpoint.json`` and ``checkpoint-<iteration>.npz``).
+
+    Parameters
+    ----------
+    run_dir : path
+        The run folder holding ``checkpoint.pkl``.
+    trust_pickle : bool
+        Must be True: the caller states that the file is trusted.
+
+    Returns
+    -------
+    pathlib.Path
+        The converted checkpoint file.
+
+    Raises
+    ------
+    CheckpointError
+        Without ``trust_pickle``, without a ``checkpoint.pkl``, if the folder already holds
+        a converted checkpoint, or if the file is not a trpokit version-1 checkpoint.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint.pkl"
+    if not trust_pickle:
+        raise CheckpointError(f"converting {path} unpickles it, which can run any code: pass "
+                              "--trust-pickle (trust_pickle=True) only for a file you trust")
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint.pkl in {run_dir}")
+    if (run_dir / ckpt.MANIFEST).exists():
+        raise CheckpointError(f"{run_dir} already holds a converted checkpoint "
+                              f"({ckpt.MANIFEST}); nothing to do")
+    import pickle  # only here, on the caller's explicit statement of trust
+
+    try:
+        with open(path, "rb") as fh:
+            old = pickle.load(fh)  # noqa: S301 - the caller vouched for the file
+        if not isinstance(old, dict) or old.get("version") != 1:
+            raise ValueError("not a version-1 trpokit checkpoint")
+        envs = pickle.loads(old["env_states"]) if old.get("env_states") is not None else None
+        cfg = TrainConfig(**old["config"])
+        sampler = old["sampler"]
+        if isinstance(sampler, dict) and sampler.get("trunk_env") is not None:
+            trunk = sampler["trunk_env"]
+            sampler = {**sampler, "trunk_env": {"kind": trunk.kind, "core": trunk.core,
+                                                "np_random": trunk.np_random,
+                                                "wrappers": [[f"{t.__module__}.{t.__qualname__}",
+                                                              a] for t, a in trunk.wrappers]}}
+        sub_envs = None
+        if envs is not None:
+            physics = old.get("env_physics")
+            if physics is not None:
+                from rl.envs import restore_state
+
+                for e, snap in zip(envs, physics, strict=True):
+                    restore_state(e, dataclasses.replace(snap, wrappers=tuple(
+                        (f"{t.__module__}.{t.__qualname__}", a) for t, a in snap.wrappers)))
+            sub_envs = [snapshot_env(e) for e in envs]
+        state = {"config": dataclasses.asdict(cfg), "algo_config": old["algo_config"],
+                 "iteration": int(old["iteration"]), "total_steps": int(old["total_steps"]),
+                 "policy": old["policy"], "baseline": old["baseline"], "algo": old["algo"],
+                 "sampler": sampler,
+                 "env": {"is_id": _is_registered(cfg.env), "name": cfg.env,
+                         "problem": None if sub_envs is not None or cfg.sampling == "vine" else
+                         "the old checkpoint holds no environment state",
+                         "sub_envs": sub_envs},
+                 "history": list(old["history"])}
+        data = ckpt.pack(state)
+    except Exception as exc:  # noqa: BLE001 - anything wrong with the old file
+        raise CheckpointError(f"cannot convert {path}: {type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())}") from None
+    rows = len(state["history"])
+    return ckpt.write_checkpoint(run_dir, data, iteration=state["iteration"],
+                                 total_steps=state["total_steps"],
+                                 metrics_csv=_metrics_csv(state["history"]), metrics_rows=rows)
 
 
 def _is_registered(env_id) -> bool:
@@ -617,22 +820,111 @@ def _default_run_dir(cfg):
 
 def _write_config(run_dir, cfg, algo_cfg):
     atomic_write_text(run_dir / "config.json", json.dumps(
-        {"train": dataclasses.asdict(cfg), "algo": algo_cfg.to_dict()}, indent=2) + "\n")
+        {"train": dataclasses.asdict(cfg), "algo": algo_cfg.to_dict()}, indent=2,
+        default=_json_default) + "\n")
 
 
-def _snapshot(run) -> bytes:
-    """The checkpoint of the run as it stands, as bytes (written by :func:`_save_snapshot`)."""
-    return pickle.dumps(run.state_dict(), protocol=pickle.HIGHEST_PROTOCOL)
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a setting of type {type(value).__name__} cannot be saved in config.json")
 
 
-def _save_snapshot(run, run_dir):
-    """Write ``run.snapshot`` (checkpoint bytes, history rows) unless it is on disk already."""
+_RUN_FILES = (ckpt.MANIFEST, "checkpoint.pkl", "config.json", "metrics.csv")
+
+
+def _check_out_folder(run_dir):
+    """A new run goes into a new or empty folder, never over a user's files."""
+    if not run_dir.exists() and not run_dir.is_symlink():
+        return
+    if not run_dir.is_dir():
+        raise ConfigError(f"the run folder {run_dir} is a file, not a folder; choose another "
+                          "--out")
+    if not any(run_dir.iterdir()):
+        return
+    if any((run_dir / name).exists() for name in _RUN_FILES):
+        raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
+                          "or choose another --out")
+    raise ConfigError(f"{run_dir} is not empty and is not a trpokit run folder; choose "
+                      "another --out (a new or empty folder), or --resume a run folder")
+
+
+def _snapshot(run):
+    """The run's checkpoint as it stands: ``(npz bytes, rows, iteration, total_steps)``."""
+    return ckpt.pack(run.state_dict()), len(run.history), run.iteration, run.total_steps
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (a full disk, a read-only folder ...)."""
+
+
+class _Signals:
+    """SIGTERM and SIGHUP end a run like Ctrl-C: raise :class:`RunTerminated` in the loop,
+    but never inside a checkpoint write (the signal waits until the write is committed).
+
+    Installed only in the main thread and only over the default handlers (a handler the
+    program set, or an ignored SIGHUP under ``nohup``, is left alone)."""
+
+    NAMES = ("SIGTERM", "SIGHUP")
+
+    def __init__(self):
+        self.pending, self.writing, self.previous = None, False, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                signum = getattr(signal, name, None)
+                if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+                    self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.writing:
+            self.pending = signum
+        else:
+            raise RunTerminated(signum)
+
+    @contextlib.contextmanager
+    def critical(self):
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise RunTerminated(signum)
+
+
+def _save_snapshot(run, run_dir, signals=None):
+    """Commit ``run.snapshot`` (checkpoint and metrics rows) unless it is on disk already.
+
+    Raises
+    ------
+    CheckpointWriteError
+        If it cannot be written; the folder keeps the checkpoint committed before.
+    """
     if run.snapshot is None or run.snapshot_saved:
         return
-    data, rows = run.snapshot
-    atomic_write_bytes(run_dir / "checkpoint.pkl", data)
-    atomic_write_text(run_dir / "metrics.csv", _metrics_csv(run.history[:rows]))
-    run.snapshot_saved = True
+    data, rows, iteration, total_steps = run.snapshot
+    guard = signals.critical() if signals is not None else contextlib.nullcontext()
+    try:
+        with guard:
+            ckpt.write_checkpoint(run_dir, data, iteration=iteration, total_steps=total_steps,
+                                  metrics_csv=_metrics_csv(run.history[:rows]),
+                                  metrics_rows=rows)
+            run.snapshot_saved, run.saved_iteration = True, iteration
+    except OSError as exc:
+        kept = ("no checkpoint" if run.saved_iteration is None else
+                f"the checkpoint of iteration {run.saved_iteration}")
+        raise CheckpointWriteError(
+            f"cannot write the checkpoint of iteration {iteration} to {run_dir}: "
+            f"{exc.strerror or exc}; the run folder keeps {kept}") from None
 
 
 def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, config=None,
@@ -644,13 +936,16 @@ def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, confi
     algo : str
         ``"trpo"`` (default), ``"npg"``, ``"ppo"`` or ``"vpg"``.
     env : str or gymnasium.Env or callable
-        A Gymnasium id (default ``"CartPole-v1"``), an environment, or a factory.
+        A Gymnasium id (default ``"CartPole-v1"``), an environment, or a factory. With
+        ``resume``, pass the same environment or factory again for a run trained on one
+        (a registered id needs nothing).
     steps : int, optional
         Total environment steps (default :attr:`TrainConfig.steps`).
     seed : int
-        The run's seed; the same seed gives the same numbers.
+        The run's seed, in ``[0, 2**64)``; the same seed gives the same numbers.
     out : path, optional
-        The run folder (default ``runs/<algo>-<env>-seed<seed>-<time>``).
+        The run folder (default ``runs/<algo>-<env>-seed<seed>-<time>``): a new or empty
+        folder.
     config : dict, optional
         Overrides ``{key: value}`` for the algorithm config or :class:`TrainConfig`.
     resume : path, optional
@@ -671,49 +966,81 @@ def train(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, out=None, confi
     Raises
     ------
     ConfigError
-        Unknown algorithm, environment or setting, or a value out of range.
+        Unknown algorithm, environment or setting, a value out of range, or an ``out``
+        folder that is not new or empty.
     CheckpointError
         ``resume`` names a folder without a valid checkpoint.
+    RunTerminated
+        SIGTERM or SIGHUP arrived (handled like ``KeyboardInterrupt``: the last completed
+        iteration is saved first).
+
+    Warns
+    -----
+    ResumeWarning
+        At the start, if the environments' state cannot be checkpointed (a resumed run
+        would then start fresh episodes).
     """
     if resume is not None:
         run_dir = Path(resume)
-        run = load_run(run_dir)
         if steps is not None:
             try:
-                check_range("steps", steps, 1, None, integer=True)
+                check_range("steps", _plain(steps), 1, None, integer=True)
             except ValueError as exc:
-                run.close()
                 raise ConfigError(str(exc)) from None
+        run = load_run(run_dir, env=None if isinstance(env, str) else env)
+        if steps is not None:
+            if int(steps) < run.total_steps:
+                run.close()
+                raise ConfigError(f"steps={int(steps)} is below the {run.total_steps} steps the "
+                                  f"run in {run_dir} has done; pass more steps to continue it")
             run.cfg.steps = int(steps)
-            _write_config(run_dir, run.cfg, run.algo_cfg)  # the new budget is part of the run
+        ckpt.remove_stale_files(run_dir)
+        try:
+            if steps is not None:
+                _write_config(run_dir, run.cfg, run.algo_cfg)  # the new budget is part of the run
+        except OSError as exc:
+            run.close()
+            raise ConfigError(f"cannot write to the run folder {run_dir}: "
+                              f"{exc.strerror or exc}") from None
     else:
         overrides = dict(config or {})
         if eval_episodes is not None:
             overrides["eval_episodes"] = eval_episodes
         env_name = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id",
-                                                             type(env).__name__)
+                                                             None) or _env_label(env)
         cfg, algo_cfg = resolve_config(algo, env_name, steps=steps, seed=seed, overrides=overrides)
-        run = _Run(cfg, algo_cfg, env=None if isinstance(env, str) else env)
         run_dir = Path(out) if out is not None else _default_run_dir(cfg)
-        if (run_dir / "checkpoint.pkl").exists():
-            run.close()
-            raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir} "
-                              "or choose another --out")
+        _check_out_folder(run_dir)
+        run = _Run(cfg, algo_cfg, env=None if isinstance(env, str) else env)
+        created = not run_dir.exists()
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             _write_config(run_dir, cfg, algo_cfg)
-        except OSError as exc:
+        except (OSError, TypeError) as exc:
             run.close()
-            raise ConfigError(f"cannot write the run folder {run_dir}: "
-                              f"{exc.strerror or exc}; choose another --out") from None
+            if created:
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+            detail = exc.strerror or exc if isinstance(exc, OSError) else exc
+            raise ConfigError(f"cannot write the run folder {run_dir}: {detail}; choose "
+                              "another --out") from None
+    run.warn_if_not_resumable()
     cfg = run.cfg
     limits = (threadpool_limits(limits=cfg.blas_threads, user_api="blas")
               if cfg.blas_threads is not None else contextlib.nullcontext())
-    with limits:
-        return _train_loop(run, run_dir, env, resume, progress, plot, callback)
+    with limits, _Signals() as signals:
+        return _train_loop(run, run_dir, env, resume, progress, plot, callback, signals)
 
 
-def _train_loop(run, run_dir, env, resume, progress, plot, callback):
+def _env_label(env) -> str:
+    """A name for an environment object or factory (for config.json and messages)."""
+    if isinstance(env, gymnasium.Env):
+        return type(env.unwrapped).__name__
+    return getattr(env, "__qualname__", None) or getattr(env, "__name__", None) or \
+        type(env).__name__
+
+
+def _train_loop(run, run_dir, env, resume, progress, plot, callback, signals=None):
     cfg = run.cfg
     bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress,
                     start=run.total_steps)
@@ -722,40 +1049,58 @@ def _train_loop(run, run_dir, env, resume, progress, plot, callback):
     # files written every checkpoint_every iterations: a run that stops (non-finite
     # environment, interrupt, error) writes it, so the folder holds its last good iteration
     stopped = None
+    evaluation = {}
     try:
         try:
-            stopped = _iterate(run, run_dir, bar, callback)
-        except NonFiniteEnvironmentError as exc:
+            stopped = _iterate(run, run_dir, bar, callback, signals)
+        except (NonFiniteEnvironmentError, EnvironmentFailure) as exc:
+            status = f"stopped: {exc}"
+        except CheckpointWriteError as exc:
             status = f"stopped: {exc}"
         except BaseException as exc:  # an interrupt or an error: keep the last good iteration
-            _save_snapshot(run, run_dir)
+            try:
+                _save_snapshot(run, run_dir)
+            except CheckpointWriteError as write_error:
+                exc.add_note(str(write_error))
             exc.run_dir = run_dir  # where it is kept, for the command line's message
+            exc.saved_iteration = run.saved_iteration
             raise
         if stopped is not None:
             status = stopped
-        _save_snapshot(run, run_dir)
+        if not status.startswith("stopped: cannot write"):
+            try:
+                _save_snapshot(run, run_dir, signals)
+            except CheckpointWriteError as exc:
+                status = f"stopped: {exc}"
         bar.close()
-        evaluation = {}
         if status == "completed" and cfg.eval_episodes > 0:
             try:
-                evaluation = evaluate_policy(run.policy, cfg.env if resume is not None or
-                                             isinstance(env, str) else env,
+                evaluation = evaluate_policy(run.policy, cfg.env if resume is not None and env
+                                             is None or isinstance(env, str) else env,
                                              episodes=cfg.eval_episodes, seed=cfg.seed + 10_000)
-            except NonFiniteEnvironmentError as exc:
+            except (NonFiniteEnvironmentError, EnvironmentFailure) as exc:
                 status = f"stopped: {exc} (training completed and is saved)"
             else:
-                atomic_write_text(run_dir / "evaluation.json",
-                                  json.dumps(evaluation, indent=2) + "\n")
-        if plot and run.history:
+                try:
+                    atomic_write_text(run_dir / "evaluation.json",
+                                      json.dumps(evaluation, indent=2) + "\n")
+                except OSError as exc:
+                    status = (f"stopped: cannot write {run_dir / 'evaluation.json'}: "
+                              f"{exc.strerror or exc} (training completed and is saved)")
+        if plot and run.history and not status.startswith("stopped: cannot write"):
             from rl.plotting import plot_runs
-            plot_runs([run_dir], run_dir / "learning_curve.png", histories=[run.history])
+            try:
+                plot_runs([run_dir], run_dir / "learning_curve.png", histories=[run.history])
+            except OSError as exc:
+                warnings.warn(f"the learning curve could not be written: {exc.strerror or exc}",
+                              stacklevel=2)
     finally:
         run.close()
     return TrainResult(run.policy, run.history, run_dir, evaluation, status, run.baseline,
                        {"train": dataclasses.asdict(cfg), "algo": run.algo_cfg.to_dict()})
 
 
-def _iterate(run, run_dir, bar, callback):
+def _iterate(run, run_dir, bar, callback, signals=None):
     """Sample and update until the step budget is spent; returns a stop status or None.
 
     After every iteration ``run.snapshot`` holds the run's checkpoint (with the number of
@@ -779,12 +1124,12 @@ def _iterate(run, run_dir, bar, callback):
                "time/sample_s": t1 - t0, **getattr(batch, "diagnostics", {}), **diag}
         row["time/iteration_s"] = time.perf_counter() - t0
         run.history.append(row)
-        run.snapshot, run.snapshot_saved = (_snapshot(run), len(run.history)), False
+        run.snapshot, run.snapshot_saved = _snapshot(run), False
         bar.update(run.total_steps, row)
         last = run.total_steps >= cfg.steps
         stop = callback is not None and callback(row) is True
         if last or stop or run.iteration % cfg.checkpoint_every == 0:
-            _save_snapshot(run, run_dir)
+            _save_snapshot(run, run_dir, signals)
         if stop:
             return "stopped: callback"
     return None
@@ -849,11 +1194,15 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
 
 
 
-def evaluate(run_dir, *, episodes=10, seed=None):
-    """Evaluate the checkpointed policy of a run folder; returns the evaluation dict."""
-    run = load_run(run_dir)
+def evaluate(run_dir, *, episodes=10, seed=None, env=None):
+    """Evaluate the checkpointed policy of a run folder; returns the evaluation dict.
+
+    ``env``: for a run trained on an environment object or factory, the same one again.
+    """
+    run = load_run(run_dir, env=env)
     try:
-        return evaluate_policy(run.policy, run.cfg.env, episodes=episodes,
+        return evaluate_policy(run.policy, run.cfg.env if env is None else env,
+                               episodes=episodes,
                                seed=run.cfg.seed + 10_000 if seed is None else seed)
     finally:
         run.close()

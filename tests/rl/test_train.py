@@ -43,9 +43,10 @@ def test_train_writes_a_complete_run_folder(tmp_path, algo):
                    progress=False)
     run = tmp_path / "run"
     assert result.status == "completed"
-    for name in ("config.json", "metrics.csv", "checkpoint.pkl", "learning_curve.png",
-                 "evaluation.json"):
+    for name in ("config.json", "metrics.csv", "checkpoint.json", "checkpoint-000002.npz",
+                 "learning_curve.png", "evaluation.json"):
         assert (run / name).exists(), name
+    assert not list(run.glob("*.pkl")) and not list(run.glob(".*"))
     rows = _rows(run)
     assert len(rows) == len(result.history) == 2
     assert int(rows[-1]["steps"]) == 512
@@ -168,7 +169,7 @@ def test_a_nan_environment_stops_the_run_and_keeps_the_last_checkpoint(tmp_path)
                    config=dict(SMALL, num_envs=1), progress=False)
     assert result.status.startswith("stopped")
     assert "NaN" in result.status or "non-finite" in result.status.lower()
-    assert (tmp_path / "run" / "checkpoint.pkl").exists()
+    assert _checkpoint(tmp_path / "run")["iteration"] == 2
     assert len(_rows(tmp_path / "run")) == 2  # 2 x 128 good steps, the third batch failed
 
 
@@ -190,10 +191,11 @@ def test_corrupt_checkpoint_is_reported_and_left_in_place(tmp_path, capsys):
     run = tmp_path / "run"
     train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
           plot=False)
-    (run / "checkpoint.pkl").write_bytes(b"not a checkpoint")
+    path = _state_file(run)
+    path.write_bytes(b"not a checkpoint")
     assert main(["train", "--resume", str(run)]) == 2
-    assert "corrupt" in capsys.readouterr().err
-    assert (run / "checkpoint.pkl").read_bytes() == b"not a checkpoint"
+    assert "does not match the hash" in capsys.readouterr().err
+    assert path.read_bytes() == b"not a checkpoint"
     with pytest.raises(CheckpointError):
         rl.train(resume=run)
 
@@ -246,32 +248,49 @@ def test_vine_on_an_env_without_state_restore_is_a_config_error(tmp_path):
 def test_mismatched_checkpoint_is_a_one_line_error(tmp_path, capsys):
     """A checkpoint whose config cannot be rebuilt, or whose policy does not fit its
     architecture, is refused with exit 2; the file is left as it was."""
-    import pickle
-
     run = tmp_path / "run"
     train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
           plot=False)
-    path = run / "checkpoint.pkl"
-    good = path.read_bytes()
-    state = pickle.loads(good)
+    state = _checkpoint(run)
     state["config"]["env"] = "NoSuchEnv-v0"
-    path.write_bytes(pickle.dumps(state))
+    _rewrite_checkpoint(run, state)
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot rebuild" in err[0]
-    state = pickle.loads(good)
+    state = _checkpoint(run)
+    state["config"]["env"] = "CartPole-v1"
     state["config"]["hidden_sizes"] = (8,)  # the saved theta is for (64, 64)
-    bad = pickle.dumps(state)
-    path.write_bytes(bad)
+    bad = _rewrite_checkpoint(run, state)
     assert main(["train", "--resume", str(run)]) == 2
     assert "does not match" in capsys.readouterr().err
-    assert path.read_bytes() == bad
+    assert _state_file(run).read_bytes() == bad
 
 
 def _checkpoint(run_dir):
-    import pickle
+    from rl.checkpoint import read_checkpoint
 
-    return pickle.loads((run_dir / "checkpoint.pkl").read_bytes())
+    return read_checkpoint(run_dir)[1]
+
+
+def _state_file(run_dir):
+    """The checkpoint file the run folder's manifest commits."""
+    from rl.checkpoint import read_manifest
+
+    return run_dir / read_manifest(run_dir)["state_file"]
+
+
+def _rewrite_checkpoint(run_dir, state):
+    """Replace a run's checkpoint with ``state`` under a manifest that matches it (what a
+    crafted file would do); returns the bytes written."""
+    from rl.checkpoint import pack, read_manifest, write_checkpoint
+
+    manifest = read_manifest(run_dir)
+    data = pack(state)
+    write_checkpoint(run_dir, data, iteration=manifest["iteration"],
+                     total_steps=manifest["total_steps"],
+                     metrics_csv=(run_dir / "metrics.csv").read_text(),
+                     metrics_rows=manifest["metrics_rows"])
+    return data
 
 
 def test_a_stop_before_the_first_checkpoint_keeps_the_last_completed_iteration(tmp_path):
@@ -322,7 +341,7 @@ def test_nan_during_the_final_evaluation_is_a_status_not_a_traceback(tmp_path):
                    config=dict(SMALL, num_envs=1), progress=False)
     assert result.status.startswith("stopped") and "evaluation" in result.status
     assert result.evaluation == {}
-    assert (tmp_path / "run" / "checkpoint.pkl").exists()
+    assert (tmp_path / "run" / "checkpoint.json").exists()
     assert (tmp_path / "run" / "learning_curve.png").exists()
     assert not (tmp_path / "run" / "evaluation.json").exists()
 
@@ -338,20 +357,20 @@ def test_cli_reports_a_stop_truthfully(tmp_path, capsys):
         gym.registry.pop("trpokit-test/NaNAtOnce-v0")
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no iteration completed" in err[0]
-    assert not (tmp_path / "run" / "checkpoint.pkl").exists()
+    assert not (tmp_path / "run" / "checkpoint.json").exists()
 
 
 def test_cli_rejects_arguments_that_contradict_a_resumed_run(tmp_path, capsys):
     run = tmp_path / "run"
     train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
           plot=False)
-    before = (run / "checkpoint.pkl").read_bytes()
+    before = _state_file(run).read_bytes()
     for extra, word in ((["--algo", "ppo"], "--algo"), (["--env", "Pendulum-v1"], "--env"),
                         (["--seed", "5"], "--seed"), (["--out", str(tmp_path / "x")], "--out")):
         assert main(["train", "--resume", str(run), *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and word in err[0]
-    assert (run / "checkpoint.pkl").read_bytes() == before
+    assert _state_file(run).read_bytes() == before
     # arguments that agree with the run are accepted; a new budget is written to config.json
     assert main(["train", "--resume", str(run), "--algo", "vpg", "--seed", "0", "--steps",
                  "512", "--no-progress"]) == 0
@@ -387,8 +406,6 @@ def test_cli_turns_os_and_environment_errors_into_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("damage", ["policy", "history", "drop algo"])
 def test_a_checkpoint_with_damaged_entries_is_a_one_line_error(tmp_path, capsys, damage):
-    import pickle
-
     run = tmp_path / "run"
     train("vpg", "CartPole-v1", steps=256, seed=0, out=run, config=SMALL, progress=False,
           plot=False)
@@ -397,12 +414,11 @@ def test_a_checkpoint_with_damaged_entries_is_a_one_line_error(tmp_path, capsys,
         del state["algo"]
     else:
         state[damage] = 5 if damage == "policy" else None
-    bad = pickle.dumps(state)
-    (run / "checkpoint.pkl").write_bytes(bad)
+    bad = _rewrite_checkpoint(run, state)
     assert main(["evaluate", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and str(run) in err[0]
-    assert (run / "checkpoint.pkl").read_bytes() == bad
+    assert _state_file(run).read_bytes() == bad
 
 
 def test_mujoco_resume_gives_the_same_numbers_as_an_uninterrupted_run(tmp_path):
