@@ -21,13 +21,16 @@ from rl.advantages import (
 from rl.algorithms import NPG, PPO, TRPO, VPG, NPGConfig, PPOConfig, TRPOConfig, VPGConfig
 from rl.distributions import Categorical, DiagGaussian
 from rl.envs import (
+    EnvironmentFailure,
     NonFiniteEnvironmentError,
     SameStepSyncVectorEnv,
     VineUnsupportedError,
     check_spaces,
     make_vector_env,
+    restore_snapshot,
     restore_state,
     save_state,
+    snapshot_env,
 )
 from rl.mdp import TabularMDP, chain_mdp, gridworld, random_mdp, two_action_bandit
 from rl.policies import (
@@ -51,6 +54,7 @@ __all__ = [
     "compute_advantages",
     "ConstantBaseline",
     "DiagGaussian",
+    "EnvironmentFailure",
     "discounted_cumsum",
     "evaluate",
     "explained_variance",
@@ -70,11 +74,13 @@ __all__ = [
     "PPO",
     "PPOConfig",
     "random_mdp",
+    "restore_snapshot",
     "restore_state",
     "reward_to_go",
     "SameStepSyncVectorEnv",
     "save_state",
     "SinglePathSampler",
+    "snapshot_env",
     "TabularMDP",
     "TabularSoftmax",
     "train",

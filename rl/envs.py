@@ -981,11 +981,11 @@ def restore_snapshot(env, snapshot) -> None:
     """
     state = EnvState.from_dict(snapshot)
     _check_single_env(env, "restore_snapshot")
-    if state.kind != "attributes":
-        restore_state(env, state)
-        return
     kind = _state_kind(env) or "attributes"
     chain = _checked_chain(env, kind, state)
+    if kind != "attributes":
+        restore_state(env, state)
+        return
     base = env.unwrapped
     _check_known_attributes(base, state.core)
     for k, v in state.core.items():

@@ -55,7 +55,7 @@ from rl.sampling import EnvAction, SinglePathSampler, VineSampler
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
            "convert_pickle_checkpoint", "ConfigError", "CheckpointError", "ResumeWarning",
-           "RunTerminated", "atomic_write_bytes", "atomic_write_text"]
+           "RunTerminated"]
 
 CHECKPOINT_VERSION = ckpt.FORMAT_VERSION
 _SEED_MAX = 2**64 - 1  # the largest seed gymnasium's reset accepts
@@ -1041,6 +1041,16 @@ def _env_label(env) -> str:
 
 
 def _train_loop(run, run_dir, env, resume, progress, plot, callback, signals=None):
+    try:
+        return _train_and_evaluate(run, run_dir, env, resume, progress, plot, callback,
+                                   signals)
+    except BaseException as exc:  # an interrupt or an error: say where the run is kept
+        if not hasattr(exc, "run_dir"):
+            exc.run_dir, exc.saved_iteration = run_dir, run.saved_iteration
+        raise
+
+
+def _train_and_evaluate(run, run_dir, env, resume, progress, plot, callback, signals):
     cfg = run.cfg
     bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress,
                     start=run.total_steps)

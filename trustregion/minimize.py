@@ -510,13 +510,18 @@ def minimize(
         njev += 1
         state = {}
         if autograd_hessian:
-            # Pearlmutter: H v is the vector-Jacobian product of the gradient map
-            if callable(jac):
-                vjp, g = autograd.make_vjp(lambda y: jac(y, *args))(x)
-            elif jac is True:  # the gradient fun returns, differentiated once more
-                vjp, g = autograd.make_vjp(lambda y: fun(y, *args)[1])(x)
-            else:
-                vjp, g = autograd.make_hvp(scalar_fun)(x)
+            # Pearlmutter: H v is the vector-Jacobian product of the gradient map. A gradient
+            # that does not depend on x (a linear fun) has H = 0, which autograd computes
+            # correctly but announces with a warning at every iterate: silence that one
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Output seems independent of input",
+                                        UserWarning)
+                if callable(jac):
+                    vjp, g = autograd.make_vjp(lambda y: jac(y, *args))(x)
+                elif jac is True:  # the gradient fun returns, differentiated once more
+                    vjp, g = autograd.make_vjp(lambda y: fun(y, *args)[1])(x)
+                else:
+                    vjp, g = autograd.make_hvp(scalar_fun)(x)
             state["product"] = vjp
         elif callable(jac):
             g = jac(x, *args)

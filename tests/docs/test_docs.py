@@ -236,7 +236,7 @@ def api_sections() -> dict[str, set[str]]:
     return sections
 
 
-@pytest.mark.parametrize("module_name", ["trustregion", "rl", "rl.algorithms"])
+@pytest.mark.parametrize("module_name", ["trustregion", "rl", "rl.algorithms", "rl.checkpoint"])
 def test_api_reference_lists_every_public_name(module_name):
     """docs/api.rst lists every public name of the package (autosummary generates its page),
     under its own module or, for a re-export, under the module that defines it."""

@@ -478,3 +478,15 @@ def test_fun_returning_something_other_than_a_number_is_refused(bad):
         tr.minimize(lambda x: bad, np.ones(2), jac=lambda x: x, hessp=lambda x, p: p)
     with pytest.raises(ValueError, match="must return a real scalar"):
         tr.backtracking(lambda x: bad, np.ones(2), -np.ones(2), f0=4.0)
+
+
+def test_a_linear_function_warns_nothing_and_reports_its_stop():
+    """A constant gradient has a zero Hessian: autograd's 'Output seems independent of
+    input' (once per iterate) is not passed on, and the result still says why it stopped."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = tr.minimize(lambda x: 2.0 * x[0] + 3.0 * x[1], np.zeros(2), maxiter=50)
+    assert not res.success and res.nit == 50
+    assert res.fun < -1e3  # it went downhill all the way
