@@ -39,7 +39,7 @@ from rl import checkpoint as ckpt
 from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
 from rl.algorithms import ALGORITHMS
 from rl.algorithms.base import check_range
-from rl.checkpoint import atomic_write_bytes, atomic_write_text
+from rl.checkpoint import atomic_write_text
 from rl.envs import (
     EnvironmentFailure,
     NonFiniteEnvironmentError,
