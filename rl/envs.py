@@ -767,19 +767,16 @@ def _rng_state(base) -> dict | None:
     return None if rng is None else copy.deepcopy(rng.bit_generator.state)
 
 
+def _state_attributes(obj, static: frozenset) -> dict:
+    """Deep copies of ``obj``'s instance attributes, less ``static`` names and spaces."""
+    return {k: copy.deepcopy(v) for k, v in vars(obj).items()
+            if k not in static and not isinstance(v, spaces.Space)}
+
+
 def _wrappers(env) -> tuple:
     """Each wrapper's class name and a deep copy of its state attributes, outermost first."""
-    return tuple(
-        (
-            _class_name(w),
-            {
-                k: copy.deepcopy(v)
-                for k, v in vars(w).items()
-                if k not in _WRAPPER_STATIC_ATTRIBUTES and not isinstance(v, spaces.Space)
-            },
-        )
-        for w in _wrapper_chain(env)
-    )
+    return tuple((_class_name(w), _state_attributes(w, _WRAPPER_STATIC_ATTRIBUTES))
+                 for w in _wrapper_chain(env))
 
 
 def restore_state(env, state: EnvState) -> None:
@@ -954,8 +951,7 @@ def snapshot_env(env) -> dict:
     _check_single_env(env, "snapshot_env")
     base = env.unwrapped
     if _state_kind(env) is None:
-        core = {k: copy.deepcopy(v) for k, v in vars(base).items()
-                if k not in _ENV_STATIC_ATTRIBUTES and not isinstance(v, spaces.Space)}
+        core = _state_attributes(base, _ENV_STATIC_ATTRIBUTES)
         state = EnvState(kind="attributes", core=core, np_random=_rng_state(base),
                          wrappers=_wrappers(env))
     else:
