@@ -78,6 +78,8 @@ class _Display:
         if self.bar is not None:
             self.bar.set_postfix_str("  ".join([prefix] + [f"{k} {v}" for k, v in fields.items()]),
                                      refresh=False)
+            if done > self.bar.total:  # the last whole batch passed the budget
+                self.bar.total = done
             self.bar.update(max(done - self.bar.n, 0))
             return
         now = time.perf_counter()
@@ -85,10 +87,10 @@ class _Display:
             return
         self.last_line, elapsed = now, now - self.t0
         rate = (done - self.start) / elapsed if elapsed > 0 else math.nan
-        left = (self.total - done) / rate if rate > 0 else math.nan
+        left = max(self.total - done, 0) / rate if rate > 0 else math.nan
         eta = tqdm.format_interval(left) if math.isfinite(left) else "n/a"
         parts = [prefix, f"{done}/{self.total} {self.unit}",
-                 f"{100.0 * done / max(self.total, 1):.0f}%",
+                 f"{min(100.0 * done / max(self.total, 1), 100.0):.0f}%",
                  f"elapsed {tqdm.format_interval(elapsed)}", f"ETA {eta}",
                  f"{_number(rate)} {self.unit}/s"]
         parts += [f"{k} {v}" for k, v in fields.items()]

@@ -42,6 +42,14 @@ def test_a_log_gets_one_plain_line_per_update_with_elapsed_eta_rate_and_labels()
     assert f"{TRAIN_RETURN} n/a" in lines[2]  # no episode finished in that batch
 
 
+def test_the_last_batch_passing_the_budget_shows_100_percent_and_no_time_left():
+    log = io.StringIO()
+    bar = TrainingProgress(1000, stream=log)
+    bar.update(1024, ROW)
+    line = log.getvalue().splitlines()[-1]
+    assert "1024/1000 steps  100%" in line and "ETA 00:00" in line and "-" not in line
+
+
 def test_a_terminal_gets_a_tqdm_bar_with_the_same_fields():
     term = Terminal()
     bar = TrainingProgress(1000, stream=term, headline={"KL": "trpo/kl"})
