@@ -73,8 +73,9 @@ def read_metrics(run_dir):
 
     Columns of earlier versions are returned under their current names
     (:data:`rl.algorithms.RENAMED_METRICS`: ``trpo/max_kl`` is read as
-    ``trpo/kl_max_state``). A file with a header and no rows (a run before its first
-    iteration) gives empty arrays.
+    ``trpo/kl_max_state``; a run resumed across the rename has its rows of both kinds in
+    one column). A file with a header and no rows (a run before its first iteration) gives
+    empty arrays.
     """
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
@@ -92,8 +93,12 @@ def read_metrics(run_dir):
                 vals.append(float(r[key]))
             except (TypeError, ValueError):
                 vals.append(math.nan)
-        name = RENAMED_METRICS.get(key, key)
-        columns[name if name not in header else key] = np.asarray(vals, dtype=float)
+        columns[key] = np.asarray(vals, dtype=float)
+    for old_key, new_key in RENAMED_METRICS.items():
+        if old_key in columns:  # a run of an earlier version, perhaps resumed by this one
+            old_values = columns.pop(old_key)
+            new_values = columns.get(new_key, np.full_like(old_values, math.nan))
+            columns[new_key] = np.where(np.isnan(new_values), old_values, new_values)
     return columns
 
 

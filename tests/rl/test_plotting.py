@@ -118,6 +118,9 @@ def test_old_metric_names_are_read_under_their_new_names(tmp_path):
     cols = read_metrics(run)
     assert "trpo/max_kl" not in cols
     np.testing.assert_array_equal(cols["trpo/kl_max_state"], [0.02, 0.03, 0.01])
+    mixed = _run(tmp_path / "resumed", seed=0, columns={
+        "trpo/max_kl": [0.02, 0.03, ""], "trpo/kl_max_state": ["", "", 0.01]})
+    np.testing.assert_array_equal(read_metrics(mixed)["trpo/kl_max_state"], [0.02, 0.03, 0.01])
     plot_runs([run], tmp_path / "a.png", metric="trpo/max_kl")
     plot_runs([run], tmp_path / "b.png", metric="trpo/kl_max_state")
     assert metric_label("trpo/max_kl") == metric_label("trpo/kl_max_state")
