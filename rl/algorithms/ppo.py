@@ -80,7 +80,7 @@ class PPO(PolicyOptimizer):
     """PPO: minibatch Adam epochs on the clipped surrogate or the KL-penalised one.
 
     :meth:`policy_step` returns these diagnostics, every key in every iteration (and
-    ``ppo/kl_coef`` in every iteration of the ``"kl"`` variant), each a plain Python value;
+    ``ppo/kl_penalty`` in every iteration of the ``"kl"`` variant), each a plain Python value;
     :math:`L` is the importance-sampled surrogate :meth:`PolicyObjective.surrogate
     <rl.algorithms.objective.PolicyObjective.surrogate>`, whatever objective the epochs
     optimise:
