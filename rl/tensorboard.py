@@ -11,6 +11,8 @@ View it with ``tensorboard --logdir runs/``. Text-valued columns (``trpo/status`
 from __future__ import annotations
 
 import numbers
+import os
+import time
 from pathlib import Path
 
 __all__ = ["TensorBoardWriter"]
@@ -39,7 +41,10 @@ class TensorBoardWriter:
             raise ConfigError("tensorboard=true needs the tensorboardX package: pip install "
                               "'trpokit[tensorboard]' (or drop --set tensorboard=true)") from None
         self.log_dir = Path(log_dir)
-        self.writer = SummaryWriter(logdir=str(self.log_dir))
+        # the event file is named by the second and the host; a run resumed within the same
+        # second would replace its predecessor's file without a suffix of its own
+        self.writer = SummaryWriter(logdir=str(self.log_dir),
+                                    filename_suffix=f".{os.getpid()}.{time.time_ns()}")
 
     def write(self, row: dict, step: int) -> None:
         """Log every numeric value of ``row`` (a bool as 0/1) at ``step``; skip text."""

@@ -76,3 +76,18 @@ def test_without_tensorboardx_the_run_is_refused_with_the_fix(tmp_path, monkeypa
         train("trpo", "CartPole-v1", steps=256, seed=0, out=tmp_path / "run",
               config=dict(SMALL, tensorboard=True), progress=False, plot=False)
     assert not (tmp_path / "run" / "checkpoint.pkl").exists()
+
+
+def test_two_writers_in_one_folder_keep_both_event_files(tmp_path):
+    """A resumed run opens a second writer in the run's folder, possibly within the same
+    second as the first (event files are named by the second): neither replaces the other."""
+    pytest.importorskip("tensorboardX")
+    from rl.tensorboard import TensorBoardWriter
+
+    for step in (1, 2):
+        writer = TensorBoardWriter(tmp_path)
+        writer.write({"x": float(step), "flag": True, "status": "ok"}, step)
+        writer.close()
+    scalars = read_scalars(tmp_path)
+    assert scalars["x"] == [(1, 1.0), (2, 2.0)] and scalars["flag"] == [(1, 1.0), (2, 1.0)]
+    assert "status" not in scalars
