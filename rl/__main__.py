@@ -1,4 +1,4 @@
-"""Command line: ``python -m rl train | evaluate | plot | convert``.
+"""Command line: ``python -m rl train | evaluate | plot | settings | convert`` (or ``trpokit ...``).
 
 Bad input (an unknown algorithm, environment or setting, a value out of range, a corrupt
 or mismatched checkpoint) prints one line naming the problem and the fix and exits with
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,11 +38,24 @@ class _Given(argparse.Action):
         namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
 
 
+def _prog() -> str:
+    """The name the program was started by: ``trpokit`` for the console script."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m rl" if name in ("", "__main__.py", "-c", "-m") else name
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="python -m rl", description="Policy optimization with "
-                                "trust regions: train, evaluate and plot runs.")
+    from rl.plotting import FORMATS
+    from rl.settings import settings_help
+
+    p = argparse.ArgumentParser(prog=_prog(), description="Policy optimization with trust "
+                                "regions: train, evaluate and plot runs.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a policy (default: TRPO on CartPole-v1)")
+    t = sub.add_parser(
+        "train", help="train a policy (default: TRPO on CartPole-v1)",
+        description="Train a policy. Every setting below can be changed with --set KEY=VALUE;\n"
+        "'settings' prints the values a run would use and where each comes from.",
+        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--algo", default="trpo", action=_Given,
                    help="trpo (default), npg, ppo or vpg")
     t.add_argument("--env", default="CartPole-v1", action=_Given,
@@ -52,19 +66,40 @@ def _parser():
     t.add_argument("--seed", type=int, default=0, action=_Given, help="the run's seed (default 0)")
     t.add_argument("--out", default=None, help="run folder (default runs/<algo>-<env>-...)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                   help="override a setting, e.g. --set max_kl=0.02 (repeatable)")
+                   help="override a setting, e.g. --set max_kl=0.02 (repeatable; the keys are "
+                   "listed below)")
     t.add_argument("--resume", metavar="RUN_DIR", default=None,
                    help="continue the run in RUN_DIR from its checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress output")
-    e = sub.add_parser("evaluate", help="evaluate a run's checkpointed policy")
-    e.add_argument("run_dir")
-    e.add_argument("--episodes", type=int, default=10)
-    e.add_argument("--seed", type=int, default=None)
-    pl = sub.add_parser("plot", help="plot learning curves of one or more runs on one figure")
-    pl.add_argument("run_dirs", nargs="+")
-    pl.add_argument("--output", default=None, help="PNG path (default: learning_curves.png, "
-                    "or RUN_DIR/learning_curve.png for one run)")
-    pl.add_argument("--metric", default="episode/return_mean")
+    e = sub.add_parser("evaluate", help="evaluate a run's checkpointed policy",
+                       description="Run the checkpointed policy of RUN_DIR deterministically "
+                       "(the mode of its action distribution) and print the returns as JSON.")
+    e.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by 'train'")
+    e.add_argument("--episodes", type=int, default=10,
+                   help="episodes to run (default 10)")
+    e.add_argument("--seed", type=int, default=None,
+                   help="seed of the environments and actions (default: the run's seed + 10000, "
+                   "as the final evaluation of 'train')")
+    e.add_argument("--no-progress", action="store_true", help="no progress output")
+    pl = sub.add_parser("plot", help="plot learning curves of one or more runs on one figure",
+                        description="Plot metrics against environment steps. Runs that differ "
+                        "only in their seed are drawn as their mean with a min-max band.")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders")
+    pl.add_argument("--output", default=None,
+                    help=f"the figure; its extension ({', '.join(FORMATS)}) sets the format "
+                    "(default: learning_curves.png, or RUN_DIR/learning_curve.png for one run)")
+    pl.add_argument("--metric", action="append", default=None, metavar="KEY",
+                    help="a metrics.csv column, one panel each (repeatable or comma separated; "
+                    "default episode/return_mean)")
+    st = sub.add_parser("settings", help="print the settings a run would use and their source",
+                        description="Print every setting of a run with these options, and "
+                        "where its value comes from (default, an option, --set or a preset).")
+    st.add_argument("--algo", default="trpo", help="trpo (default), npg, ppo or vpg")
+    st.add_argument("--env", default="CartPole-v1", help="a Gymnasium id (default CartPole-v1)")
+    st.add_argument("--steps", type=int, default=None, help="environment steps")
+    st.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    st.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                    help="override a setting (repeatable)")
     c = sub.add_parser("convert", help="convert the pickle checkpoint of an older trpokit run "
                        "folder (UNSAFE: unpickling runs any code the file names)")
     c.add_argument("run_dir")
@@ -76,6 +111,7 @@ def _parser():
 def main(argv=None):
     """Entry point; returns the exit status (0 ok, 1 run stopped, 2 bad input)."""
     from rl.envs import EnvironmentFailure, NonFiniteEnvironmentError
+    from rl.progress import EVAL_RETURN
     from rl.train import CheckpointError, ConfigError, RunTerminated
 
     args = _parser().parse_args(argv)
@@ -91,7 +127,7 @@ def main(argv=None):
                            progress=not args.no_progress)
             ev = result.evaluation
             if ev:
-                print(f"evaluation: mean return {ev['eval/return_mean']:.1f} ± "
+                print(f"{EVAL_RETURN}: {ev['eval/return_mean']:.1f} ± "
                       f"{ev['eval/return_std']:.1f} over {ev['eval/episodes']} episodes")
             print(f"run folder: {result.run_dir}")
             if (result.run_dir / "learning_curve.png").exists():
@@ -108,7 +144,8 @@ def main(argv=None):
             if args.seed is not None and args.seed < 0:
                 raise ConfigError(f"--seed must be >= 0; got {args.seed}")
             try:
-                ev = evaluate(args.run_dir, episodes=args.episodes, seed=args.seed)
+                ev = evaluate(args.run_dir, episodes=args.episodes, seed=args.seed,
+                              progress=not args.no_progress and sys.stderr is not None)
             except (NonFiniteEnvironmentError, EnvironmentFailure) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
@@ -117,15 +154,23 @@ def main(argv=None):
         if args.command == "plot":
             from rl.plotting import plot_runs
 
+            metrics = args.metric or ["episode/return_mean"]
             output = args.output or (Path(args.run_dirs[0]) / "learning_curve.png"
                                      if len(args.run_dirs) == 1 else "learning_curves.png")
             try:
-                print(f"plot: {plot_runs(args.run_dirs, output, metric=args.metric)}")
+                print(f"plot: {plot_runs(args.run_dirs, output, metric=metrics)}")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
             except OSError as exc:
                 raise ConfigError(f"cannot write the plot {output}: {exc.strerror or exc}; "
                                   "pass an --output in an existing, writable folder") from None
+            return 0
+        if args.command == "settings":
+            from rl.settings import format_settings, resolved_settings
+
+            print(format_settings(resolved_settings(args.algo, args.env, steps=args.steps,
+                                                    seed=args.seed,
+                                                    overrides=_parse_sets(args.set))))
             return 0
         if args.command == "convert":
             from rl.train import convert_pickle_checkpoint

@@ -37,7 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from rl import checkpoint as ckpt
 from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
-from rl.algorithms import ALGORITHMS
+from rl.algorithms import ALGORITHMS, RENAMED_METRICS
 from rl.algorithms.base import check_range
 from rl.checkpoint import atomic_write_text
 from rl.envs import (
@@ -51,7 +51,9 @@ from rl.envs import (
     snapshot_env,
 )
 from rl.policies import make_policy
+from rl.progress import EvaluationProgress, TrainingProgress
 from rl.sampling import EnvAction, SinglePathSampler, VineSampler
+from rl.tensorboard import TensorBoardWriter
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
            "convert_pickle_checkpoint", "ConfigError", "CheckpointError", "ResumeWarning",
@@ -146,6 +148,10 @@ class TrainConfig:
         updates are many small matrix products, for which threads only add
         synchronisation: on a 2-core machine one thread made a CartPole TRPO update 4-10x
         faster than OpenBLAS's default (``benchmarks/bench_update.py``).
+    tensorboard : bool
+        Also log every metric of every iteration as TensorBoard scalars under
+        ``RUN_DIR/tensorboard`` (off by default: it needs the optional extra
+        ``trpokit[tensorboard]``); see :mod:`rl.tensorboard`.
     """
 
     algo: str = "trpo"
@@ -171,6 +177,7 @@ class TrainConfig:
     checkpoint_every: int = 5
     vectorization: str = "sync"
     blas_threads: int | None = 1
+    tensorboard: bool = False
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # numpy scalars become the Python values they hold
@@ -532,7 +539,9 @@ class _Run:
             self.sampler.load_state_dict(state["sampler"])
         self.iteration = int(state["iteration"])
         self.total_steps = int(state["total_steps"])
-        self.history = list(state["history"])
+        # rows written before a diagnostic was renamed carry its current name
+        self.history = [{RENAMED_METRICS.get(k, k): v for k, v in row.items()}
+                        for row in state["history"]]
         self.saved_iteration = self.iteration
 
     def close(self):
@@ -771,40 +780,6 @@ def _is_registered(env_id) -> bool:
     except Exception:  # noqa: BLE001 - any lookup failure: not a registered id
         return False
     return True
-
-
-# ----------------------------------------------------------------------------- progress
-class _Progress:
-    """A one-line progress bar on a terminal, plain log lines otherwise."""
-
-    def __init__(self, total, enabled, stream=None, start=0):
-        self.total, self.enabled, self.start = total, enabled, start
-        self.stream = stream or sys.stderr
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = time.perf_counter()
-
-    def update(self, steps, row):
-        if not self.enabled:
-            return
-        rate = (steps - self.start) / max(time.perf_counter() - self.t0, 1e-9)
-        ret = row.get("episode/return_mean", float("nan"))
-        kl = next((row[k] for k in ("trpo/kl", "npg/kl", "ppo/kl", "vpg/kl") if k in row), math.nan)
-        it = row.get("iteration", 0)
-        if self.tty:
-            width = 30
-            frac = min(steps / self.total, 1.0)
-            bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-            self.stream.write(f"\r[{bar}] {steps}/{self.total} it {it}  return {ret:8.2f}  "
-                              f"kl {kl:.4f}  {rate:7.0f} steps/s")
-        else:
-            self.stream.write(f"iteration {it}  steps {steps}/{self.total}  return {ret:.2f}  "
-                              f"kl {kl:.5f}  steps/s {rate:.0f}\n")
-        self.stream.flush()
-
-    def close(self):
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # -------------------------------------------------------------------------------- train
@@ -1052,17 +1027,22 @@ def _train_loop(run, run_dir, env, resume, progress, plot, callback, signals=Non
 
 def _train_and_evaluate(run, run_dir, env, resume, progress, plot, callback, signals):
     cfg = run.cfg
-    bar = _Progress(cfg.steps, sys.stderr is not None if progress is None else progress,
-                    start=run.total_steps)
+    bar = TrainingProgress(cfg.steps, enabled=sys.stderr is not None if progress is None
+                           else progress, start=run.total_steps,
+                           headline=type(run.algo).headline_metrics,
+                           description=f"training {cfg.algo} on {cfg.env}")
     status = "completed"
     # _iterate keeps the checkpoint of the last completed iteration in memory between the
     # files written every checkpoint_every iterations: a run that stops (non-finite
     # environment, interrupt, error) writes it, so the folder holds its last good iteration
     stopped = None
     evaluation = {}
+    board = None  # the TensorBoard writer of tensorboard=true
     try:
+        if cfg.tensorboard:
+            board = TensorBoardWriter(run_dir / "tensorboard")
         try:
-            stopped = _iterate(run, run_dir, bar, callback, signals)
+            stopped = _iterate(run, run_dir, bar, callback, signals, board)
         except (NonFiniteEnvironmentError, EnvironmentFailure) as exc:
             status = f"stopped: {exc}"
         except CheckpointWriteError as exc:
@@ -1087,7 +1067,8 @@ def _train_and_evaluate(run, run_dir, env, resume, progress, plot, callback, sig
             try:
                 evaluation = evaluate_policy(run.policy, cfg.env if resume is not None and env
                                              is None or isinstance(env, str) else env,
-                                             episodes=cfg.eval_episodes, seed=cfg.seed + 10_000)
+                                             episodes=cfg.eval_episodes, seed=cfg.seed + 10_000,
+                                             progress=bar.enabled)
             except (NonFiniteEnvironmentError, EnvironmentFailure) as exc:
                 status = f"stopped: {exc} (training completed and is saved)"
             else:
@@ -1097,6 +1078,8 @@ def _train_and_evaluate(run, run_dir, env, resume, progress, plot, callback, sig
                 except OSError as exc:
                     status = (f"stopped: cannot write {run_dir / 'evaluation.json'}: "
                               f"{exc.strerror or exc} (training completed and is saved)")
+                if board is not None:
+                    board.write(evaluation, run.total_steps)
         if plot and run.history and not status.startswith("stopped: cannot write"):
             from rl.plotting import plot_runs
             try:
@@ -1105,12 +1088,14 @@ def _train_and_evaluate(run, run_dir, env, resume, progress, plot, callback, sig
                 warnings.warn(f"the learning curve could not be written: {exc.strerror or exc}",
                               stacklevel=2)
     finally:
+        if board is not None:
+            board.close()
         run.close()
     return TrainResult(run.policy, run.history, run_dir, evaluation, status, run.baseline,
                        {"train": dataclasses.asdict(cfg), "algo": run.algo_cfg.to_dict()})
 
 
-def _iterate(run, run_dir, bar, callback, signals=None):
+def _iterate(run, run_dir, bar, callback, signals=None, board=None):
     """Sample and update until the step budget is spent; returns a stop status or None.
 
     After every iteration ``run.snapshot`` holds the run's checkpoint (with the number of
@@ -1136,6 +1121,8 @@ def _iterate(run, run_dir, bar, callback, signals=None):
         run.history.append(row)
         run.snapshot, run.snapshot_saved = _snapshot(run), False
         bar.update(run.total_steps, row)
+        if board is not None:
+            board.write(row, run.total_steps)
         last = run.total_steps >= cfg.steps
         stop = callback is not None and callback(row) is True
         if last or stop or run.iteration % cfg.checkpoint_every == 0:
@@ -1145,7 +1132,8 @@ def _iterate(run, run_dir, bar, callback, signals=None):
     return None
 
 
-def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max_steps=None):
+def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max_steps=None,
+                    progress=False):
     """Mean and spread of the undiscounted return of ``policy`` over ``episodes`` episodes.
 
     Parameters
@@ -1163,6 +1151,9 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
     max_steps : int >= 1 or None
         End an episode after this many steps if the environment has not ended it (the
         environment is then reset); ``None`` leaves episode ends to the environment.
+    progress : bool
+        Show the episodes done, elapsed time and ETA on standard error
+        (:class:`rl.progress.EvaluationProgress`).
 
     Returns
     -------
@@ -1177,6 +1168,7 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
     rng = np.random.default_rng(seed)
     env_action = EnvAction(venv.single_action_space)
     returns, lengths = [], []
+    bar = EvaluationProgress(episodes, enabled=progress, description="evaluating")
     try:
         obs, _ = venv.reset(seed=seed)
         total, length = 0.0, 0
@@ -1192,10 +1184,12 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
             if ended or (max_steps is not None and length >= max_steps):
                 returns.append(total)
                 lengths.append(length)
+                bar.update(returns)
                 total, length = 0.0, 0
                 if not ended and len(returns) < episodes:
                     obs, _ = venv.reset()  # cut short: the next episode starts afresh
     finally:
+        bar.close()
         venv.close()
     r = np.asarray(returns)
     return {"eval/return_mean": float(r.mean()), "eval/return_std": float(r.std()),
@@ -1204,15 +1198,17 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
 
 
 
-def evaluate(run_dir, *, episodes=10, seed=None, env=None):
+def evaluate(run_dir, *, episodes=10, seed=None, env=None, progress=False):
     """Evaluate the checkpointed policy of a run folder; returns the evaluation dict.
 
     ``env``: for a run trained on an environment object or factory, the same one again.
+    ``progress=True`` shows the episodes done, elapsed time and ETA on standard error.
     """
     run = load_run(run_dir, env=env)
     try:
         return evaluate_policy(run.policy, run.cfg.env if env is None else env,
                                episodes=episodes,
-                               seed=run.cfg.seed + 10_000 if seed is None else seed)
+                               seed=run.cfg.seed + 10_000 if seed is None else seed,
+                               progress=progress)
     finally:
         run.close()

@@ -15,8 +15,13 @@ from rl.algorithms.vpg import VPG, VPGConfig
 
 ALGORITHMS = {"vpg": VPG, "npg": NPG, "trpo": TRPO, "ppo": PPO}
 
+#: Diagnostics keys of earlier versions and their current names, ``{old: new}``, gathered
+#: from every algorithm's ``renamed_metrics``; readers of run folders map old columns by it.
+RENAMED_METRICS = {old: new for cls in ALGORITHMS.values()
+                   for old, new in cls.renamed_metrics.items()}
+
 __all__ = [
-    "ALGORITHMS", "AlgorithmConfig", "PolicyOptimizer", "PolicyObjective",
+    "ALGORITHMS", "RENAMED_METRICS", "AlgorithmConfig", "PolicyOptimizer", "PolicyObjective",
     "VPG", "VPGConfig", "NPG", "NPGConfig", "npg_step", "TRPO", "TRPOConfig", "trpo_step",
     "PPO", "PPOConfig",
 ]

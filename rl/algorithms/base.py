@@ -99,6 +99,12 @@ class PolicyOptimizer:
 
     name = "base"
     config_class = AlgorithmConfig
+    #: The diagnostics a progress display shows for this algorithm, ``{label: key}``: a
+    #: runner reads them from here instead of knowing any algorithm's keys.
+    headline_metrics: dict = {}
+    #: Diagnostics keys this algorithm reported under another name in earlier versions,
+    #: ``{old: new}``, so that metrics read back from older run folders keep their meaning.
+    renamed_metrics: dict = {}
 
     def __init__(self, policy, baseline, config=None, *, seed=None):
         if config is None:

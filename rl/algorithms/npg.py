@@ -72,8 +72,9 @@ def npg_step(objective, config):
     ``npg/kl``
         Mean :math:`D_{KL}(\\pi_k \\| \\pi_{k+1})` over the samples (0.0 when no step is
         taken).
-    ``npg/step_size``, ``npg/grad_norm``, ``npg/natural_grad_norm``
-        :math:`\\eta` (0.0 when no step is taken), :math:`\\|g\\|` and
+    ``npg/eta``, ``npg/grad_norm``, ``npg/natural_grad_norm``
+        :math:`\\eta`, the step size taken (0.0 when no step is taken; called
+        ``npg/step_size`` before, beside the setting ``step_size``), :math:`\\|g\\|` and
         :math:`\\|F^{-1} g\\|`.
     ``npg/status``, ``cg/nit``, ``cg/residual``, ``cg/status``
         ``"ok"`` or why no step was taken, and CG's iterations, residual norm and status
@@ -92,7 +93,7 @@ def npg_step(objective, config):
             "npg/natural_grad_norm": float(np.linalg.norm(d))}
     usable = res.status in (tr.CGStatus.CONVERGED, tr.CGStatus.MAX_ITERATIONS) and gFg > 0
     if not usable:  # keep theta_old, report the keys of a row with a step
-        diag.update({"npg/step_size": 0.0, "npg/kl": 0.0, "npg/expected_improvement": 0.0,
+        diag.update({"npg/eta": 0.0, "npg/kl": 0.0, "npg/expected_improvement": 0.0,
                      "npg/surrogate_before": L_old, "npg/surrogate_after": L_old,
                      "npg/actual_improvement": 0.0,
                      "npg/status": "no step: " + (res.message if gFg > 0 else "g^T F^-1 g <= 0")})
@@ -101,7 +102,7 @@ def npg_step(objective, config):
     theta = theta_old + eta * d
     L_new = float(objective.surrogate(theta))
     diag.update({
-        "npg/step_size": float(eta),
+        "npg/eta": float(eta),
         "npg/expected_improvement": float(eta * gFg),  # g^T (eta d), the step taken
         "npg/surrogate_before": L_old,
         "npg/surrogate_after": L_new,
@@ -117,6 +118,8 @@ class NPG(PolicyOptimizer):
 
     name = "npg"
     config_class = NPGConfig
+    headline_metrics = {"KL": "npg/kl"}
+    renamed_metrics = {"npg/step_size": "npg/eta"}
 
     def policy_step(self, objective):
         theta, diag = npg_step(objective, self.config)

@@ -80,7 +80,7 @@ class PPO(PolicyOptimizer):
     """PPO: minibatch Adam epochs on the clipped surrogate or the KL-penalised one.
 
     :meth:`policy_step` returns these diagnostics, every key in every iteration (and
-    ``ppo/kl_coef`` in every iteration of the ``"kl"`` variant), each a plain Python value;
+    ``ppo/kl_penalty`` in every iteration of the ``"kl"`` variant), each a plain Python value;
     :math:`L` is the importance-sampled surrogate :meth:`PolicyObjective.surrogate
     <rl.algorithms.objective.PolicyObjective.surrogate>`, whatever objective the epochs
     optimise:
@@ -95,16 +95,22 @@ class PPO(PolicyOptimizer):
     ``ppo/kl``, ``ppo/clip_fraction``
         Mean :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` and the weighted fraction of samples
         with :math:`|r_i - 1| > \\epsilon`.
-    ``ppo/epochs``, ``ppo/minibatch_steps``, ``ppo/stopped_early``, ``ppo/grad_norm``
+    ``ppo/epochs_run``, ``ppo/minibatch_steps``, ``ppo/stopped_early``, ``ppo/grad_norm``
         Epochs begun and Adam steps taken (``int``; with ``target_kl`` the last epoch may
         be cut short), whether ``target_kl`` stopped them (a ``bool``) and the mean
         minibatch gradient norm before clipping (0.0 if no step was taken).
-    ``ppo/kl_coef``
-        The penalty :math:`\\beta` after this iteration's adaptation (``"kl"`` variant only).
+    ``ppo/kl_penalty``
+        The penalty :math:`\\beta` after this iteration's adaptation (``"kl"`` variant only;
+        the setting ``kl_coef`` is its initial value).
+
+    ``ppo/epochs_run`` and ``ppo/kl_penalty`` were called ``ppo/epochs`` and ``ppo/kl_coef``
+    before, the names of the settings ``epochs`` and ``kl_coef``.
     """
 
     name = "ppo"
     config_class = PPOConfig
+    headline_metrics = {"KL": "ppo/kl", "clip fraction": "ppo/clip_fraction"}
+    renamed_metrics = {"ppo/epochs": "ppo/epochs_run", "ppo/kl_coef": "ppo/kl_penalty"}
 
     def __init__(self, policy, baseline, config=None, *, seed=None):
         super().__init__(policy, baseline, config, seed=seed)
@@ -162,7 +168,7 @@ class PPO(PolicyOptimizer):
             "ppo/kl": kl,
             "ppo/clip_fraction": float(np.sum(objective.weights
                                               * (np.abs(ratio - 1.0) > cfg.clip))),
-            "ppo/epochs": epochs_run,
+            "ppo/epochs_run": epochs_run,
             "ppo/minibatch_steps": len(grad_norms),
             "ppo/stopped_early": stopped_early,
             "ppo/grad_norm": float(np.mean(grad_norms)) if grad_norms else 0.0,
@@ -172,7 +178,7 @@ class PPO(PolicyOptimizer):
                 self.kl_coef /= 2.0
             elif kl > cfg.kl_target * 1.5:
                 self.kl_coef *= 2.0
-            diag["ppo/kl_coef"] = self.kl_coef
+            diag["ppo/kl_penalty"] = self.kl_coef
         self.policy.theta = theta
         return diag
 

@@ -96,7 +96,7 @@ def trpo_step(objective, config, rng=None):
     if not ns.success:  # no step: keep theta_old, report the keys of a row with a step
         diag.update({"trpo/surrogate_after": L_old, "trpo/actual_improvement": 0.0,
                      "trpo/expected_improvement_accepted": 0.0,
-                     "trpo/kl": 0.0, "trpo/max_kl": 0.0, "trpo/line_search_steps": 0,
+                     "trpo/kl": 0.0, "trpo/kl_max_state": 0.0, "trpo/line_search_steps": 0,
                      "trpo/line_search_success": False, "trpo/step_fraction": 0.0,
                      "trpo/status": ns.status.message})
         return theta_old, diag
@@ -121,7 +121,7 @@ def trpo_step(objective, config, rng=None):
         # g^T (s^k beta d): the linear model's gain for the step taken (s^k = 0 on failure)
         "trpo/expected_improvement_accepted": float(ls.step) * float(ns.expected_improvement),
         "trpo/kl": kl_mean,
-        "trpo/max_kl": kl_max,
+        "trpo/kl_max_state": kl_max,
         "trpo/line_search_steps": ls.nsteps,
         "trpo/line_search_success": bool(ls.success),
         "trpo/step_fraction": float(ls.step),
@@ -155,9 +155,10 @@ class TRPO(PolicyOptimizer):
         model's gain for the step actually taken (0.0 when the line search fails or CG
         gives no step); ``actual_improvement`` divided by it near 1 means the linear model
         predicted the step well.
-    ``trpo/kl``, ``trpo/max_kl``
-        Mean and largest :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` over the samples; exactly
-        0.0 when :math:`\\theta_{old}` is kept.
+    ``trpo/kl``, ``trpo/kl_max_state``
+        Mean and largest :math:`D_{KL}(\\pi_{old} \\| \\pi_{new})` over the samples' states;
+        exactly 0.0 when :math:`\\theta_{old}` is kept. (The largest was called
+        ``trpo/max_kl`` before, beside the unrelated setting ``max_kl`` :math:`= \\delta`.)
     ``trpo/quadratic_kl``
         :math:`\\tfrac12 (\\beta d)^T F (\\beta d)` with the undamped Fisher: the KL the
         quadratic model predicts for the full step, to compare with the measured KL.
@@ -187,6 +188,8 @@ class TRPO(PolicyOptimizer):
 
     name = "trpo"
     config_class = TRPOConfig
+    headline_metrics = {"KL": "trpo/kl"}
+    renamed_metrics = {"trpo/max_kl": "trpo/kl_max_state"}
 
     def policy_step(self, objective):
         theta, diag = trpo_step(objective, self.config, self.rng)

@@ -62,6 +62,7 @@ class VPG(PolicyOptimizer):
 
     name = "vpg"
     config_class = VPGConfig
+    headline_metrics = {"KL": "vpg/kl"}
 
     def __init__(self, policy, baseline, config=None, *, seed=None):
         super().__init__(policy, baseline, config, seed=seed)

@@ -236,7 +236,9 @@ def api_sections() -> dict[str, set[str]]:
     return sections
 
 
-@pytest.mark.parametrize("module_name", ["trustregion", "rl", "rl.algorithms", "rl.checkpoint"])
+@pytest.mark.parametrize("module_name", ["trustregion", "rl", "rl.algorithms", "rl.checkpoint",
+                                         "rl.settings", "rl.progress", "rl.plotting",
+                                         "rl.tensorboard"])
 def test_api_reference_lists_every_public_name(module_name):
     """docs/api.rst lists every public name of the package (autosummary generates its page),
     under its own module or, for a re-export, under the module that defines it."""
@@ -384,6 +386,66 @@ def test_the_tutorial_check_can_fail():
     assert check_command_line("python -m rl train --env CartPole-v1 --set max_kll=0.1")
     assert check_command_line("python -m rl train --no-such-flag")
     assert not check_command_line("python -m rl train --set max_kl=0.02")
+
+
+FIRST_RUN = DOCS / "tutorials" / "first_run.rst"
+
+
+def shrunk(argv: list[str]) -> list[str]:
+    """A tutorial command with a hundredth of its step budget and small batches, so that the
+    whole page runs in seconds; resumed runs keep their own settings."""
+    argv = list(argv)
+    if argv[0] == "train" and "--steps" in argv:
+        i = argv.index("--steps") + 1
+        argv[i] = str(int(argv[i]) // 100)
+    if argv[0] == "train" and "--resume" not in argv and "--help" not in argv:
+        argv += ["--set", "num_envs=2", "--set", "steps_per_env=64", "--set", "eval_episodes=2",
+                 "--set", "value_iterations=2", "--no-progress"]
+        if argv[argv.index("--algo") + 1] == "ppo":
+            argv += ["--set", "epochs=1"]
+    if argv[0] == "evaluate" and "--episodes" in argv:
+        argv[argv.index("--episodes") + 1] = "2"
+    return argv
+
+
+def test_first_run_tutorial_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    """Every ``python -m rl`` command of "Your first run, end to end" runs, in the page's
+    order, with a hundredth of its step budget: training, TensorBoard, evaluation, seeds,
+    plots, resume and the comparison all succeed and leave what the page says; its Python
+    block runs on the runs made; the --help excerpt it shows is the real help."""
+    pytest.importorskip("gymnasium")
+    pytest.importorskip("tensorboardX")
+    main = importlib.import_module("rl.__main__").main
+    monkeypatch.chdir(tmp_path)
+    lines = [line for block in code_blocks(FIRST_RUN, "bash") for line in block.splitlines()
+             if line.startswith("python -m rl ")]
+    assert len(lines) >= 12
+    outputs = {}
+    for line in lines:
+        argv = shrunk(shlex.split(line)[3:])
+        try:
+            status = main(argv)
+        except SystemExit as exc:  # --help
+            status = exc.code
+        captured = capsys.readouterr()
+        assert status == 0, f"{line}\n{captured.err}"
+        outputs[line] = captured.out
+    first = Path("runs/first")
+    rows = {run.name: len((run / "metrics.csv").read_text().splitlines()) - 1
+            for run in first.iterdir()}
+    assert rows["trpo-0"] > rows["trpo-1"] == rows["ppo-2"] > 0  # trpo-0 was resumed
+    assert list((first / "trpo-tb" / "tensorboard").glob("events.out.tfevents.*"))
+    assert Path("trpo-seeds.png").stat().st_size > 0 and Path("trpo-vs-ppo.png").exists()
+    # the --help excerpt shown on the page is the program's own
+    shown = code_blocks(FIRST_RUN, "text")[0].splitlines()
+    help_text = outputs["python -m rl train --help"]
+    missing = [s for s in shown if s.strip() != "..." and s not in help_text.splitlines()]
+    assert not missing, f"the page's --help excerpt differs from the program's: {missing}"
+    python = code_blocks(FIRST_RUN, "python")
+    assert len(python) == 1
+    exec(compile(python[0], str(FIRST_RUN), "exec"), {})  # noqa: S102 - the page's own code
+    assert "TRPO, lam=0.97 [" in capsys.readouterr().out
+    assert Path("trpo-vs-ppo.svg").exists()
 
 
 def _sphinx(builder: str, out: Path, doctrees: Path) -> subprocess.CompletedProcess:

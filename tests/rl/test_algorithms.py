@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -232,7 +234,7 @@ def _sampled_objective(policy, n=60, seed=0):
 _NEW_KEYS = {
     "trpo": ("trpo/surrogate_before", "trpo/surrogate_after", "trpo/expected_improvement",
              "trpo/expected_improvement_accepted", "trpo/actual_improvement", "trpo/kl",
-             "trpo/max_kl"),
+             "trpo/kl_max_state"),
     "npg": ("npg/surrogate_before", "npg/surrogate_after", "npg/expected_improvement",
             "npg/actual_improvement", "npg/kl"),
     "ppo": ("ppo/surrogate_before", "ppo/surrogate_after", "ppo/expected_improvement",
@@ -267,6 +269,27 @@ def test_improvement_diagnostics_are_the_step_taken(name):
     taken = "trpo/expected_improvement_accepted" if name == "trpo" else p + "expected_improvement"
     assert diag[taken] == pytest.approx(float(g @ step), rel=1e-9)
     assert diag[p + "kl"] == pytest.approx(float(objective.mean_kl(policy.theta)), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["trpo", "npg", "ppo", "vpg"])
+def test_diagnostics_names_cannot_be_mistaken_for_settings(name):
+    """No diagnostics key, once its prefix is dropped, is the name of one of the algorithm's
+    settings (``trpo/max_kl`` beside the setting ``max_kl`` meant two things); the keys the
+    progress display shows are reported; every renamed key maps to a reported one."""
+    from rl.algorithms import ALGORITHMS
+    from rl.policies import CategoricalMLP
+
+    policy = CategoricalMLP(3, 4, (8, 8), seed=0)
+    # PPO's "kl" variant reports the adapted penalty as well
+    algo = _algorithm(name, policy, **({"variant": "kl"} if name == "ppo" else {}))
+    diag = algo.policy_step(_sampled_objective(policy))
+    settings = {f.name for f in dataclasses.fields(ALGORITHMS[name].config_class)}
+    clashes = sorted(k for k in diag if k.split("/", 1)[-1] in settings)
+    assert not clashes, f"diagnostics named like settings: {clashes}"
+    cls = ALGORITHMS[name]
+    assert cls.headline_metrics and set(cls.headline_metrics.values()) <= set(diag)
+    assert set(cls.renamed_metrics.values()) <= set(diag)
+    assert not set(cls.renamed_metrics) & set(diag)
 
 
 def test_trpo_expected_improvement_accepted_scales_with_the_step_fraction():
@@ -317,7 +340,7 @@ def test_trpo_reports_zero_kl_when_the_line_search_fails():
     diag = TRPO(policy, None, TRPOConfig(max_backtracks=3)).policy_step(obj)
     assert diag["trpo/line_search_success"] is False
     np.testing.assert_array_equal(policy.theta, theta0)
-    assert diag["trpo/kl"] == 0.0 and diag["trpo/max_kl"] == 0.0
+    assert diag["trpo/kl"] == 0.0 and diag["trpo/kl_max_state"] == 0.0
     assert diag["trpo/step_fraction"] == 0.0
     assert diag["trpo/expected_improvement_accepted"] == 0.0
     assert diag["trpo/expected_improvement"] > 0.0
@@ -405,11 +428,11 @@ def test_ppo_target_kl_stops_before_the_minibatch_step_that_would_exceed_it():
 
     full, _, _ = _ppo_run(learning_rate=0.05, epochs=4)
     assert full["ppo/stopped_early"] is False
-    assert full["ppo/epochs"] == 4 and full["ppo/minibatch_steps"] == 4 * 8
+    assert full["ppo/epochs_run"] == 4 and full["ppo/minibatch_steps"] == 4 * 8
     stopped, policy, objective = _ppo_run(learning_rate=0.05, epochs=4, target_kl=0.01)
     assert stopped["ppo/stopped_early"] is True
     k = stopped["ppo/minibatch_steps"]
-    assert stopped["ppo/epochs"] == 1 and 1 <= k < 8
+    assert stopped["ppo/epochs_run"] == 1 and 1 <= k < 8
     assert stopped["ppo/kl"] == pytest.approx(float(objective.mean_kl(policy.theta)), rel=1e-12)
     # replay: the same minibatches and Adam steps, testing each minibatch's KL first
     replay_policy = CategoricalMLP(3, 4, (16, 16), seed=0)

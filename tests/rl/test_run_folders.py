@@ -130,6 +130,10 @@ def test_kill_inside_a_checkpoint_write_resumes_bit_identically(tmp_path, refere
     with open(out / "metrics.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) >= manifest["metrics_rows"]
     assert ckpt.committed_rows(out) == expected
+    # readers see the committed rows only (after "metrics", the file holds one more)
+    from rl.plotting import read_metrics
+
+    assert read_metrics(out)["iteration"].tolist() == list(range(1, expected + 1))
     _finish(out)
     _assert_same_run(out, reference)
 

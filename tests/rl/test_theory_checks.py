@@ -267,7 +267,7 @@ def test_ppo_adapts_the_kl_coefficient_by_the_thresholds(args, beta):
                            minibatch_size=1000, learning_rate=0.05, max_grad_norm=None)
         algo = PPO(policy, None, config, seed=0)
         diag = algo.policy_step(objective)
-        assert diag["ppo/kl_coef"] == algo.kl_coef
+        assert diag["ppo/kl_penalty"] == algo.kl_coef
         return diag["ppo/kl"], algo.kl_coef
 
     d, _ = update(1.0)
