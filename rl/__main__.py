@@ -102,7 +102,8 @@ def _parser():
                     help="override a setting (repeatable)")
     c = sub.add_parser("convert", help="convert the pickle checkpoint of an older trpokit run "
                        "folder (UNSAFE: unpickling runs any code the file names)")
-    c.add_argument("run_dir")
+    c.add_argument("run_dir", metavar="RUN_DIR",
+                   help="a run folder of an older trpokit holding checkpoint.pkl")
     c.add_argument("--trust-pickle", action="store_true",
                    help="required: you trust the source of RUN_DIR/checkpoint.pkl")
     return p

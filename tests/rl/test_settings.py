@@ -160,7 +160,7 @@ def test_every_argument_of_every_command_has_help():
 
     parser = importlib.import_module("rl.__main__")._parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"train", "evaluate", "plot", "settings"}
+    assert set(commands.choices) == {"train", "evaluate", "plot", "settings", "convert"}
     for name, sub in commands.choices.items():
         for action in sub._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
