@@ -19,7 +19,7 @@ from rl.advantages import (
     reward_to_go,
 )
 from rl.algorithms import NPG, PPO, TRPO, VPG, NPGConfig, PPOConfig, TRPOConfig, VPGConfig
-from rl.distributions import Categorical, DiagGaussian
+from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from rl.envs import (
     NonFiniteEnvironmentError,
     SameStepSyncVectorEnv,
@@ -44,6 +44,7 @@ from rl.train import TrainConfig, TrainResult, evaluate, train
 __all__ = [
     "Baseline",
     "Batch",
+    "Bernoulli",
     "Categorical",
     "CategoricalMLP",
     "chain_mdp",
@@ -61,6 +62,7 @@ __all__ = [
     "make_policy",
     "make_vector_env",
     "MLPValueFunction",
+    "MultiCategorical",
     "NonFiniteEnvironmentError",
     "normalize_advantages",
     "NPG",
