@@ -19,6 +19,7 @@ from rl.advantages import (
     reward_to_go,
 )
 from rl.algorithms import NPG, PPO, TRPO, VPG, NPGConfig, PPOConfig, TRPOConfig, VPGConfig
+from rl.conv import ConvNet
 from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from rl.envs import (
     NonFiniteEnvironmentError,
@@ -31,26 +32,36 @@ from rl.envs import (
 )
 from rl.mdp import TabularMDP, chain_mdp, gridworld, random_mdp, two_action_bandit
 from rl.policies import (
+    BernoulliMLP,
+    CategoricalCNN,
     CategoricalMLP,
     GaussianMLP,
+    MultiCategoricalMLP,
+    MultiInputPolicy,
     ObservationNormalizer,
     Policy,
     TabularSoftmax,
     make_policy,
 )
 from rl.sampling import Batch, SinglePathSampler, VineBatch, VineSampler
+from rl.spaces import ActionSpec, ObservationLayout, action_spec
 from rl.train import TrainConfig, TrainResult, evaluate, train
 
 __all__ = [
+    "ActionSpec",
+    "action_spec",
     "Baseline",
     "Batch",
     "Bernoulli",
+    "BernoulliMLP",
     "Categorical",
+    "CategoricalCNN",
     "CategoricalMLP",
     "chain_mdp",
     "check_spaces",
     "compute_advantages",
     "ConstantBaseline",
+    "ConvNet",
     "DiagGaussian",
     "discounted_cumsum",
     "evaluate",
@@ -63,10 +74,13 @@ __all__ = [
     "make_vector_env",
     "MLPValueFunction",
     "MultiCategorical",
+    "MultiCategoricalMLP",
+    "MultiInputPolicy",
     "NonFiniteEnvironmentError",
     "normalize_advantages",
     "NPG",
     "NPGConfig",
+    "ObservationLayout",
     "ObservationNormalizer",
     "Policy",
     "PPO",

@@ -324,7 +324,7 @@ class ConvNet:
         ``keep``, every layer's input ``h_l`` (``h_0`` the prepared chunk)."""
         acts = [h]
         n = h.shape[0]
-        for (Km, b), (_kernel, (C, k, _k, c_out), _bias, _k2, s), (H, W, _c) in zip(
+        for (Km, b), (_kernel, (_C, k, _k, c_out), _bias, _k2, s), (H, W, _c) in zip(
                 kernels, self._conv_layout, self.feature_shapes[1:], strict=True):
             z = _im2col(h, k, s, H, W) @ Km
             z += b
