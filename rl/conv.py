@@ -111,7 +111,7 @@ class ConvNet:
     ``P(h)`` is the im2col matrix whose row ``(n, i, j)`` is the ``C k k`` patch of image ``n``
     at ``(s i, s j)``, and ``K_l`` the kernel as a ``(C k k, C')`` matrix. The dense part is
     :class:`rl.networks.MLP`'s arithmetic on ``f = [vec(h_L), extra]`` with ReLU. Products
-    (derived in the Fisher theory page, :ref:`conv-products`):
+    (derived with the Fisher-vector product, :ref:`the convolutional torso <conv-products>`):
 
     * ``J v``: ``dz_l = P(h_l) dK_l + db_l + P(dh_l) K_l``, ``dh_{l+1} = [z_l > 0] ⊙ dz_l``;
     * ``Jᵀ u``: ``∇K_l = P(h_l)ᵀ δ_l``, ``∇b_l = Σ δ_l``, ``δ_{l-1} = [z_{l-1} > 0] ⊙
