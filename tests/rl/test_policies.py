@@ -647,3 +647,29 @@ def test_bad_seeds_name_the_argument():
         assert np.array_equal(a, make(np.random.default_rng(3)).theta)
         assert np.array_equal(make(np.random.SeedSequence(4)).theta,
                               make(np.random.SeedSequence(4)).theta)
+
+
+@pytest.mark.parametrize("kind", ["multicategorical", "bernoulli", "cnn",
+                                  "multiinput-normalized", "multiinput-image"])
+@pytest.mark.parametrize("fisher_fraction", [1.0, 0.5])
+def test_trpo_step_runs_unchanged_on_the_new_policies(kind, fisher_fraction):
+    """The natural step needs nothing new: on a batch sampled from each new policy (dict
+    observations included, subsampled for the Fisher by index), trpo_step returns a step
+    whose mean KL is within the radius and whose surrogate improved, or keeps θ and says so;
+    with advantages that reward one action it takes a step."""
+    from rl.algorithms import TRPOConfig
+    from rl.algorithms.objective import PolicyObjective
+    from rl.algorithms.trpo import trpo_step
+
+    policy = build(kind, seed=9)
+    obs = fixed_obs(kind, 40, -2.0, 2.0)
+    actions, log_probs, params = policy.step(obs, np.random.default_rng(1))
+    first = actions if actions.ndim == 1 else actions[:, 0]
+    advantages = np.where(first == 0, 1.0, -1.0)  # a direction the policy can follow
+    objective = PolicyObjective(policy, obs, actions, advantages, log_probs, params)
+    config = TRPOConfig(max_kl=0.01, fisher_fraction=fisher_fraction)
+    theta, diag = trpo_step(objective, config, rng=np.random.default_rng(2))
+    assert diag["trpo/line_search_success"], diag["trpo/status"]
+    assert diag["trpo/kl"] <= config.max_kl
+    assert diag["trpo/surrogate_after"] > diag["trpo/surrogate_before"]
+    assert np.isclose(float(objective.mean_kl(theta)), diag["trpo/kl"], rtol=1e-9, atol=1e-15)
