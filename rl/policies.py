@@ -258,7 +258,10 @@ class Policy:
     Attributes
     ----------
     distribution_class : type
-        :class:`~rl.distributions.Categorical` or :class:`~rl.distributions.DiagGaussian`.
+        :class:`~rl.distributions.Categorical`, :class:`~rl.distributions.DiagGaussian`,
+        a :class:`~rl.distributions.MultiCategorical` bound to its ``nvec``
+        (:meth:`~rl.distributions.MultiCategorical.for_nvec`) or
+        :class:`~rl.distributions.Bernoulli`.
     obs_normalizer : ObservationNormalizer or None
         Applied inside every forward pass; its statistics are updated only by the sampler.
     """
@@ -427,15 +430,17 @@ class Policy:
         Parameters
         ----------
         obs : ndarray, N rows
-            Finite observations of shape (N, obs_dim), or (N,) integer states for a
-            tabular policy.
+            Finite observations of shape (N, obs_dim), (N,) integer states for a
+            tabular policy, (N, *image_shape) frames for :class:`CategoricalCNN`, or a dict
+            / tuple of such arrays for :class:`MultiInputPolicy`.
         rng : numpy.random.Generator
         deterministic : bool, default False
             Return the mode (argmax / mean) instead of a sample.
 
         Returns
         -------
-        actions : ndarray of shape (N,) (int) or (N, act_dim) (float)
+        actions : ndarray of shape (N,) (int), (N, act_dim) (float), or (N, K) (int: the
+            sub-actions of a MultiDiscrete space or the bits of a MultiBinary one)
 
         Raises
         ------
