@@ -8,6 +8,7 @@ from rl import algorithms  # noqa: F401  (the subpackage, documented on its own)
 from rl.advantages import (
     Baseline,
     ConstantBaseline,
+    ConvValueFunction,
     LinearFeatureBaseline,
     MLPValueFunction,
     ZeroBaseline,
@@ -62,6 +63,7 @@ __all__ = [
     "compute_advantages",
     "ConstantBaseline",
     "ConvNet",
+    "ConvValueFunction",
     "DiagGaussian",
     "discounted_cumsum",
     "evaluate",

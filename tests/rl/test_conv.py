@@ -21,6 +21,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from rl.advantages import ConvValueFunction
 from rl.conv import NATURE_CONV, ConvNet
 from tests.strategies import finite_floats
 
@@ -292,3 +293,68 @@ def test_float32_network_agrees_with_float64_to_single_precision():
     for p, q in ((a.output, b.output), (a.jvp(v), b.jvp(v)), (a.vjp(w), b.vjp(w))):
         assert q.dtype == np.float64
         np.testing.assert_allclose(q, p, rtol=0, atol=1e-5 * (1.0 + np.abs(p).max()))
+
+
+# -- the value function on images ------------------------------------------------------------
+def _frames_and_targets(n=48, seed=7):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n, 6, 6, 2), dtype=np.uint8)
+    targets = 3.0 + 2.0 * frames[:, :3, :3, 0].mean(axis=(1, 2)) / 255.0  # a local feature
+    return frames, targets
+
+
+@pytest.mark.parametrize("optimizer", ["trust-region", "lbfgs", "adam"])
+def test_conv_value_function_fits_with_every_solver(optimizer):
+    """Each solver of MLPValueFunction lowers the squared error of the convolutional value
+    function on frames; frames stored flat (one row each) give the same predictions."""
+    frames, y = _frames_and_targets()
+    vf = ConvValueFunction((6, 6, 2), conv_layers=((4, 3, 1),), hidden_sizes=(8,), seed=0,
+                           optimizer=optimizer, iterations=3, minibatch_size=16)
+    info = vf.fit(frames, y)
+    assert info["value/loss"] < info["value/loss_before"]
+    np.testing.assert_array_equal(vf.predict(frames.reshape(len(frames), -1)), vf.predict(frames))
+
+
+def test_conv_value_function_gradient_and_output_rescaling():
+    """The L-BFGS / Adam gradient J^T r / N equals autograd's gradient of ½ mean((V − z)²);
+    PopArt's rescaling of the output layer (Alg. 1 of van Hasselt et al.) leaves every
+    prediction unchanged, the output layer found at the end of the ConvNet's θ."""
+    from autograd import grad
+
+    frames, y = _frames_and_targets(12)
+    vf = ConvValueFunction((6, 6, 2), conv_layers=((3, 3, 2),), hidden_sizes=(5,), seed=1)
+    phi = vf.net.params + 0.1 * np.random.default_rng(0).standard_normal(vf.num_params)
+    loss, g = vf._loss_and_gradient(frames, y)(phi)
+
+    def half_mse(t):
+        r = vf.net.forward(t, frames)[:, 0] - y
+        return 0.5 * (r @ r) / len(y)
+
+    np.testing.assert_allclose(loss, half_mse(phi), rtol=1e-13)
+    np.testing.assert_allclose(g, grad(half_mse)(phi), rtol=0, atol=1e-12 * (1 + abs(g).max()))
+    vf.net.set_params(phi)
+    before = vf.predict(frames)
+    vf._restandardize(10.0 * y - 4.0)
+    np.testing.assert_allclose(vf.predict(frames), before, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_value_function_state_round_trip_and_errors():
+    """state_dict / load_state_dict restore predictions exactly; a state of another
+    architecture or of the MLP value function, and frames of the wrong shape, are
+    ValueErrors naming the difference."""
+    from rl.advantages import MLPValueFunction
+
+    frames, y = _frames_and_targets()
+    kw = dict(conv_layers=((4, 3, 1),), hidden_sizes=(8,))
+    vf = ConvValueFunction((6, 6, 2), seed=0, **kw)
+    vf.fit(frames, y)
+    clone = ConvValueFunction((6, 6, 2), seed=5, **kw)
+    clone.load_state_dict(vf.state_dict())
+    np.testing.assert_array_equal(clone.predict(frames), vf.predict(frames))
+    with pytest.raises(ValueError, match="state is for a network with image_shape"):
+        ConvValueFunction((6, 6, 2), seed=0, conv_layers=((2, 3, 1),)).load_state_dict(
+            vf.state_dict())
+    with pytest.raises(ValueError, match="saved by 'ConvValueFunction'"):
+        MLPValueFunction(72, seed=0).load_state_dict(vf.state_dict())
+    with pytest.raises(ValueError, match=r"obs must have shape \(N, 6, 6, 2\) or \(N, 72\)"):
+        vf.predict(np.zeros((3, 6, 6)))
