@@ -8,6 +8,7 @@ from rl import algorithms  # noqa: F401  (the subpackage, documented on its own)
 from rl.advantages import (
     Baseline,
     ConstantBaseline,
+    ConvValueFunction,
     LinearFeatureBaseline,
     MLPValueFunction,
     ZeroBaseline,
@@ -19,7 +20,8 @@ from rl.advantages import (
     reward_to_go,
 )
 from rl.algorithms import NPG, PPO, TRPO, VPG, NPGConfig, PPOConfig, TRPOConfig, VPGConfig
-from rl.distributions import Categorical, DiagGaussian
+from rl.conv import ConvNet
+from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from rl.envs import (
     EnvironmentFailure,
     NonFiniteEnvironmentError,
@@ -34,25 +36,37 @@ from rl.envs import (
 )
 from rl.mdp import TabularMDP, chain_mdp, gridworld, random_mdp, two_action_bandit
 from rl.policies import (
+    BernoulliMLP,
+    CategoricalCNN,
     CategoricalMLP,
     GaussianMLP,
+    MultiCategoricalMLP,
+    MultiInputPolicy,
     ObservationNormalizer,
     Policy,
     TabularSoftmax,
     make_policy,
 )
 from rl.sampling import Batch, SinglePathSampler, VineBatch, VineSampler
+from rl.spaces import ActionSpec, ObservationLayout, action_spec
 from rl.train import TrainConfig, TrainResult, evaluate, train
 
 __all__ = [
+    "ActionSpec",
+    "action_spec",
     "Baseline",
     "Batch",
+    "Bernoulli",
+    "BernoulliMLP",
     "Categorical",
+    "CategoricalCNN",
     "CategoricalMLP",
     "chain_mdp",
     "check_spaces",
     "compute_advantages",
     "ConstantBaseline",
+    "ConvNet",
+    "ConvValueFunction",
     "DiagGaussian",
     "EnvironmentFailure",
     "discounted_cumsum",
@@ -65,10 +79,14 @@ __all__ = [
     "make_policy",
     "make_vector_env",
     "MLPValueFunction",
+    "MultiCategorical",
+    "MultiCategoricalMLP",
+    "MultiInputPolicy",
     "NonFiniteEnvironmentError",
     "normalize_advantages",
     "NPG",
     "NPGConfig",
+    "ObservationLayout",
     "ObservationNormalizer",
     "Policy",
     "PPO",

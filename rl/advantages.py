@@ -15,7 +15,8 @@ The baselines share one interface -- ``predict(obs, timesteps=None)``,
   observation and time, as in rllab),
 - :class:`MLPValueFunction`, a neural network fitted by the GAE paper's trust-region
   Gauss-Newton step (the natural step of :mod:`trustregion` with a Gaussian output
-  Fisher), by L-BFGS, or by Adam.
+  Fisher), by L-BFGS, or by Adam; :class:`ConvValueFunction`, the same on images with
+  the convolutional torso of :mod:`rl.conv`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import scipy.linalg
 import scipy.optimize
 import scipy.signal
 
+from rl.conv import NATURE_CONV, ConvNet
 from rl.mdp import _finite_real
 from rl.networks import MLP, SquaredErrorKernel, _generator
 from rl.optimizers import Adam
@@ -48,6 +50,7 @@ __all__ = [
     "ConstantBaseline",
     "LinearFeatureBaseline",
     "MLPValueFunction",
+    "ConvValueFunction",
     "compute_advantages",
 ]
 
@@ -1028,11 +1031,15 @@ class MLPValueFunction(Baseline):
         if _all_equal(y) or not (np.isfinite(scale) and scale > 0.0):
             scale = self.target_scale  # no spread to standardise by: keep the scale
         phi = self.net.params.copy()
-        h = self.net.sizes[-2]  # width of the last hidden layer; W is (h, 1), then b
+        h = self._last_hidden_width()  # W of the output layer is (h, 1), then b
         phi[-(h + 1) : -1] *= self.target_scale / scale
         phi[-1] = (self.target_scale * phi[-1] + self.target_mean - mu) / scale
         self.net.set_params(phi)
         self.target_mean, self.target_scale = mu, scale
+
+    def _last_hidden_width(self) -> int:
+        """Width of the output layer's input (the output layer ends θ: W, then b)."""
+        return self.net.sizes[-2]
 
     # -- fitting -------------------------------------------------------------------------
 
@@ -1184,32 +1191,30 @@ class MLPValueFunction(Baseline):
     def state_dict(self) -> dict:
         """Weights, output scaling, settings and the Adam state (not the shared normaliser)."""
         return {
-            "type": "MLPValueFunction",
+            "type": type(self).__name__,
             "params": self.net.params.copy(),
-            "obs_dim": self.obs_dim,
-            "hidden_sizes": self.hidden_sizes,
+            **self._shape_entries(),
             "target_mean": self.target_mean,
             "target_scale": self.target_scale,
             "adam": self._adam.state_dict(),
             "rng": self._rng.bit_generator.state,
         }
 
+    def _shape_entries(self) -> dict:
+        """The architecture a saved state must match (saved beside the weights)."""
+        return {"obs_dim": self.obs_dim, "hidden_sizes": self.hidden_sizes}
+
     def load_state_dict(self, state) -> None:
         """Restore :meth:`state_dict` output into a network of the same shape."""
-        _check_state(
-            state,
-            "MLPValueFunction",
-            ("params", "obs_dim", "hidden_sizes", "target_mean", "target_scale"),
-        )
-        try:
-            shape = (int(state["obs_dim"]), tuple(state["hidden_sizes"]))
-        except (TypeError, ValueError):
-            shape = None
-        if shape != (self.obs_dim, self.hidden_sizes):
+        mine = self._shape_entries()
+        _check_state(state, type(self).__name__,
+                     ("params", *mine, "target_mean", "target_scale"))
+        theirs = {k: state[k] for k in mine}
+        if _nested_tuples(theirs) != _nested_tuples(mine):
+            described = ", ".join(f"{k}={v!r}" for k, v in theirs.items())
             raise ValueError(
-                f"state is for a network with obs_dim={state['obs_dim']!r} and hidden_sizes="
-                f"{state['hidden_sizes']!r}; this one has obs_dim={self.obs_dim} and "
-                f"hidden_sizes={self.hidden_sizes}"
+                f"state is for a network with {described}; this one has "
+                + ", ".join(f"{k}={v!r}" for k, v in mine.items())
             )
         mean, scale = _state_real(state, "target_mean"), _state_real(state, "target_scale")
         if not scale > 0.0:
@@ -1231,6 +1236,125 @@ def _half_mse_and_gradient(lin, z):
     r = lin.output[:, 0] - z
     N = r.shape[0]
     return 0.5 * float(r @ r) / N, lin.vjp((r / N)[:, None])
+
+
+def _nested_tuples(value):
+    """Lists as tuples, all the way down (a state read back from JSON has lists)."""
+    if isinstance(value, dict):
+        return {k: _nested_tuples(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_nested_tuples(v) for v in value)
+    return value
+
+
+class ConvValueFunction(MLPValueFunction):
+    """A state-value function on images: the convolutional torso of the CNN policy.
+
+    Parameters
+    ----------
+    image_shape : tuple of 3 ints
+        Shape of one frame in ``layout`` order.
+    layout : {"HWC", "CHW"}, default "HWC"
+    conv_layers : sequence of (out_channels, kernel, stride), default rl.conv.NATURE_CONV
+    hidden_sizes : sequence of int, default (512,)
+        Dense ReLU layers after the convolutions.
+    seed, optimizer, max_change, iterations, cg_iters, damping, learning_rate,
+    minibatch_size, normalize_targets, dtype
+        As :class:`MLPValueFunction`.
+    chunk_size : int, default 64
+        Frames per chunk in the network's passes (:class:`rl.conv.ConvNet`).
+
+    Notes
+    -----
+    :class:`MLPValueFunction`'s three solvers and PopArt output scaling on a
+    :class:`rl.conv.ConvNet` with one output (gain 1). The trust-region step uses the
+    network's hand-written ``J v`` and ``J^T w``; L-BFGS and Adam take their gradients from
+    the same linearisation (``J^T r / N``) instead of the MLP's preallocated kernel.
+    Observations are frames of shape ``(N, *image_shape)``, or rows of ``prod(image_shape)``
+    values (a batch stored flat), in uint8 (scaled by 1/255 inside the network), bool or
+    float; they are not normalised.
+
+    Examples
+    --------
+    >>> frames = np.random.default_rng(0).integers(0, 256, (32, 6, 6, 1), dtype=np.uint8)
+    >>> vf = ConvValueFunction((6, 6, 1), conv_layers=((4, 3, 1),), hidden_sizes=(8,), seed=0)
+    >>> info = vf.fit(frames, frames.mean(axis=(1, 2, 3)) / 255.0)
+    >>> info["value/loss"] < info["value/loss_before"]
+    True
+    """
+
+    def __init__(self, image_shape, *, layout="HWC", conv_layers=NATURE_CONV,
+                 hidden_sizes=(512,), seed, optimizer="trust-region", max_change=0.05,
+                 iterations=None, cg_iters=10, damping=1e-3, learning_rate=1e-3,
+                 minibatch_size=64, normalize_targets=True, dtype="float64", chunk_size=64):
+        rng = _generator(seed)
+        net = ConvNet(image_shape, 1, layout=layout, conv_layers=conv_layers,
+                      hidden_sizes=hidden_sizes, output_gain=1.0, seed=rng, dtype=dtype,
+                      chunk_size=chunk_size)
+        # the settings are checked by the MLP value function's constructor (its own small
+        # network is replaced by the convolutional one)
+        super().__init__(int(np.prod(net.image_shape)), (1,), seed=rng, optimizer=optimizer,
+                         max_change=max_change, iterations=iterations, cg_iters=cg_iters,
+                         damping=damping, learning_rate=learning_rate,
+                         minibatch_size=minibatch_size, normalize_targets=normalize_targets,
+                         dtype=dtype)
+        self.net = net
+        self.image_shape = net.image_shape
+        self.hidden_sizes = tuple(net.hidden_sizes)
+        self._adam = Adam(net.num_params, learning_rate=self.learning_rate)
+
+    def __repr__(self) -> str:
+        return (f"ConvValueFunction(image_shape={self.image_shape}, layout={self.net.layout!r}, "
+                f"conv_layers={self.net.conv_layers}, hidden_sizes={self.hidden_sizes}, "
+                f"optimizer={self.optimizer!r}, iterations={self.iterations})")
+
+    def _shape_entries(self) -> dict:
+        net = self.net
+        return {"image_shape": net.image_shape, "layout": net.layout,
+                "conv_layers": net.conv_layers, "hidden_sizes": self.hidden_sizes}
+
+    def _last_hidden_width(self) -> int:
+        return self.net.head.sizes[-2]
+
+    def _inputs(self, obs) -> np.ndarray:
+        x = np.asarray(obs)
+        size = int(np.prod(self.image_shape))
+        if x.ndim == 2 and x.shape[1] == size:  # frames stored one row each
+            x = x.reshape(x.shape[0], *self.image_shape)
+        if x.ndim != 4 or x.shape[1:] != self.image_shape:
+            raise ValueError(f"obs must have shape (N, {', '.join(map(str, self.image_shape))}) "
+                             f"or (N, {size}) (frames stored flat); got shape {x.shape}")
+        return x
+
+    def _loss_and_gradient(self, x, z):
+        """``φ -> (½ mean((net_φ(x) - z)²), J^T r / N)`` by the network's linearisation."""
+        def f_and_grad(phi):
+            return _half_mse_and_gradient(self.net.linearize(phi, x), z)
+
+        return f_and_grad
+
+    def _fit_adam(self, x, z) -> dict:
+        """Shuffled minibatch epochs of Adam, gradients by the network's linearisation; a
+        fit that ends with NaN or inf weights is undone and reports ``success`` 0."""
+        N = x.shape[0]
+        saved = self._adam.state_dict()
+        loss_and_gradient = self._loss_and_gradient
+        theta = self.net.params.copy()
+        steps = 0
+        for _ in range(self.iterations):
+            order = self._rng.permutation(N)
+            for lo in range(0, N, self.minibatch_size):
+                idx = order[lo:lo + self.minibatch_size]
+                _, grad = loss_and_gradient(x[idx], z[idx])(theta)
+                self._adam.step_in_place(theta, grad)
+                steps += 1
+        if np.all(np.isfinite(theta)):
+            self.net.set_params(theta)
+            success = 1.0
+        else:
+            self._adam.load_state_dict(saved)
+            success = 0.0
+        return {"iterations": self.iterations, "adam_steps": steps, "success": success}
 
 
 # ------------------------------------------------------------------------- batch interface

@@ -26,7 +26,8 @@ import numpy as np
 from autograd import make_jvp, make_vjp
 from scipy.sparse.linalg import LinearOperator
 
-from rl.distributions import Categorical, DiagGaussian
+from rl.conv import NATURE_CONV, ConvNet
+from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from rl.networks import MLP, _generator
 from trustregion.operators import Linearization
 from trustregion.operators import fisher_operator as _fisher_operator
@@ -37,6 +38,10 @@ __all__ = [
     "TabularSoftmax",
     "CategoricalMLP",
     "GaussianMLP",
+    "MultiCategoricalMLP",
+    "BernoulliMLP",
+    "CategoricalCNN",
+    "MultiInputPolicy",
     "make_policy",
 ]
 
@@ -253,7 +258,10 @@ class Policy:
     Attributes
     ----------
     distribution_class : type
-        :class:`~rl.distributions.Categorical` or :class:`~rl.distributions.DiagGaussian`.
+        :class:`~rl.distributions.Categorical`, :class:`~rl.distributions.DiagGaussian`,
+        a :class:`~rl.distributions.MultiCategorical` bound to its ``nvec``
+        (:meth:`~rl.distributions.MultiCategorical.for_nvec`) or
+        :class:`~rl.distributions.Bernoulli`.
     obs_normalizer : ObservationNormalizer or None
         Applied inside every forward pass; its statistics are updated only by the sampler.
     """
@@ -422,15 +430,17 @@ class Policy:
         Parameters
         ----------
         obs : ndarray, N rows
-            Finite observations of shape (N, obs_dim), or (N,) integer states for a
-            tabular policy.
+            Finite observations of shape (N, obs_dim), (N,) integer states for a
+            tabular policy, (N, *image_shape) frames for :class:`CategoricalCNN`, or a dict
+            / tuple of such arrays for :class:`MultiInputPolicy`.
         rng : numpy.random.Generator
         deterministic : bool, default False
             Return the mode (argmax / mean) instead of a sample.
 
         Returns
         -------
-        actions : ndarray of shape (N,) (int) or (N, act_dim) (float)
+        actions : ndarray of shape (N,) (int), (N, act_dim) (float), or (N, K) (int: the
+            sub-actions of a MultiDiscrete space or the bits of a MultiBinary one)
 
         Raises
         ------
@@ -439,12 +449,7 @@ class Policy:
             or holds NaN or inf (or, for a tabular policy, a state out of range).
         """
         _check_rng(rng)
-        obs = np.asarray(obs)
-        if obs.dtype.kind in "fc" and not np.isfinite(obs).all():
-            raise ValueError(
-                "obs contains NaN or inf; a policy acts only on finite observations (check "
-                "the environment or the preprocessing that produced them)"
-            )
+        obs = self._check_finite(obs)
         dist = self.distribution_class(self._fast_params(self._preprocess(obs)))
         return dist.mode() if deterministic else dist.sample(rng)
 
@@ -473,6 +478,16 @@ class Policy:
         params = self._fast_params(self._preprocess(obs))
         actions, log_probs = self.distribution_class(params).sample_with_log_prob(rng)
         return actions, log_probs, params
+
+    def _check_finite(self, obs):
+        """``obs`` as an array, refused if a float entry is NaN or inf (:meth:`act`)."""
+        obs = np.asarray(obs)
+        if obs.dtype.kind in "fc" and not np.isfinite(obs).all():
+            raise ValueError(
+                "obs contains NaN or inf; a policy acts only on finite observations (check "
+                "the environment or the preprocessing that produced them)"
+            )
+        return obs
 
     # -- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -521,7 +536,14 @@ class Policy:
         >>> type(clone).__name__, bool(np.array_equal(clone.theta, pi.theta))
         ('GaussianMLP', True)
         """
-        classes = {c.__name__: c for c in (TabularSoftmax, CategoricalMLP, GaussianMLP)}
+        classes = {c.__name__: c for c in (TabularSoftmax, CategoricalMLP, GaussianMLP,
+                                           MultiCategoricalMLP, BernoulliMLP, CategoricalCNN)}
+        if state.get("class") == "MultiInputPolicy":
+            raise ValueError(
+                "a MultiInputPolicy is built from its spaces: make_policy(observation_space, "
+                "action_space, ...) and then load_state_dict(state), which checks the spaces' "
+                "layout against the checkpoint's"
+            )
         name = state.get("class")
         if name not in classes:
             raise ValueError(
@@ -677,7 +699,33 @@ class _MLPPolicy(Policy):
         return x
 
 
-class CategoricalMLP(_MLPPolicy):
+class _LogitMLP(_MLPPolicy):
+    """An MLP from observations to the logits of a distribution (``Categorical``,
+    ``MultiCategorical``, ``Bernoulli``): the parts the logit policies share."""
+
+    def _build_net(self, obs_dim, out_dim, hidden_sizes, seed, obs_normalizer, dtype):
+        self.obs_dim = _positive_int(obs_dim, "obs_dim")
+        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        _check_normalizer(obs_normalizer, self.obs_dim)
+        self.net = MLP((self.obs_dim, *self.hidden_sizes, out_dim), output_gain=0.01,
+                       seed=seed, dtype=dtype)
+        Policy.__init__(self, self.net.params, obs_normalizer)
+
+    def _refresh_cache(self) -> None:
+        self.net.set_params(self._theta)
+
+    def _params_from(self, x, theta):
+        return self.net.forward(theta, x)
+
+    def linearize(self, obs, theta=None) -> Linearization:
+        """The logits with the network's hand-written products (:meth:`MLP.linearize`)."""
+        return self.net.linearize(self._point(theta), self._preprocess(obs, check=True))
+
+    def _fast_params(self, x):
+        return self.net.forward_numpy(x)
+
+
+class CategoricalMLP(_LogitMLP):
     """Discrete-action policy: an MLP maps observations to logits.
 
     Parameters
@@ -719,30 +767,99 @@ class CategoricalMLP(_MLPPolicy):
         self, obs_dim: int, num_actions: int, hidden_sizes=(64, 64), *, seed=None,
         obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
     ):
-        self.obs_dim = _positive_int(obs_dim, "obs_dim")
         self.num_actions = _positive_int(num_actions, "num_actions")
-        self.hidden_sizes = _hidden_sizes(hidden_sizes)
-        _check_normalizer(obs_normalizer, self.obs_dim)
-        self.net = MLP((self.obs_dim, *self.hidden_sizes, self.num_actions), output_gain=0.01,
-                       seed=seed, dtype=dtype)
-        super().__init__(self.net.params, obs_normalizer)
+        self._build_net(obs_dim, self.num_actions, hidden_sizes, seed, obs_normalizer, dtype)
 
     def _architecture(self) -> dict:
         return {"obs_dim": self.obs_dim, "num_actions": self.num_actions,
                 "hidden_sizes": self.hidden_sizes, **_dtype_entry(self.net)}
 
-    def _refresh_cache(self) -> None:
-        self.net.set_params(self._theta)
 
-    def _params_from(self, x, theta):
-        return self.net.forward(theta, x)
+class MultiCategoricalMLP(_LogitMLP):
+    """``MultiDiscrete``-action policy: an MLP maps observations to one logit block per
+    sub-action (:class:`rl.distributions.MultiCategorical`).
 
-    def linearize(self, obs, theta=None) -> Linearization:
-        """The logits with the network's hand-written products (:meth:`MLP.linearize`)."""
-        return self.net.linearize(self._point(theta), self._preprocess(obs, check=True))
+    Parameters
+    ----------
+    obs_dim : int
+    nvec : sequence of int
+        Number of choices of each sub-action (``MultiDiscrete.nvec``).
+    hidden_sizes : sequence of int, default (64, 64)
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
+    obs_normalizer : ObservationNormalizer or None
+    dtype : {"float64", "float32"}, default "float64"
 
-    def _fast_params(self, x):
-        return self.net.forward_numpy(x)
+    Notes
+    -----
+    As :class:`CategoricalMLP` with ``Σ_k n_k`` outputs: the sub-actions share the torso
+    and are independent given the observation, the factorisation of sb3's
+    ``MultiCategoricalDistribution`` [1]_. Actions are int64 arrays of shape (N, K).
+
+    References
+    ----------
+    .. [1] A. Raffin et al., "Stable-Baselines3: Reliable reinforcement learning
+       implementations", JMLR 22(268), 2021.
+
+    Examples
+    --------
+    >>> pi = MultiCategoricalMLP(4, [3, 2], hidden_sizes=(8,), seed=0)
+    >>> pi.act(np.zeros((5, 4)), np.random.default_rng(0)).shape
+    (5, 2)
+    >>> pi.distribution_params(np.zeros((5, 4))).shape
+    (5, 5)
+    """
+
+    def __init__(
+        self, obs_dim: int, nvec, hidden_sizes=(64, 64), *, seed=None,
+        obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
+    ):
+        self.distribution_class = MultiCategorical.for_nvec(nvec)
+        self.nvec = self.distribution_class.nvec
+        self._build_net(obs_dim, sum(self.nvec), hidden_sizes, seed, obs_normalizer, dtype)
+
+    def _architecture(self) -> dict:
+        return {"obs_dim": self.obs_dim, "nvec": self.nvec,
+                "hidden_sizes": self.hidden_sizes, **_dtype_entry(self.net)}
+
+
+class BernoulliMLP(_LogitMLP):
+    """``MultiBinary``-action policy: an MLP maps observations to one logit per bit
+    (:class:`rl.distributions.Bernoulli`).
+
+    Parameters
+    ----------
+    obs_dim, num_bits : int
+    hidden_sizes : sequence of int, default (64, 64)
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
+    obs_normalizer : ObservationNormalizer or None
+    dtype : {"float64", "float32"}, default "float64"
+
+    Notes
+    -----
+    As :class:`CategoricalMLP` with ``num_bits`` outputs, the bits independent given the
+    observation (sb3's ``BernoulliDistribution``). Actions are int64 arrays of shape
+    (N, num_bits) with entries 0 and 1.
+
+    Examples
+    --------
+    >>> pi = BernoulliMLP(4, 3, hidden_sizes=(8,), seed=0)
+    >>> a = pi.act(np.zeros((5, 4)), np.random.default_rng(0))
+    >>> a.shape, bool(np.isin(a, [0, 1]).all())
+    ((5, 3), True)
+    """
+
+    distribution_class = Bernoulli
+
+    def __init__(
+        self, obs_dim: int, num_bits: int, hidden_sizes=(64, 64), *, seed=None,
+        obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
+    ):
+        self.num_bits = _positive_int(num_bits, "num_bits")
+        self._build_net(obs_dim, self.num_bits, hidden_sizes, seed, obs_normalizer, dtype)
+
+    def _architecture(self) -> dict:
+        return {"obs_dim": self.obs_dim, "num_bits": self.num_bits,
+                "hidden_sizes": self.hidden_sizes, **_dtype_entry(self.net)}
 
 
 class GaussianMLP(_MLPPolicy):
@@ -820,25 +937,9 @@ class GaussianMLP(_MLPPolicy):
         """``[μ_w(s_i), s]`` per row; the mean's products from :meth:`MLP.linearize`, the
         log-std's by broadcasting (``J v``) and summing over rows (``J^T w``)."""
         theta = self._point(theta)
-        n_w, d = self.net.num_params, self.act_dim
+        n_w = self.net.num_params
         net = self.net.linearize(theta[:n_w], self._preprocess(obs, check=True))
-        n = net.output.shape[0]
-        y = np.empty((n, 2 * d))
-        y[:, :d] = net.output
-        y[:, d:] = theta[n_w:]
-
-        def jvp(v):
-            v = np.asarray(v, dtype=np.float64).reshape(-1)
-            out = np.empty((n, 2 * d))
-            out[:, :d] = net.jvp(v[:n_w])
-            out[:, d:] = v[n_w:]
-            return out
-
-        def vjp(w):
-            w = np.asarray(w, dtype=np.float64).reshape(n, 2 * d)
-            return np.concatenate([net.vjp(w[:, :d]), w[:, d:].sum(axis=0)])
-
-        return Linearization(y, jvp, vjp)
+        return _with_log_std(net, theta[n_w:])
 
     def _fast_params(self, x):
         mean = self.net.forward_numpy(x)
@@ -846,6 +947,278 @@ class GaussianMLP(_MLPPolicy):
         params[:, : self.act_dim] = mean
         params[:, self.act_dim :] = self._log_std
         return params
+
+
+class CategoricalCNN(Policy):
+    """Discrete-action policy on images: a :class:`rl.conv.ConvNet` maps frames to logits.
+
+    Parameters
+    ----------
+    image_shape : tuple of 3 ints
+        Shape of one frame in ``layout`` order, e.g. ``(84, 84, 4)``.
+    num_actions : int
+    layout : {"HWC", "CHW"}, default "HWC"
+    conv_layers : sequence of (out_channels, kernel, stride), default rl.conv.NATURE_CONV
+    hidden_sizes : sequence of int, default (512,)
+        Dense ReLU layers after the convolutions.
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
+    dtype : {"float64", "float32"}, default "float64"
+        Compute precision of the network's numpy passes.
+    chunk_size : int, default 64
+        Frames per chunk in every numpy pass (bounds the memory, see :class:`rl.conv.ConvNet`).
+
+    Notes
+    -----
+    θ is the :class:`rl.conv.ConvNet` parameter vector (orthogonal init, gain √2, and 0.01
+    on the logit layer, as the PPO Atari reference [1]_). Observations are frames of
+    ``uint8`` pixels (scaled by 1/255 inside the network), ``bool`` or float; they are not
+    normalised. Fisher-vector products go through the network's hand-written ``J v`` and
+    ``J^T w`` (:meth:`rl.conv.ConvNet.linearize`).
+
+    References
+    ----------
+    .. [1] S. Huang et al., "The 37 Implementation Details of Proximal Policy
+       Optimization", ICLR Blog Track, 2022.
+
+    Examples
+    --------
+    >>> pi = CategoricalCNN((10, 10, 4), 3, conv_layers=((8, 3, 1),), hidden_sizes=(16,),
+    ...                     seed=0)
+    >>> frames = np.zeros((2, 10, 10, 4), dtype=np.uint8)
+    >>> pi.act(frames, np.random.default_rng(0)).shape
+    (2,)
+    """
+
+    distribution_class = Categorical
+
+    def __init__(self, image_shape, num_actions: int, *, layout: str = "HWC",
+                 conv_layers=NATURE_CONV, hidden_sizes=(512,), seed=None, dtype="float64",
+                 chunk_size: int = 64):
+        self.num_actions = _positive_int(num_actions, "num_actions")
+        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        self.net = ConvNet(image_shape, self.num_actions, layout=layout,
+                           conv_layers=conv_layers, hidden_sizes=self.hidden_sizes,
+                           output_gain=0.01, seed=seed, dtype=dtype, chunk_size=chunk_size)
+        self.image_shape = self.net.image_shape
+        super().__init__(self.net.params, None)
+
+    def _architecture(self) -> dict:
+        net = self.net
+        return {"image_shape": net.image_shape, "num_actions": self.num_actions,
+                "layout": net.layout, "conv_layers": net.conv_layers,
+                "hidden_sizes": self.hidden_sizes, "dtype": str(net.dtype),
+                "chunk_size": net.chunk_size}
+
+    def _preprocess(self, obs, check: bool = False):
+        return np.asarray(obs)  # shape and dtype are checked by the network
+
+    def _refresh_cache(self) -> None:
+        self.net.set_params(self._theta)
+
+    def _params_from(self, x, theta):
+        return self.net.forward(theta, x)
+
+    def linearize(self, obs, theta=None) -> Linearization:
+        """The logits with the network's hand-written products (:meth:`ConvNet.linearize`)."""
+        return self.net.linearize(self._point(theta), self._preprocess(obs))
+
+    def _fast_params(self, x):
+        return self.net.forward_numpy(x)
+
+
+class MultiInputPolicy(Policy):
+    """A policy on structured observations (``Dict`` / ``Tuple`` spaces) for any action space.
+
+    Parameters
+    ----------
+    observation_space : gymnasium.spaces.Space
+        Read into an :class:`rl.spaces.ObservationLayout` (its leaves and encoders).
+    action_space : gymnasium.spaces.Space
+        ``Discrete``, 1-D ``Box``, ``MultiDiscrete`` or ``MultiBinary``
+        (:func:`rl.spaces.action_spec`).
+    hidden_sizes : sequence of int, default (64, 64)
+        Hidden widths of the MLP torso (no image leaf).
+    conv_layers : sequence of (out_channels, kernel, stride), default rl.conv.NATURE_CONV
+        The convolutions of the image leaf, if there is one.
+    conv_hidden_sizes : sequence of int, default (512,)
+        Dense layers after the convolutions and the other leaves' encodings.
+    image_layout : {"auto", "HWC", "CHW"}, default "auto"
+    init_log_std : float, default 0.0
+        Initial log-std of a Gaussian (``Box``) action.
+    obs_normalization : bool, default False
+        Normalise the ``Box`` leaves that are not images with a running
+        :class:`ObservationNormalizer` over their encoded columns (statistics are per
+        column, so this is the per-leaf normalisation); the sampler updates it with
+        :meth:`normalizer_input`.
+    seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
+    dtype : {"float64", "float32"}, default "float64"
+
+    Notes
+    -----
+    The non-image leaves are encoded and concatenated by
+    :meth:`rl.spaces.ObservationLayout.encode` (identity, one-hot). Without an image leaf
+    they feed an :class:`rl.networks.MLP` (tanh); with one, the image goes through the
+    convolutions of a :class:`rl.conv.ConvNet` and the encoded leaves join its flattened
+    features before the dense layers (``extra``), the ``MultiInputPolicy`` architecture of
+    sb3 [1]_ with one image. The output is the distribution's parameters: logits
+    (Categorical, MultiCategorical, Bernoulli) or the mean, followed by a
+    state-independent log-std in θ's last entries (DiagGaussian).
+
+    Observations are passed as the vector environment returns them: a dict (or tuple) of
+    arrays with one row per environment.
+
+    References
+    ----------
+    .. [1] A. Raffin et al., "Stable-Baselines3: Reliable reinforcement learning
+       implementations", JMLR 22(268), 2021.
+
+    Examples
+    --------
+    >>> from gymnasium import spaces
+    >>> obs_space = spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (2,)),
+    ...                          "key": spaces.Discrete(3)})
+    >>> pi = MultiInputPolicy(obs_space, spaces.MultiBinary(2), hidden_sizes=(8,), seed=0)
+    >>> obs = {"pos": np.zeros((4, 2)), "key": np.array([0, 1, 2, 0])}
+    >>> pi.act(obs, np.random.default_rng(0)).shape
+    (4, 2)
+    """
+
+    def __init__(self, observation_space, action_space, hidden_sizes=(64, 64), *,
+                 conv_layers=NATURE_CONV, conv_hidden_sizes=(512,), image_layout: str = "auto",
+                 init_log_std: float = 0.0, obs_normalization: bool = False, seed=None,
+                 dtype="float64"):
+        from rl.spaces import ObservationLayout, action_spec
+
+        self.layout = ObservationLayout.from_space(observation_space, image_layout=image_layout)
+        self.action = action_spec(action_space)
+        self.distribution_class = self.action.distribution_class
+        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        self.conv_hidden_sizes = _hidden_sizes(conv_hidden_sizes)
+        init_log_std = float(init_log_std)
+        if not np.isfinite(init_log_std):
+            raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")
+        self.gaussian = self.action.kind == "box"
+        out = sum(self.action.nvec) if self.action.nvec else self.action.size
+        image = self.layout.image
+        if image is not None:
+            self.net = ConvNet(image.shape, out, layout=self.layout.image_layout,
+                               conv_layers=conv_layers, hidden_sizes=self.conv_hidden_sizes,
+                               extra_dim=self.layout.flat_dim, output_gain=0.01, seed=seed,
+                               dtype=dtype)
+        else:
+            self.net = MLP((self.layout.flat_dim, *self.hidden_sizes, out), output_gain=0.01,
+                           seed=seed, dtype=dtype)
+        n_box = len(self.layout.box_columns)
+        norm = ObservationNormalizer(n_box) if obs_normalization and n_box else None
+        theta = self.net.params
+        if self.gaussian:
+            theta = np.concatenate([theta, np.full(self.action.size, init_log_std)])
+        super().__init__(theta, norm)
+
+    def _architecture(self) -> dict:
+        leaves = tuple((leaf.path, leaf.kind, leaf.shape, str(leaf.dtype))
+                       for leaf in self.layout.leaves)
+        net = self.net
+        arch = {"observation_leaves": leaves, "action": (self.action.kind, self.action.shape,
+                                                         self.action.nvec),
+                "torso": repr(net)}
+        if not isinstance(net, MLP) or net.dtype != np.float64:
+            arch["dtype"] = str(net.dtype)
+        return arch
+
+    def normalizer_input(self, obs) -> np.ndarray:
+        """The columns the observation normaliser's statistics are kept over: the encoded
+        non-image ``Box`` leaves of a batch, shape (N, number of Box columns)."""
+        return self.layout.encode(obs)[:, self.layout.box_columns]
+
+    def _check_finite(self, obs):
+        for leaf in self.layout.leaves:
+            x = self.layout.leaf_batch(obs, leaf)
+            if x.dtype.kind in "fc" and not np.isfinite(x).all():
+                raise ValueError(f"{leaf.path} contains NaN or inf; a policy acts only on finite "
+                                 "observations (check the environment)")
+        return obs
+
+    def _preprocess(self, obs, check: bool = False):
+        """``(image batch or None, encoded leaves (N, flat_dim))``, normalised Box columns."""
+        if not isinstance(obs, (dict, tuple, list)) and self.layout.structured:
+            raise ValueError(f"obs must be a {type(self.layout.space).__name__} of arrays with "
+                             f"one row per observation (as the vector env returns it); got "
+                             f"{type(obs).__name__}")
+        flat = self.layout.encode(obs)
+        n = flat.shape[0]
+        if self.obs_normalizer is not None:
+            cols = self.layout.box_columns
+            flat[:, cols] = self.obs_normalizer.normalize(flat[:, cols])
+        image = self.layout.image
+        images = None if image is None else self.layout.leaf_batch(obs, image, n)
+        return images, flat
+
+    def _refresh_cache(self) -> None:
+        self.net.set_params(self._theta[: self.net.num_params])
+        self._log_std = self._theta[self.net.num_params:].copy()
+
+    def _torso(self, x, theta):
+        images, flat = x
+        if images is None:
+            return self.net.forward(theta, flat)
+        return self.net.forward(theta, images, flat if self.layout.flat_dim else None)
+
+    def _params_from(self, x, theta):
+        n_w = self.net.num_params
+        y = self._torso(x, theta[:n_w])
+        if not self.gaussian:
+            return y
+        return anp.concatenate([y, anp.zeros(y.shape) + theta[n_w:]], axis=1)
+
+    def linearize(self, obs, theta=None) -> Linearization:
+        """The torso's hand-written products (:meth:`MLP.linearize` or
+        :meth:`ConvNet.linearize`), with the Gaussian log-std appended for Box actions."""
+        theta = self._point(theta)
+        images, flat = self._preprocess(obs, check=True)
+        n_w = self.net.num_params
+        if images is None:
+            lin = self.net.linearize(theta[:n_w], flat)
+        else:
+            lin = self.net.linearize(theta[:n_w], images,
+                                     flat if self.layout.flat_dim else None)
+        return _with_log_std(lin, theta[n_w:]) if self.gaussian else lin
+
+    def _fast_params(self, x):
+        images, flat = x
+        if images is None:
+            y = self.net.forward_numpy(flat)
+        else:
+            y = self.net.forward_numpy(images, flat if self.layout.flat_dim else None)
+        if not self.gaussian:
+            return y
+        params = np.empty((y.shape[0], 2 * y.shape[1]))
+        params[:, : y.shape[1]] = y
+        params[:, y.shape[1]:] = self._log_std
+        return params
+
+
+def _with_log_std(net: Linearization, log_std) -> Linearization:
+    """The linearisation of ``[μ(θ_w), s]`` per row from that of the mean network: ``θ =
+    [θ_w, s]`` with the state-independent log-std ``s`` last; ``J v = [J_w v_w, v_s]`` (the
+    log-std tangent broadcast to every row), ``J^T u = [J_w^T u_μ, Σ_rows u_s]``."""
+    n, d = net.output.shape
+    y = np.empty((n, 2 * d))
+    y[:, :d] = net.output
+    y[:, d:] = log_std
+
+    def jvp(v):
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        out = np.empty((n, 2 * d))
+        out[:, :d] = net.jvp(v[:-d])
+        out[:, d:] = v[-d:]
+        return out
+
+    def vjp(w):
+        w = np.asarray(w, dtype=np.float64).reshape(n, 2 * d)
+        return np.concatenate([net.vjp(w[:, :d]), w[:, d:].sum(axis=0)])
+
+    return Linearization(y, jvp, vjp)
 
 
 def _dtype_entry(net: MLP) -> dict:
@@ -871,7 +1244,8 @@ def _check_normalizer(obs_normalizer, obs_dim: int) -> None:
 
 def make_policy(
     observation_space, action_space, *, hidden_sizes=(64, 64), seed=None,
-    obs_normalization: bool = False, dtype="float64",
+    obs_normalization: bool = False, dtype="float64", conv_layers=NATURE_CONV,
+    conv_hidden_sizes=(512,), image_layout: str = "auto",
 ) -> Policy:
     """Build the policy that fits a pair of Gymnasium spaces.
 
@@ -883,25 +1257,35 @@ def make_policy(
     seed : int >= 0, numpy.random.Generator, numpy.random.SeedSequence or None
         Randomness for the initial parameters.
     obs_normalization : bool, default False
-        Give MLP policies a running :class:`ObservationNormalizer` (clip 10). Integer
-        states of a tabular policy are not normalised, so it is ignored there.
+        Give MLP policies a running :class:`ObservationNormalizer` (clip 10); for
+        structured observations it covers the Box leaves that are not images. Integer
+        states of a tabular policy and images are not normalised.
     dtype : {"float64", "float32"}, default "float64"
-        Compute precision of the MLP policies (ignored by the tabular policy).
+        Compute precision of the network policies (ignored by the tabular policy).
+    conv_layers : sequence of (out_channels, kernel, stride), default rl.conv.NATURE_CONV
+        Convolutions for image observations (a rank-3 ``Box``, alone or as a leaf).
+    conv_hidden_sizes : sequence of int, default (512,)
+        Dense layers after the convolutions.
+    image_layout : {"auto", "HWC", "CHW"}, default "auto"
+        Axis order of image observations (:meth:`rl.spaces.ObservationLayout.from_space`).
 
     Returns
     -------
     policy : Policy
         ``Discrete`` obs and actions → :class:`TabularSoftmax`; 1-D ``Box`` obs (any
-        real or integer dtype) and ``Discrete`` actions → :class:`CategoricalMLP`; 1-D
-        ``Box`` obs and float ``Box`` actions → :class:`GaussianMLP`.
+        real or integer dtype) with ``Discrete`` actions → :class:`CategoricalMLP`, float
+        ``Box`` actions → :class:`GaussianMLP`, ``MultiDiscrete`` actions →
+        :class:`MultiCategoricalMLP`, ``MultiBinary`` actions → :class:`BernoulliMLP`;
+        rank-3 ``Box`` obs (images, uint8 / bool / float) with ``Discrete`` actions →
+        :class:`CategoricalCNN`; ``Dict`` / ``Tuple`` obs, or images with other actions →
+        :class:`MultiInputPolicy`.
 
     Raises
     ------
     ValueError
-        For any other pair of spaces; the message names the spaces and the supported ones.
-        The spaces are checked by :func:`rl.envs.check_spaces`, the same check the samplers
-        make, so a pair accepted here can be sampled from (subclasses of ``Discrete`` and
-        ``Box`` included).
+        For any other pair of spaces; the message names the space (the leaf's path for a
+        structured one) and the fix. The pairs of 1-D ``Box`` / ``Discrete`` spaces are
+        checked by :func:`rl.envs.check_spaces`, the same check the samplers make.
 
     Examples
     --------
@@ -911,18 +1295,44 @@ def make_policy(
     ('CategoricalMLP', 4610)
     >>> make_policy(spaces.Discrete(5), spaces.Discrete(3)).num_params
     15
+    >>> type(make_policy(spaces.Box(-1.0, 1.0, (4,)), spaces.MultiDiscrete([3, 2]))).__name__
+    'MultiCategoricalMLP'
     """
     from gymnasium import spaces
 
     from rl.envs import check_spaces
+    from rl.spaces import ObservationLayout, action_spec
 
-    check_spaces(observation_space, action_space)  # the one definition of what is supported
-    if isinstance(observation_space, spaces.Discrete):
-        return TabularSoftmax(int(observation_space.n), int(action_space.n), seed=seed)
-    obs_dim = int(observation_space.shape[0])
-    norm = ObservationNormalizer(obs_dim) if obs_normalization else None
-    if isinstance(action_space, spaces.Discrete):
-        return CategoricalMLP(obs_dim, int(action_space.n), hidden_sizes, seed=seed,
-                              obs_normalizer=norm, dtype=dtype)
-    return GaussianMLP(obs_dim, int(action_space.shape[0]), hidden_sizes, seed=seed,
-                       obs_normalizer=norm, dtype=dtype)
+    vector_obs = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1
+    classic_actions = isinstance(action_space, (spaces.Discrete, spaces.Box))
+    if isinstance(observation_space, spaces.Discrete) or (vector_obs and classic_actions) or (
+        not isinstance(observation_space, (spaces.Box, spaces.Dict, spaces.Tuple))
+    ):
+        check_spaces(observation_space, action_space)  # the pairs the samplers take today
+        if isinstance(observation_space, spaces.Discrete):
+            return TabularSoftmax(int(observation_space.n), int(action_space.n), seed=seed)
+        obs_dim = int(observation_space.shape[0])
+        norm = ObservationNormalizer(obs_dim) if obs_normalization else None
+        if isinstance(action_space, spaces.Discrete):
+            return CategoricalMLP(obs_dim, int(action_space.n), hidden_sizes, seed=seed,
+                                  obs_normalizer=norm, dtype=dtype)
+        return GaussianMLP(obs_dim, int(action_space.shape[0]), hidden_sizes, seed=seed,
+                           obs_normalizer=norm, dtype=dtype)
+    spec = action_spec(action_space)
+    layout = ObservationLayout.from_space(observation_space, image_layout=image_layout)
+    if vector_obs:
+        obs_dim = layout.flat_dim
+        norm = ObservationNormalizer(obs_dim) if obs_normalization else None
+        if spec.kind == "multidiscrete":
+            return MultiCategoricalMLP(obs_dim, spec.nvec, hidden_sizes, seed=seed,
+                                       obs_normalizer=norm, dtype=dtype)
+        return BernoulliMLP(obs_dim, spec.size, hidden_sizes, seed=seed, obs_normalizer=norm,
+                            dtype=dtype)
+    if not layout.structured and spec.kind == "discrete":
+        return CategoricalCNN(layout.image.shape, spec.size, layout=layout.image_layout,
+                              conv_layers=conv_layers, hidden_sizes=conv_hidden_sizes,
+                              seed=seed, dtype=dtype)
+    return MultiInputPolicy(observation_space, action_space, hidden_sizes,
+                            conv_layers=conv_layers, conv_hidden_sizes=conv_hidden_sizes,
+                            image_layout=image_layout, obs_normalization=obs_normalization,
+                            seed=seed, dtype=dtype)

@@ -74,7 +74,10 @@ class PolicyObjective:
                  weights=None, groups=None):
         self.policy = policy
         self.theta_old = policy.theta
-        self.observations = np.asarray(observations)
+        # structured observations (a dict / tuple of arrays, one row per sample) stay as
+        # they are: the policy encodes them (rl.policies.MultiInputPolicy)
+        self.observations = (observations if isinstance(observations, (dict, tuple))
+                             else np.asarray(observations))
         self.actions = np.asarray(actions)
         self.advantages = np.asarray(advantages, dtype=np.float64).reshape(-1)
         self.old_log_probs = np.asarray(old_log_probs, dtype=np.float64).reshape(-1)
@@ -82,10 +85,10 @@ class PolicyObjective:
         m = self.advantages.shape[0]
         for name, arr in (("observations", self.observations), ("actions", self.actions),
                           ("old_log_probs", self.old_log_probs), ("old_params", self.old_params)):
-            if arr.shape[0] != m:
+            rows = _num_rows(arr)
+            if rows != m:
                 raise ValueError(
-                    f"{name} has {arr.shape[0]} rows but advantages has {m}; pass one row per "
-                    f"sample"
+                    f"{name} has {rows} rows but advantages has {m}; pass one row per sample"
                 )
         if m == 0:
             raise ValueError("the objective needs at least one sample; got an empty batch")
@@ -150,7 +153,7 @@ class PolicyObjective:
     def _rows(self, idx):
         if idx is None:
             return self.observations, self.actions, self.old_log_probs, self.old_params
-        return (self.observations[idx], self.actions[idx], self.old_log_probs[idx],
+        return (_take_rows(self.observations, idx), self.actions[idx], self.old_log_probs[idx],
                 self.old_params[idx])
 
     def distribution_params(self, theta, idx=None):
@@ -282,7 +285,7 @@ class PolicyObjective:
             m = self.weights.shape[0]
             k = max(1, int(round(fraction * m)))
             idx = np.sort(rng.choice(m, size=k, replace=False))
-        obs = self.observations if idx is None else self.observations[idx]
+        obs = self.observations if idx is None else _take_rows(self.observations, idx)
         w = self.weights if idx is None else self.weights[idx] / self.weights[idx].sum()
         # J v and J^T u by the policy's hand-written products (one forward pass, shared
         # with the gradient at theta_old when both use all samples)
@@ -314,3 +317,19 @@ class PolicyObjective:
             return self.weights, self.advantages
         w = self.weights[idx]
         return w / w.sum(), self.advantages[idx]
+
+
+def _num_rows(arr) -> int:
+    """Rows of an array, or of the first leaf of a dict / tuple of arrays."""
+    while isinstance(arr, (dict, tuple)):
+        arr = next(iter(arr.values())) if isinstance(arr, dict) else arr[0]
+    return np.shape(arr)[0]
+
+
+def _take_rows(obs, idx):
+    """``obs[idx]`` for an array, leaf by leaf for a dict / tuple of arrays."""
+    if isinstance(obs, dict):
+        return {k: _take_rows(v, idx) for k, v in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(_take_rows(v, idx) for v in obs)
+    return obs[idx]

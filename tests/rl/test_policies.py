@@ -20,8 +20,12 @@ from hypothesis.extra import numpy as hnp
 from rl.distributions import Categorical, DiagGaussian
 from rl.networks import MLP, tanh
 from rl.policies import (
+    BernoulliMLP,
+    CategoricalCNN,
     CategoricalMLP,
     GaussianMLP,
+    MultiCategoricalMLP,
+    MultiInputPolicy,
     ObservationNormalizer,
     Policy,
     TabularSoftmax,
@@ -31,31 +35,89 @@ from tests.strategies import finite_floats
 
 EPS = np.finfo(np.float64).eps
 OBS_DIM, NUM_STATES = 3, 4
-KINDS = ["tabular", "categorical", "gaussian", "categorical-normalized", "gaussian-normalized"]
+KINDS = ["tabular", "categorical", "gaussian", "categorical-normalized", "gaussian-normalized",
+         "multicategorical", "bernoulli", "cnn", "multiinput-normalized", "multiinput-image"]
+NVEC = (2, 3)
+IMAGE = (4, 4, 1)
+TINY_CONV = ((2, 2, 2),)  # 4 x 4 x 1 frames to 2 x 2 x 2 features: a Hessian stays cheap
+DICT_SPACE = spaces.Dict({"pos": spaces.Box(-5.0, 5.0, (OBS_DIM,)), "door": spaces.Discrete(3),
+                          "bits": spaces.MultiBinary(2)})
+IMAGE_SPACE = spaces.Dict({"frame": spaces.Box(0, 255, IMAGE, np.uint8),
+                           "dir": spaces.Discrete(3, start=1)})
 
 
 def build(kind: str, seed: int = 0, hidden=(3, 3)) -> Policy:
     """A small policy of each kind; the normalised ones carry non-trivial statistics."""
     norm = None
-    if kind.endswith("normalized"):
+    if kind.endswith("normalized") and not kind.startswith("multiinput"):
         norm = ObservationNormalizer(OBS_DIM, clip=3.0)
         norm.update(np.random.default_rng(seed).normal(1.0, 2.0, size=(50, OBS_DIM)))
     if kind == "tabular":
         return TabularSoftmax(NUM_STATES, 3, init_std=1.0, seed=seed)
+    if kind == "multicategorical":
+        return MultiCategoricalMLP(OBS_DIM, NVEC, hidden, seed=seed)
+    if kind == "bernoulli":
+        return BernoulliMLP(OBS_DIM, 3, hidden, seed=seed)
+    if kind == "cnn":
+        return _off_ties(CategoricalCNN(IMAGE, 3, conv_layers=TINY_CONV, hidden_sizes=(3,),
+                                        seed=seed, chunk_size=2))
+    if kind == "multiinput-normalized":
+        pi = MultiInputPolicy(DICT_SPACE, spaces.Box(-1.0, 1.0, (2,)), hidden, seed=seed,
+                              init_log_std=-0.3, obs_normalization=True)
+        pi.obs_normalizer.update(np.random.default_rng(seed).normal(1.0, 2.0, (50, OBS_DIM)))
+        return pi
+    if kind == "multiinput-image":
+        return _off_ties(MultiInputPolicy(IMAGE_SPACE, spaces.MultiDiscrete(NVEC), seed=seed,
+                                          conv_layers=TINY_CONV, conv_hidden_sizes=(3,)))
     if kind.startswith("categorical"):
         return CategoricalMLP(OBS_DIM, 3, hidden, seed=seed, obs_normalizer=norm)
     return GaussianMLP(OBS_DIM, 2, hidden, init_log_std=-0.3, seed=seed, obs_normalizer=norm)
 
 
+def _off_ties(policy: Policy) -> Policy:
+    """Shift θ off the zero biases of the initialisation: a ReLU network on a blank frame
+    would otherwise sit exactly on its kinks (pre-activation 0), where autograd's derivative
+    (½) and the hand-written one (0) are different conventions."""
+    policy.theta = policy.theta + 0.0371
+    return policy
+
+
 def observations(kind: str, max_rows: int = 6):
-    """A batch of observations for ``kind``: integer states or (N, OBS_DIM) floats."""
+    """A batch of observations for ``kind``: integer states, (N, OBS_DIM) floats, uint8 frames
+    or a dict of arrays with one row per observation."""
     if kind == "tabular":
         states = st.integers(0, NUM_STATES - 1)
         return hnp.arrays(np.int64, st.integers(1, max_rows), elements=states)
-    return hnp.arrays(
-        np.float64, st.tuples(st.integers(1, max_rows), st.just(OBS_DIM)),
-        elements=finite_floats(-5.0, 5.0),
-    )
+    vectors = st.integers(1, max_rows).flatmap(lambda n: hnp.arrays(
+        np.float64, (n, OBS_DIM), elements=finite_floats(-5.0, 5.0)))
+    frames = st.integers(1, max_rows).flatmap(lambda n: hnp.arrays(np.uint8, (n, *IMAGE)))
+    if kind == "cnn":
+        return frames
+    if kind == "multiinput-normalized":
+        return vectors.flatmap(lambda x: st.fixed_dictionaries({
+            "pos": st.just(x),
+            "door": hnp.arrays(np.int64, len(x), elements=st.integers(0, 2)),
+            "bits": hnp.arrays(np.int8, (len(x), 2), elements=st.integers(0, 1))}))
+    if kind == "multiinput-image":
+        return frames.flatmap(lambda x: st.fixed_dictionaries({
+            "frame": st.just(x),
+            "dir": hnp.arrays(np.int64, len(x), elements=st.integers(1, 3))}))
+    return vectors
+
+
+def fixed_obs(kind: str, n: int, low: float = -1.0, high: float = 1.0):
+    """A deterministic batch of ``n`` observations for ``kind``."""
+    if kind == "tabular":
+        return np.arange(n) % NUM_STATES
+    x = np.linspace(low, high, n * OBS_DIM).reshape(n, OBS_DIM)
+    frames = (np.arange(n * 16).reshape(n, *IMAGE) * 7 % 256).astype(np.uint8)
+    if kind == "cnn":
+        return frames
+    if kind == "multiinput-normalized":
+        return {"pos": x, "door": np.arange(n) % 3, "bits": (np.arange(2 * n) % 2).reshape(n, 2)}
+    if kind == "multiinput-image":
+        return {"frame": frames, "dir": 1 + np.arange(n) % 3}
+    return x
 
 
 def perturbed_theta(data, policy: Policy, scale: float = 0.5) -> np.ndarray:
@@ -163,7 +225,7 @@ def test_hot_path_never_traces(kind, monkeypatch):
     """act and step use only the cached numpy weights: they still work when the traced
     forward pass is disabled (DESIGN: the sampling hot path does not trace)."""
     policy = build(kind, seed=4)
-    obs = np.zeros(5, dtype=np.int64) if kind == "tabular" else np.ones((5, OBS_DIM))
+    obs = fixed_obs(kind, 5)
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the traced path was called from the hot path")
@@ -177,7 +239,7 @@ def test_hot_path_never_traces(kind, monkeypatch):
 def test_act_is_reproducible_and_theta_refreshes_cache(kind):
     """Same seed, same actions; setting θ refreshes the fast path (step params follow θ)."""
     policy = build(kind, seed=5)
-    obs = np.arange(8) % NUM_STATES if kind == "tabular" else np.linspace(-1, 1, 24).reshape(8, 3)
+    obs = fixed_obs(kind, 8)
     a1 = policy.act(obs, np.random.default_rng(11))
     a2 = policy.act(obs, np.random.default_rng(11))
     assert np.array_equal(a1, a2)
@@ -298,14 +360,21 @@ def test_normalizer_normalizes_and_clips(x, clip):
 @pytest.mark.parametrize("kind", KINDS)
 def test_state_dict_round_trip(kind):
     """load_state_dict(state_dict()) restores θ and the normaliser exactly (same actions
-    from the same seed); Policy.from_state_dict rebuilds the same architecture."""
+    from the same seed); Policy.from_state_dict rebuilds the same architecture (a
+    MultiInputPolicy is rebuilt from its spaces, then loaded)."""
     policy = build(kind, seed=6)
     policy.theta = policy.theta + 0.25
     state = policy.state_dict()
     other = build(kind, seed=7)
     other.load_state_dict(state)
-    clone = Policy.from_state_dict(state)
-    obs = np.arange(6) % NUM_STATES if kind == "tabular" else np.linspace(-3, 3, 18).reshape(6, 3)
+    if kind.startswith("multiinput"):
+        with pytest.raises(ValueError, match="built from its spaces"):
+            Policy.from_state_dict(state)
+        clone = build(kind, seed=8)
+        clone.load_state_dict(state)
+    else:
+        clone = Policy.from_state_dict(state)
+    obs = fixed_obs(kind, 6, -3.0, 3.0)
     for p in (other, clone):
         assert np.array_equal(p.theta, policy.theta)
         assert np.array_equal(p.act(obs, np.random.default_rng(0)),
@@ -371,20 +440,108 @@ def test_make_policy_dispatches_on_spaces():
     assert np.array_equal(same.theta, gau.theta)  # seeded
 
 
-@pytest.mark.parametrize("obs_space, act_space", [
-    (spaces.Box(-1.0, 1.0, (3,)), spaces.MultiDiscrete([2, 3])),
-    (spaces.Dict({"x": spaces.Box(-1.0, 1.0, (2,))}), spaces.Discrete(2)),
-    (spaces.Box(-1.0, 1.0, (3,)), spaces.MultiBinary(2)),
-    (spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2))), spaces.Discrete(2)),
-    (spaces.Discrete(4), spaces.Box(-1.0, 1.0, (2,))),
+def test_make_policy_builds_the_policies_of_the_new_spaces():
+    """MultiDiscrete / MultiBinary actions on vectors: MultiCategoricalMLP / BernoulliMLP;
+    rank-3 Box frames with Discrete actions: CategoricalCNN (Nature torso by default, layout
+    read from the shape); Dict / Tuple observations, or frames with other actions:
+    MultiInputPolicy. Each acts on a batch of its observations with actions of the space."""
+    box3, rng = spaces.Box(-1.0, 1.0, (3,)), np.random.default_rng(0)
+    mc = make_policy(box3, spaces.MultiDiscrete([2, 3]), hidden_sizes=(4,), seed=0)
+    assert isinstance(mc, MultiCategoricalMLP) and mc.nvec == (2, 3)
+    assert mc.distribution_class.nvec == (2, 3)
+    be = make_policy(box3, spaces.MultiBinary(4), hidden_sizes=(4,), seed=0,
+                     obs_normalization=True)
+    assert isinstance(be, BernoulliMLP) and be.num_bits == 4 and be.obs_normalizer.shape == (3,)
+    for policy, space in ((mc, spaces.MultiDiscrete([2, 3])), (be, spaces.MultiBinary(4))):
+        a = policy.act(np.zeros((5, 3)), rng)
+        assert all(space.contains(row) for row in a)
+    atari = make_policy(spaces.Box(0, 255, (84, 84, 4), np.uint8), spaces.Discrete(6), seed=0)
+    assert isinstance(atari, CategoricalCNN) and atari.net.layout == "HWC"
+    assert atari.net.feature_shapes[-1] == (7, 7, 64)
+    chw = make_policy(spaces.Box(0.0, 1.0, (2, 8, 8)), spaces.Discrete(2), seed=0,
+                      conv_layers=((4, 3, 1),), conv_hidden_sizes=(8,))
+    assert isinstance(chw, CategoricalCNN) and chw.net.layout == "CHW"
+    assert chw.act(np.zeros((3, 2, 8, 8)), rng).shape == (3,)
+    minatar = make_policy(spaces.Box(0, 1, (10, 10, 4), bool), spaces.MultiBinary(2), seed=0,
+                          conv_layers=((16, 3, 1),), conv_hidden_sizes=(32,))
+    assert isinstance(minatar, MultiInputPolicy)
+    assert minatar.act(np.zeros((3, 10, 10, 4), bool), rng).shape == (3, 2)
+    blackjack = spaces.Tuple((spaces.Discrete(32), spaces.Discrete(11), spaces.Discrete(2)))
+    bj = make_policy(blackjack, spaces.Discrete(2), hidden_sizes=(8,), seed=0)
+    assert isinstance(bj, MultiInputPolicy) and bj.layout.flat_dim == 45
+    obs = (np.array([20, 5]), np.array([10, 1]), np.array([0, 1]))
+    assert bj.act(obs, rng).shape == (2,)
+    goal = spaces.Dict({"observation": spaces.Box(-1.0, 1.0, (4,)),
+                        "desired_goal": spaces.Box(-1.0, 1.0, (2,))})
+    gc = make_policy(goal, spaces.Box(-1.0, 1.0, (2,)), seed=0, obs_normalization=True)
+    assert isinstance(gc, MultiInputPolicy) and gc.obs_normalizer.shape == (6,)
+
+
+@pytest.mark.parametrize("obs_space, act_space, match", [
+    (spaces.Discrete(4), spaces.Box(-1.0, 1.0, (2,)), "Discrete.*Box"),
+    (spaces.Box(-1.0, 1.0, (3,)), spaces.Tuple((spaces.Discrete(2),)),
+     r"action_space Tuple.*not supported"),
+    (spaces.Box(-1.0, 1.0, (3,)), spaces.MultiDiscrete([2, 3], start=[1, 0]),
+     "must start at 0"),
+    (spaces.Box(-1.0, 1.0, (3,)), spaces.MultiDiscrete([[2, 3], [2, 2]]), "must be 1-D"),
+    (spaces.Dict({"image": spaces.Box(0, 255, (7, 7, 3), np.uint8),
+                  "mission": spaces.Text(10)}), spaces.Discrete(3),
+     r"observation\['mission'\]: Text spaces .*FilterObservation"),
+    (spaces.Dict({"a": spaces.Dict({"b": spaces.Dict({"c": spaces.Discrete(2)})})}),
+     spaces.Discrete(2), r"observation\['a'\]\['b'\]: Dict/Tuple spaces nested deeper"),
+    (spaces.Box(0, 255, (8, 8, 3), np.int32), spaces.Discrete(2),
+     r"observation: images must be uint8, bool or float"),
+    (spaces.Tuple((spaces.Box(0, 1, (5, 5, 1)), spaces.Box(0, 1, (5, 5, 1)))),
+     spaces.Discrete(2), r"observation\[1\]: a second image leaf"),
 ])
-def test_make_policy_rejects_unsupported_spaces(obs_space, act_space):
-    """Unsupported spaces raise ValueError naming the spaces and the supported Discrete and Box."""
-    with pytest.raises(ValueError, match="Discrete.*Box") as info:
+def test_make_policy_rejects_unsupported_spaces(obs_space, act_space, match):
+    """What no encoder or distribution handles is a one-line ValueError naming the space (the
+    leaf's path in a structured one) and the fix."""
+    with pytest.raises(ValueError, match=match) as info:
         make_policy(obs_space, act_space)
-    assert type(act_space).__name__ in str(info.value) or type(obs_space).__name__ in str(
-        info.value
-    )
+    assert "\n" not in str(info.value)
+
+
+def test_multiinput_checkpoint_with_other_spaces_is_refused():
+    """Loading a MultiInputPolicy's state into a policy built from other spaces (a leaf
+    changed) is a ValueError naming both architectures."""
+    pi = build("multiinput-image")
+    other_space = spaces.Dict({"frame": spaces.Box(0, 255, IMAGE, np.uint8),
+                               "dir": spaces.Discrete(4, start=1)})
+    other = MultiInputPolicy(other_space, spaces.MultiDiscrete(NVEC), conv_layers=TINY_CONV,
+                             conv_hidden_sizes=(3,))
+    with pytest.raises(ValueError, match="checkpoint holds a MultiInputPolicy with architecture"):
+        other.load_state_dict(pi.state_dict())
+
+
+def test_multiinput_act_checks_structured_observations():
+    """A MultiInputPolicy needs the dict of arrays (a plain array, a missing leaf, a NaN
+    in a Box leaf and a Discrete value out of range are ValueErrors naming the leaf)."""
+    pi, rng = build("multiinput-normalized"), np.random.default_rng(0)
+    obs = fixed_obs("multiinput-normalized", 3)
+    with pytest.raises(ValueError, match="as the vector env returns it .a Dict of arrays"):
+        pi.act(np.zeros((3, 3)), rng)
+    with pytest.raises(ValueError, match=r"obs has no observation\['door'\]"):
+        pi.act({k: v for k, v in obs.items() if k != "door"}, rng)
+    bad = dict(obs, pos=np.full((3, OBS_DIM), np.nan))
+    with pytest.raises(ValueError, match=r"observation\['pos'\] contains NaN"):
+        pi.act(bad, rng)
+    with pytest.raises(ValueError, match=r"observation\['door'\] holds a value outside"):
+        pi.act(dict(obs, door=np.array([0, 3, 1])), rng)
+
+
+def test_multiinput_normalizer_covers_only_the_box_leaves():
+    """With obs_normalization the Box leaf's columns are normalised and the one-hot and bit
+    columns are passed as they are; normalizer_input is what the statistics are kept over."""
+    pi = build("multiinput-normalized")
+    obs = fixed_obs("multiinput-normalized", 4)
+    assert np.array_equal(pi.normalizer_input(obs), obs["pos"])
+    images, flat = pi._preprocess(obs)
+    cols = pi.layout.box_columns
+    np.testing.assert_allclose(flat[:, cols], pi.obs_normalizer.normalize(obs["pos"]))
+    rest = np.setdiff1d(np.arange(pi.layout.flat_dim), cols)
+    assert images is None
+    assert np.array_equal(flat[:, rest], pi.layout.encode(obs)[:, rest])
 
 
 def test_make_policy_rejects_image_boxes_and_shifted_discrete():
@@ -490,3 +647,29 @@ def test_bad_seeds_name_the_argument():
         assert np.array_equal(a, make(np.random.default_rng(3)).theta)
         assert np.array_equal(make(np.random.SeedSequence(4)).theta,
                               make(np.random.SeedSequence(4)).theta)
+
+
+@pytest.mark.parametrize("kind", ["multicategorical", "bernoulli", "cnn",
+                                  "multiinput-normalized", "multiinput-image"])
+@pytest.mark.parametrize("fisher_fraction", [1.0, 0.5])
+def test_trpo_step_runs_unchanged_on_the_new_policies(kind, fisher_fraction):
+    """The natural step needs nothing new: on a batch sampled from each new policy (dict
+    observations included, subsampled for the Fisher by index), trpo_step returns a step
+    whose mean KL is within the radius and whose surrogate improved, or keeps θ and says so;
+    with advantages that reward one action it takes a step."""
+    from rl.algorithms import TRPOConfig
+    from rl.algorithms.objective import PolicyObjective
+    from rl.algorithms.trpo import trpo_step
+
+    policy = build(kind, seed=9)
+    obs = fixed_obs(kind, 40, -2.0, 2.0)
+    actions, log_probs, params = policy.step(obs, np.random.default_rng(1))
+    first = actions if actions.ndim == 1 else actions[:, 0]
+    advantages = np.where(first == 0, 1.0, -1.0)  # a direction the policy can follow
+    objective = PolicyObjective(policy, obs, actions, advantages, log_probs, params)
+    config = TRPOConfig(max_kl=0.01, fisher_fraction=fisher_fraction)
+    theta, diag = trpo_step(objective, config, rng=np.random.default_rng(2))
+    assert diag["trpo/line_search_success"], diag["trpo/status"]
+    assert diag["trpo/kl"] <= config.max_kl
+    assert diag["trpo/surrogate_after"] > diag["trpo/surrogate_before"]
+    assert np.isclose(float(objective.mean_kl(theta)), diag["trpo/kl"], rtol=1e-9, atol=1e-15)
