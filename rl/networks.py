@@ -141,8 +141,7 @@ def orthogonal(shape: tuple[int, int], gain: float, rng: np.random.Generator) ->
 
 def _times_transpose(delta: np.ndarray, WT: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[...] = δ Wᵀ`` (backpropagation through a layer). With one column ``δ Wᵀ`` is an
-    outer product, which broadcasting forms in about 0.3 (float32) to 0.6 (float64) of
-    BLAS's time on 4096 x 64."""
+    outer product, which broadcasting forms faster than a BLAS matrix product does."""
     if delta.shape[1] == 1:
         return np.multiply(delta, WT, out=out)
     return np.matmul(delta, WT, out=out)
@@ -364,9 +363,9 @@ class MLP:
         """A scratch array of the compute dtype kept between calls (reused, not zeroed).
 
         Large temporaries allocated afresh on every pass are mapped and unmapped by the C
-        allocator each time, and the page faults of touching them again cost about as
-        much as the arithmetic (a forward pass of a 64x64 network on 4096 rows: 8.1 ms
-        with fresh arrays, 4.9 ms with reused ones, on a 2-core x86-64 machine).
+        allocator each time, and the page faults of touching them again can cost as much as
+        the arithmetic of a small network's pass (``benchmarks/bench_update.py`` times the
+        update these passes make up).
         """
         buf = self._scratch.get((key, shape))
         if buf is None:
@@ -525,7 +524,7 @@ class MLP:
             for k in range(n_layers - 1, -1, -1):
                 w, shape, b = layout[k]
                 g[w] = (inputs[k].T @ delta).reshape(-1)
-                g[b] = ones @ delta  # Σ_n δ as a product: 5x faster than sum(axis=0)
+                g[b] = ones @ delta  # Σ_n δ as a product: faster than sum(axis=0)
                 if k > 0:
                     delta = _times_transpose(delta, weights[k].T, work(("delta", k), shape[0]))
                     if derivs[k - 1] is not None:
@@ -703,7 +702,7 @@ class SquaredErrorKernel:
         ones = self._ones[:n]
         for k in range(last, -1, -1):
             np.dot(hs[k].T, delta, out=self._gW[k])
-            np.dot(ones, delta, out=self._gb[k])  # Σ_n δ as a product: 4x faster than sum
+            np.dot(ones, delta, out=self._gb[k])  # Σ_n δ as a product: faster than sum
             if k > 0:
                 prev = _times_transpose(delta, self._WT[k], self._delta[k - 1][:n])
                 a = hs[k]

@@ -145,9 +145,8 @@ class TrainConfig:
         ``"sync"`` or ``"async"`` (subprocess) vector env.
     blas_threads : int or None
         Threads the BLAS library may use during the run (``None``: leave it alone). The
-        updates are many small matrix products, for which threads only add
-        synchronisation: on a 2-core machine one thread made a CartPole TRPO update 4-10x
-        faster than OpenBLAS's default (``benchmarks/bench_update.py``).
+        updates are many small matrix products, for which threads mostly add
+        synchronisation (``benchmarks/bench_update.py`` times an update with either).
     tensorboard : bool
         Also log every metric of every iteration as TensorBoard scalars under
         ``RUN_DIR/tensorboard`` (off by default: it needs the optional extra
