@@ -881,15 +881,10 @@ class MLPValueFunction(Baseline):
     function, and each step solves the local least-squares problem in the Gauss-Newton
     metric. A step changes the RMS prediction by at most :math:`\\sqrt{2\\varepsilon}\\,
     \\sigma`, so the error shrinks at most by the factor :math:`1 - \\sqrt{2\\varepsilon}
-    \\approx 0.68` per step: a fit from scratch needs several steps (y = sin x + x², 512
-    points: explained variance 0.92 after 5 steps, 0.995 after 10), warm-started fits
-    (every policy iteration after the first) need few. Measured with the 64x64 network
-    over 8 warm-started fits to 1024 fresh noisy samples of a smooth 4-D value function,
-    the default had the best held-out explained variance at every fit (0.92, 0.977, ...,
-    0.990) against 25 L-BFGS iterations (0.91, 0.967, ..., 0.988) at about 1.6 times
-    L-BFGS's time (~1 s per fit on a loaded 2-core machine); 10 steps doubled the cost
-    for no held-out gain (0.980), 5 CG iterations per step lost accuracy (0.983), 10
-    Adam epochs reached 0.964. Choose "lbfgs" when fitting time matters most.
+    \\approx 0.68` per step: a fit from scratch needs several steps, warm-started fits
+    (every policy iteration after the first) need few. ``benchmarks/bench_value_fit.py``
+    measures each solver's held-out explained variance over warm-started fits, a fit from
+    scratch, and its CPU time against L-BFGS (``benchmarks/results/value_fit.md``).
 
     References
     ----------
