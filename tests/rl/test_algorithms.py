@@ -120,6 +120,46 @@ def test_exact_ppo_improves_performance(variant):
     assert _eta(mdp, policy) > eta0 + 1e-3
 
 
+def test_exact_ppo_with_a_fixed_penalty_maximises_the_penalised_surrogate():
+    """PPOConfig(variant="kl", adaptive=False): beta stays kl_coef in every iteration (the
+    adaptive rule would change it here), the epochs reach a stationary point of
+    L - beta KL (lecture notes' PPO, PPO paper eq. (8) with beta fixed), and the step's KL
+    falls as beta grows, as it must for exact maximisers: adding the optimality of each
+    maximiser for the other's beta gives (beta_2 - beta_1)(KL_1 - KL_2) >= 0."""
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(5, 3, gamma=0.9, seed=3)
+    kls = []
+    for beta in (0.3, 3.0):
+        policy = TabularSoftmax(5, 3)
+        config = PPOConfig(variant="kl", adaptive=False, kl_coef=beta, epochs=300,
+                           minibatch_size=1000, learning_rate=0.02, max_grad_norm=None)
+        algo = PPO(policy, None, config, seed=0)
+        objective = PolicyObjective.exact(mdp, policy)
+        g0 = float(np.linalg.norm(objective.gradient()))
+        diag = algo.policy_step(objective)
+        assert diag["ppo/kl_coef"] == beta
+
+        def penalised(params, idx, objective=objective, beta=beta):
+            return (objective.surrogate_from(params, idx)
+                    - beta * objective.mean_kl_from(params, idx))
+
+        _, g = objective.value_and_gradient_of(penalised, policy.theta)
+        # full-batch Adam on a smooth concave-near-optimum objective: converged to 1e-4 of
+        # the initial gradient (it reaches ~1e-7 here)
+        assert float(np.linalg.norm(g)) <= 1e-4 * g0
+        kls.append(diag["ppo/kl"])
+        for _ in range(2):  # beta stays fixed in later iterations too
+            assert algo.policy_step(PolicyObjective.exact(mdp, policy))["ppo/kl_coef"] == beta
+    assert kls[0] > kls[1] > 0.0
+    # the adaptive rule, on the same first step with beta = 0.3, changes beta (KL >> target)
+    policy = TabularSoftmax(5, 3)
+    adaptive = PPO(policy, None, PPOConfig(variant="kl", kl_coef=0.3, epochs=300,
+                                           minibatch_size=1000, learning_rate=0.02,
+                                           max_grad_norm=None), seed=0)
+    assert adaptive.policy_step(PolicyObjective.exact(mdp, policy))["ppo/kl_coef"] == 0.6
+
+
 def test_exact_objective_matches_the_mdp_surrogate_and_kl():
     """PolicyObjective.exact: surrogate = (1 - gamma)(L_pi(pi~) - eta(pi)) and mean KL =
     mdp.mean_kl, at a parameter away from theta_old."""
@@ -168,6 +208,7 @@ def test_trpo_restores_parameters_when_the_line_search_fails():
     (TRPOConfig, "max_kl", 0.0), (TRPOConfig, "backtrack_shrink", 1.0),
     (TRPOConfig, "cg_iterations", 0), (TRPOConfig, "constraint", "huge"),
     (NPGConfig, "step_size", -1.0), (PPOConfig, "clip", 1.5), (PPOConfig, "variant", "x"),
+    (PPOConfig, "adaptive", False), (PPOConfig, "adaptive", "no"),
     (VPGConfig, "optimizer", "rmsprop"), (TRPOConfig, "gamma", 1.5),
 ])
 def test_configs_reject_values_out_of_range(cls, key, value):
