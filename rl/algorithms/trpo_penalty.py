@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
+from autograd import make_hvp
 
 import trustregion as tr
 from rl.algorithms.base import (
@@ -87,16 +88,41 @@ def trpo_penalty_step(objective, config):
     scale = 1.0 / (1.0 - mdp.gamma)
     _, g = objective.value_and_gradient()
 
-    def negative_penalised(theta):  # -(M_i(theta) - eta(pi_i)), traceable by autograd
-        return -(scale * objective.surrogate(theta)
-                 - C * anp.max(objective.kl_per_sample(theta)))
+    def head(params, idx=None):  # -(M_i - eta(pi_i)) in the distribution parameters
+        return -(scale * objective.surrogate_from(params, idx)
+                 - C * anp.max(objective.kl_per_sample_from(params, idx)))
+
+    # The tabular policy's parameters y(theta) (the logit rows of the samples' states) are
+    # linear in theta, so the Hessian of head(y(theta)) is J^T H_y J exactly: derivatives
+    # by autograd in y alone, pulled back by the policy's hand-written J and J^T.
+    obs = objective.observations
+
+    def fun_and_jac(theta):
+        return objective.value_and_gradient_of(head, theta)
+
+    at = {}  # the linearisation and the traced gradient at the last theta (a CG solve
+    # asks for many products at one point)
+
+    def hessp(theta, v):
+        if "theta" not in at or not np.array_equal(at["theta"], theta):
+            lin = objective.policy.linearize(obs, theta)
+            at.update(theta=np.array(theta), lin=lin, hvp=make_hvp(head)(lin.output)[0])
+        return at["lin"].vjp(at["hvp"](at["lin"].jvp(v)))
 
     g_norm = scale * float(np.linalg.norm(g))
     if g_norm == 0.0:
         theta, nit, nfev, status = theta_old, 0, 0, "no step: the surrogate's gradient is zero"
     else:
-        res = tr.minimize(negative_penalised, theta_old, gtol=config.gtol * g_norm,
-                          maxiter=config.maxiter, subproblem=config.subproblem)
+        # first radius: the length of the model's Cauchy step along the gradient (N&W
+        # eq. (4.12) without the boundary), ||g||^3 / g^T H g, the scale of the tiny step C
+        # allows; a radius of 1 would spend the first iterations shrinking
+        gf = -scale * g  # the gradient of -M_i at theta_old (the KL's gradient is 0 there)
+        curvature = float(gf @ hessp(theta_old, gf))
+        radius = g_norm ** 3 / curvature if curvature > 0 else 1.0
+        res = tr.minimize(fun_and_jac, theta_old, jac=True, hessp=hessp,
+                          initial_radius=radius, max_radius=max(1000.0, radius),
+                          gtol=config.gtol * g_norm, maxiter=config.maxiter,
+                          subproblem=config.subproblem)
         theta, nit, nfev, status = res.x, int(res.nit), int(res.nfev), str(res.message)
     pi_new = np.asarray(objective.policy.probs(theta))
     eta = float(mdp.performance(pi))
