@@ -363,7 +363,7 @@ def check_command_line(line: str) -> list[str]:
 
 
 def test_training_tutorial_matches_the_library():
-    """Tutorial 3 is not run at build time (it trains for minutes), so its code is checked
+    """The training tutorial is not run at build time (it trains for minutes), so its code is checked
     here: every Python block compiles and its calls into rl bind to the real signatures with
     valid settings; every ``python -m rl`` line parses and its settings resolve."""
     pytest.importorskip("gymnasium")
