@@ -363,9 +363,9 @@ def check_command_line(line: str) -> list[str]:
 
 
 def test_training_tutorial_matches_the_library():
-    """The training tutorial is not run at build time (it trains for minutes), so its code is checked
-    here: every Python block compiles and its calls into rl bind to the real signatures with
-    valid settings; every ``python -m rl`` line parses and its settings resolve."""
+    """The training tutorial is not run at build time (it trains for minutes), so its code is
+    checked here: every Python block compiles and its calls into rl bind to the real signatures
+    with valid settings; every ``python -m rl`` line parses and its settings resolve."""
     pytest.importorskip("gymnasium")
     python = code_blocks(TRAINING, "python")
     bash = [line for block in code_blocks(TRAINING, "bash") for line in block.splitlines()
