@@ -151,3 +151,79 @@ def test_kfac_operator_of_a_policy_is_spd_and_inverts():
 def test_kfac_refuses_other_policies():
     with pytest.raises(ValueError, match="MLP policy"):
         kfac_fisher_operator(TabularSoftmax(3, 2), np.array([0, 1]))
+
+
+def _batch_objective(kind, n=60, seed=0):
+    from rl.algorithms.objective import PolicyObjective
+
+    rng = np.random.default_rng(seed)
+    if kind == "categorical":
+        policy = CategoricalMLP(3, 3, (6,), seed=0)
+    else:
+        policy = GaussianMLP(3, 2, (6,), seed=0)
+    obs = rng.standard_normal((n, 3))
+    old = policy.distribution_params(obs)
+    actions, logp = policy.distribution_class(old).sample_with_log_prob(rng)
+    return PolicyObjective(policy, obs, actions, rng.standard_normal(n), logp, old)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_kfac_preconditioned_trpo_solves_the_same_system(kind):
+    """preconditioner='kfac' changes CG's iterations, not the system: run to convergence,
+    plain and preconditioned CG give the same direction (to the CG tolerance times the
+    condition number), hence the same TRPO step."""
+    from rl.algorithms import TRPOConfig, trpo_step
+
+    steps = {}
+    for pre in ("none", "kfac"):
+        obj = _batch_objective(kind)
+        n = obj.policy.num_params
+        cfg = TRPOConfig(preconditioner=pre, cg_iterations=4 * n, cg_rtol=1e-12)
+        theta, diag = trpo_step(obj, cfg)
+        assert diag["cg/status"] == "CONVERGED"
+        steps[pre] = theta - obj.theta_old
+    scale = np.linalg.norm(steps["none"])
+    np.testing.assert_allclose(steps["kfac"], steps["none"], rtol=0, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_kfac_direction_is_the_kfac_natural_gradient_scaled_and_line_searched(kind):
+    """direction='kfac': the step is along K^{-1} g (K the damped K-FAC Fisher), its
+    quadratic-model KL on the boundary before the line search, the accepted KL <= delta."""
+    from rl.algorithms import TRPOConfig, trpo_step
+
+    obj = _batch_objective(kind)
+    cfg = TRPOConfig(direction="kfac", max_kl=0.01)
+    g = obj.gradient()
+    d = kfac_fisher_operator(obj.policy, obj.observations, damping=cfg.damping).inverse() @ g
+    theta, diag = trpo_step(obj, cfg)
+    assert diag["trpo/line_search_success"]
+    step = theta - obj.theta_old
+    cosine = float(step @ d) / (np.linalg.norm(step) * np.linalg.norm(d))
+    assert cosine == pytest.approx(1.0, abs=1e-12)
+    assert diag["cg/nit"] == 1
+    assert diag["trpo/kl"] <= 0.01
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"preconditioner": "jacobi"}, "preconditioner"),
+    ({"direction": "adam"}, "direction"),
+    ({"preconditioner": "kfac", "damping": 0.0}, "damping"),
+    ({"direction": "kfac", "damping": 0.0}, "damping"),
+])
+def test_kfac_settings_are_validated(changes, match):
+    from rl.algorithms import TRPOConfig
+
+    with pytest.raises(ValueError, match=match):
+        TRPOConfig(**changes)
+
+
+def test_the_preconditioner_is_a_command_line_setting():
+    """``--set preconditioner=kfac`` and ``--set direction=kfac`` reach TRPOConfig."""
+    pytest.importorskip("gymnasium")
+    from rl.train import resolve_config
+
+    _, cfg = resolve_config("trpo", "CartPole-v1", overrides={"preconditioner": "kfac"})
+    assert cfg.preconditioner == "kfac"
+    _, cfg = resolve_config("trpo", "CartPole-v1", overrides={"direction": "kfac"})
+    assert cfg.direction == "kfac"
