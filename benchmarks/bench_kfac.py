@@ -6,10 +6,10 @@ products and in less time, and does TRPO's usual budget of 10 iterations give a 
 
 The batches are those of :func:`rl.train` with its defaults (8 envs x 512 steps, 64x64
 networks, damping 0.1): for each environment the runner trains with plain TRPO and, every
-``--every`` iterations (default 15), the batch just sampled is taken (``--batches`` of them), before the
-update on it. On each batch, with ``g`` the surrogate's gradient and ``F`` the damped Fisher
-operator of the objective TRPO builds (:meth:`PolicyObjective.fisher_operator` plus
-:func:`trustregion.damped`):
+``--every`` iterations (default 15), the batch just sampled is taken (``--batches`` of
+them), before the update on it. On each batch, with ``g`` the surrogate's gradient and ``F``
+the damped Fisher operator of the objective TRPO builds
+(:meth:`PolicyObjective.fisher_operator` plus :func:`trustregion.damped`):
 
 * **to a residual** ``||g - F d|| <= rtol ||g||`` (``--rtol``, several): plain CG against CG
   preconditioned by ``M = K^{-1}`` (:func:`rl.kfac.kfac_fisher_operator`, same damping, the
@@ -25,15 +25,25 @@ operator of the objective TRPO builds (:meth:`PolicyObjective.fisher_operator` p
   is :math:`\\delta` for every arm, by construction), and the cosine of :math:`s` and
   :math:`s^\\star` in the :math:`F` inner product.
 
-Not measured here: the effect on learning at equal wall-clock over several seeds (a
-learning benchmark of tens of minutes per seed and environment).
+``--learning`` runs a short learning comparison instead: :func:`rl.train` of TRPO with the
+runner's defaults on ``--learning-env`` (CartPole-v1) for ``--learning-steps`` (100k) steps
+and ``--seeds`` (0-4), in three settings -- plain CG, ``preconditioner=kfac``,
+``direction=kfac`` -- one after the other per seed, their order rotating from seed to seed.
+Reported per setting: the final deterministic evaluation return (mean and min over seeds),
+the wall-clock of the whole run, and the training return reached within the training
+wall-clock (evaluation excluded) the fastest setting of the seed needed (the mean episode
+return of the last iteration finished by then), so the settings are compared at equal steps
+and at equal time. Not measured: the same on the
+MuJoCo tasks (a million steps per run).
 
 Run::
 
     python benchmarks/bench_kfac.py                        # CartPole-v1 and Hopper-v5
     python benchmarks/bench_kfac.py --quick                # one batch per env, 3 repeats
+    python benchmarks/bench_kfac.py --learning             # CartPole-v1, 3 settings x 5 seeds
 
-Results: ``benchmarks/results/kfac.json`` and ``kfac.md`` (written atomically).
+Results: ``benchmarks/results/kfac.json`` and ``kfac.md``, ``--learning``:
+``kfac_learning.json`` and ``kfac_learning.md`` (written atomically).
 ``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported.
 """
 
@@ -44,7 +54,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 
 import argparse  # noqa: E402
+import statistics  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -159,6 +171,88 @@ def bench_batch(env_id, k, objective, damping, repeats) -> dict:
     return row
 
 
+LEARNING_SETTINGS = {
+    "plain CG": {},
+    "preconditioner=kfac": {"preconditioner": "kfac"},
+    "direction=kfac": {"direction": "kfac"},
+}
+
+
+def learning(args, argv) -> dict:
+    """TRPO's three settings trained side by side, seed by seed (see the module docstring)."""
+    import tempfile
+
+    from rl.train import train
+
+    runs = []
+    names = list(LEARNING_SETTINGS)
+    for i, seed in enumerate(args.seeds):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for name in order:
+            times, returns = [], []
+            start = time.perf_counter()
+
+            def record(row, start=start, times=times, returns=returns):
+                times.append(time.perf_counter() - start)
+                returns.append(float(row.get("episode/return_mean", float("nan"))))
+
+            with tempfile.TemporaryDirectory() as tmp:
+                result = train("trpo", args.learning_env, steps=args.learning_steps, seed=seed,
+                               out=Path(tmp) / "run", config=LEARNING_SETTINGS[name],
+                               progress=False, plot=False, callback=record)
+            wall = time.perf_counter() - start
+            print(f"{name} seed {seed}: eval {result.evaluation['eval/return_mean']:.1f} in "
+                  f"{wall:.0f} s", file=sys.stderr)
+            runs.append({"setting": name, "seed": seed, "wall_s": wall,
+                         "eval_return_mean": result.evaluation["eval/return_mean"],
+                         "iteration_end_s": times, "train_return": returns})
+    summary = {}
+    for name in names:
+        mine = [r for r in runs if r["setting"] == name]
+        summary[name] = {
+            "eval_mean": statistics.mean(r["eval_return_mean"] for r in mine),
+            "eval_min": min(r["eval_return_mean"] for r in mine),
+            "wall_mean_s": statistics.mean(r["wall_s"] for r in mine),
+        }
+    for seed in args.seeds:  # the training return at the fastest setting's wall-clock
+        mine = [r for r in runs if r["seed"] == seed]
+        budget = min(r["iteration_end_s"][-1] for r in mine)  # training, not evaluation
+        for r in mine:
+            done = [ret for t, ret in zip(r["iteration_end_s"], r["train_return"], strict=True)
+                    if t <= budget]
+            r["train_return_at_equal_time"] = done[-1] if done else float("nan")
+            r["equal_time_budget_s"] = budget
+    for name in names:
+        vals = [r["train_return_at_equal_time"] for r in runs if r["setting"] == name]
+        summary[name]["train_return_at_equal_time_mean"] = statistics.mean(vals)
+    result = {
+        "benchmark": "kfac_learning",
+        "command": command_line("bench_kfac.py", argv),
+        "timestamp": timestamp(),
+        "machine": machine_info(),
+        "settings": {"env": args.learning_env, "steps": args.learning_steps,
+                     "seeds": args.seeds, "variants": LEARNING_SETTINGS},
+        "summary": summary,
+        "runs": runs,
+        "not_measured": "the same on the MuJoCo tasks of the learning benchmark",
+    }
+    rows = [[name, f"{v['eval_mean']:.1f}", f"{v['eval_min']:.1f}", f"{v['wall_mean_s']:.1f}",
+             f"{v['train_return_at_equal_time_mean']:.1f}"] for name, v in summary.items()]
+    md = "\n".join([
+        "# K-FAC in TRPO: a short learning comparison", "",
+        f"Command: `{result['command']}`  ", f"Date: {result['timestamp']}", "",
+        f"TRPO with the runner's defaults on {args.learning_env}, {args.learning_steps} steps, "
+        f"seeds {args.seeds}; settings run one after the other per seed, order rotating.", "",
+        markdown_table(["setting", "eval return (mean)", "eval return (min)", "wall s (mean)",
+                        "train return at equal wall-clock (mean)"], rows), "",
+        "Equal wall-clock: per seed, the mean episode return of the last iteration each "
+        "setting finished within the training wall-clock (evaluation excluded) of that seed's "
+        "fastest setting.", "",
+        "Not measured: " + result["not_measured"] + ".", ""])
+    save_results(Path(args.out), "kfac_learning", result, md, complete=True)
+    return result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
@@ -168,7 +262,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="one batch per env, 3 repeats")
     parser.add_argument("--out", default=str(RESULTS_DIR))
+    parser.add_argument("--learning", action="store_true",
+                        help="the short learning comparison instead of the CG measurements")
+    parser.add_argument("--learning-env", default="CartPole-v1")
+    parser.add_argument("--learning-steps", type=positive_int, default=100_000)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     args = parser.parse_args(argv)
+    if args.learning:
+        return learning(args, argv)
     if args.quick:
         args.batches, args.repeats = 1, 3
     rows = []
