@@ -62,9 +62,14 @@ def exact_mdp(objective, algorithm):
 
 
 def require_tabular_policy(policy, algorithm):
-    """``ValueError`` unless ``policy`` is a :class:`~rl.policies.TabularSoftmax`."""
+    """A ``ValueError`` (:class:`rl.train.ConfigError`) unless ``policy`` is a
+    :class:`~rl.policies.TabularSoftmax`."""
     if not isinstance(policy, TabularSoftmax):
-        raise ValueError(f"{algorithm} runs in exact mode on a TabularMDP and needs a "
+        # the runner's ConfigError (a ValueError), so that the command line reports it in one
+        # line; imported here because the runner imports this package
+        from rl.train import ConfigError
+
+        raise ConfigError(f"{algorithm} runs in exact mode on a TabularMDP and needs a "
                          f"TabularSoftmax policy; got {type(policy).__name__} (use trpo, "
                          "npg, ppo or vpg to train on an environment)")
 
