@@ -42,9 +42,10 @@ Run::
     python benchmarks/bench_kfac.py                        # CartPole-v1 and Hopper-v5
     python benchmarks/bench_kfac.py --quick                # one batch per env, 3 repeats
     python benchmarks/bench_kfac.py --learning             # CartPole-v1, 3 settings x 5 seeds
+    python benchmarks/bench_kfac.py --learning --learning-env Hopper-v5 --learning-steps 50000
 
 Results: ``benchmarks/results/kfac.json`` and ``kfac.md``, ``--learning``:
-``kfac_learning.json`` and ``kfac_learning.md`` (written atomically).
+``kfac_learning_<env>.json`` and ``.md`` (written atomically).
 ``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported.
 """
 
@@ -256,7 +257,7 @@ def learning(args, argv) -> dict:
         "of that seed's fastest setting. CPU time rather than wall-clock: other processes "
         "share the machine and move the wall-clock of a run by a factor of up to 4.", "",
         "Not measured: " + result["not_measured"] + ".", ""])
-    save_results(Path(args.out), "kfac_learning", result, md, complete=True)
+    save_results(Path(args.out), f"kfac_learning_{args.learning_env}", result, md, complete=True)
     return result
 
 
