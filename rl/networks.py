@@ -533,6 +533,60 @@ class MLP:
 
         return Linearization(y, jvp, vjp)
 
+    def kronecker_factors(self, flat_params, x, roots, weights):
+        """Per-layer K-FAC factors for an output curvature given by its square roots.
+
+        Parameters
+        ----------
+        flat_params : ndarray of shape (num_params,)
+        x : ndarray of shape (N, sizes[0])
+        roots : ndarray of shape (N, sizes[-1], K)
+            Per row a matrix :math:`R_n` with :math:`R_n R_n^T` the curvature of the loss in
+            the network's output (for a Fisher matrix: the output distribution's Fisher).
+        weights : ndarray of shape (N,)
+            Non-negative row weights.
+
+        Returns
+        -------
+        list of (A, G)
+            One pair per layer, in the order of the parameter layout:
+            :math:`A_l = \\sum_n w_n \\bar a_n \\bar a_n^T` with :math:`\\bar a_n = [h_{l,n}, 1]`
+            the layer's input and a one for the bias, of size ``sizes[l] + 1``, and
+            :math:`G_l = \\sum_n w_n \\sum_k \\delta_{l,n,k} \\delta_{l,n,k}^T`, with
+            :math:`\\delta_{l,n,k}` the column :math:`R_n e_k` backpropagated to the layer's
+            pre-activation, of size ``sizes[l + 1]``. The layer's parameters ``[W_l; b_l]``
+            read row-major are the matrix ``V`` of :func:`trustregion.kronecker_factored_operator`,
+            and :math:`A_l \\otimes G_l` is the K-FAC approximation of their block
+            (Martens & Grosse 2015), with the expectation over the output distribution taken
+            exactly through :math:`R_n`.
+        """
+        flat = self._check_params(flat_params)
+        roots = np.asarray(roots, dtype=np.float64)
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        x = np.asarray(x)
+        if roots.ndim != 3 or roots.shape[:2] != (x.shape[0], self.sizes[-1]):
+            raise ValueError(f"roots must have shape ({x.shape[0]}, {self.sizes[-1]}, K); got "
+                             f"{roots.shape}")
+        if w.shape[0] != x.shape[0]:
+            raise ValueError(f"weights must have {x.shape[0]} entries; got {w.shape[0]}")
+        layers = self._layers(flat)
+        _, inputs, derivs = self._forward_plain(flat, x, keep=self._workspace(), layers=layers)
+        factors = []
+        for k, h in enumerate(inputs):
+            a = np.empty((h.shape[0], h.shape[1] + 1))
+            a[:, :-1] = h
+            a[:, -1] = 1.0
+            factors.append([a.T @ (w[:, None] * a), np.zeros((self.sizes[k + 1],) * 2)])
+        for j in range(roots.shape[2]):  # backpropagate each root column
+            delta = roots[:, :, j]
+            for k in range(len(layers) - 1, -1, -1):
+                factors[k][1] += delta.T @ (w[:, None] * delta)
+                if k > 0:
+                    delta = delta @ np.asarray(layers[k][0], dtype=np.float64).T
+                    if derivs[k - 1] is not None:
+                        delta = delta * derivs[k - 1]
+        return [(A, G) for A, G in factors]
+
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:
         """Network output at the cached parameters, plain numpy (the sampling hot path):
         the forward pass of :meth:`forward` on the weights :meth:`set_params` stored in the

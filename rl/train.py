@@ -188,6 +188,12 @@ class TrainConfig:
                               f"(64, 64); got {self.hidden_sizes!r}") from None
         if self.algo not in ALGORITHMS:
             raise ConfigError(_unknown("algorithm", self.algo, ALGORITHMS))
+        if ALGORITHMS[self.algo].exact_only:
+            samplers = sorted(n for n, a in ALGORITHMS.items() if not a.exact_only)
+            raise ConfigError(
+                f"{self.algo} runs in exact mode only, on a TabularMDP through "
+                "PolicyObjective.exact (see the tutorial 'Exact algorithms'); train on an "
+                f"environment with one of {samplers}")
         check_range("steps", self.steps, 1, None, integer=True)
         check_range("seed", self.seed, 0, _SEED_MAX, integer=True)
         self.steps, self.seed = int(self.steps), int(self.seed)

@@ -6,6 +6,7 @@ nothing here knows about reinforcement learning.
 """
 
 from trustregion.conjugate_gradient import cg
+from trustregion.kronecker import KroneckerFactoredOperator, kronecker_factored_operator
 from trustregion.line_search import armijo, backtracking
 from trustregion.minimize import minimize
 from trustregion.natural_step import natural_step
@@ -46,6 +47,8 @@ __all__ = [
     "fisher_operator",
     "gauss_newton_operator",
     "hessian_operator",
+    "KroneckerFactoredOperator",
+    "kronecker_factored_operator",
     "Linearization",
     "LineSearchResult",
     "LineSearchStatus",

@@ -22,8 +22,10 @@ from rl.advantages import (
     normalize_advantages,
 )
 from rl.algorithms.objective import PolicyObjective
+from rl.policies import TabularSoftmax
 
-__all__ = ["AlgorithmConfig", "PolicyOptimizer", "check_range"]
+__all__ = ["AlgorithmConfig", "PolicyOptimizer", "check_range", "exact_mdp",
+           "require_tabular_policy"]
 
 
 def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False,
@@ -45,6 +47,27 @@ def check_range(name, value, low=None, high=None, *, low_open=False, high_open=F
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{hb}; got {value!r}")
+
+
+def exact_mdp(objective, algorithm):
+    """The :class:`~rl.mdp.TabularMDP` of an exact objective; ``ValueError`` for a sampled one.
+
+    Conservative policy iteration and the TRPO paper's Algorithm 1 need exact advantages
+    of every state-action pair, which only :meth:`PolicyObjective.exact` carries.
+    """
+    mdp = getattr(objective, "mdp", None)
+    if mdp is None:
+        raise ValueError(f"{algorithm} runs in exact mode only: pass "
+                         "PolicyObjective.exact(mdp, policy), not a sampled batch")
+    return mdp
+
+
+def require_tabular_policy(policy, algorithm):
+    """A ``ValueError`` unless ``policy`` is a :class:`~rl.policies.TabularSoftmax`."""
+    if not isinstance(policy, TabularSoftmax):
+        raise ValueError(f"{algorithm} runs in exact mode on a TabularMDP and needs a "
+                         f"TabularSoftmax policy; got {type(policy).__name__} (use trpo, "
+                         "npg, ppo or vpg to train on an environment)")
 
 
 @dataclass
@@ -105,6 +128,9 @@ class PolicyOptimizer:
     #: Diagnostics keys this algorithm reported under another name in earlier versions,
     #: ``{old: new}``, so that metrics read back from older run folders keep their meaning.
     renamed_metrics: dict = {}
+    #: True for an algorithm that runs on exact tabular quantities only
+    #: (:meth:`PolicyObjective.exact`), never on sampled batches: a runner refuses it.
+    exact_only: bool = False
 
     def __init__(self, policy, baseline, config=None, *, seed=None):
         if config is None:

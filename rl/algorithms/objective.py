@@ -109,6 +109,7 @@ class PolicyObjective:
             if self.groups.shape[0] != m or self.groups.dtype.kind not in "iu":
                 raise ValueError(f"groups must be {m} integer labels, one per sample; got "
                                  f"{self.groups.dtype} of shape {self.groups.shape}")
+        self.mdp = None  # the TabularMDP of an exact objective (see exact)
         self._batch_groups = None  # see _group_matrix
         self._dist = policy.distribution_class
         self._last_params = None
@@ -127,7 +128,10 @@ class PolicyObjective:
         Every pair ``(s, a)`` enters with weight :math:`d_\\pi(s)\\,\\pi(a|s)` (normalised
         discounted visitation) and its exact advantage :math:`A_\\pi(s, a)`, so that
         :meth:`surrogate` equals :math:`(1-\\gamma)\\,(L_\\pi(\\tilde\\pi) - \\eta(\\pi))` and
-        :meth:`mean_kl` equals ``mdp.mean_kl(pi, pi_new)``.
+        :meth:`mean_kl` equals ``mdp.mean_kl(pi, pi_new)``. The objective keeps ``mdp`` as
+        its attribute ``mdp`` (``None`` on a sampled objective): conservative policy
+        iteration and the penalised step of the TRPO paper's Algorithm 1 need all
+        advantages, the discount and the maximal KL over states.
         """
         S, A = mdp.num_states, mdp.num_actions
         states = np.repeat(np.arange(S), A)
@@ -140,8 +144,10 @@ class PolicyObjective:
         with np.errstate(divide="ignore"):
             old_logp = np.log(pi.reshape(-1))
         keep = weights > 0
-        return cls(policy, states[keep], actions[keep], adv[keep], old_logp[keep],
-                   old_params[keep], weights[keep] / weights[keep].sum())
+        objective = cls(policy, states[keep], actions[keep], adv[keep], old_logp[keep],
+                        old_params[keep], weights[keep] / weights[keep].sum())
+        objective.mdp = mdp  # for the algorithms that need more than the weighted rows
+        return objective
 
     # -- the objective --------------------------------------------------------------------
     # Every quantity is a function of the distribution parameters y_i = y(s_i; theta): the

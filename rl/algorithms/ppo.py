@@ -1,4 +1,5 @@
-"""Proximal Policy Optimization (Schulman et al., 2017): clipped and adaptive-KL variants."""
+"""Proximal Policy Optimization (Schulman et al., 2017): clipped and KL-penalty variants
+(the penalty coefficient adaptive, or fixed as in the Lagrangian relaxation of TRPO)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,16 @@ class PPOConfig(AlgorithmConfig):
     Attributes
     ----------
     variant : str
-        ``"clip"`` (eq. (7)) or ``"kl"`` (adaptive KL penalty, eq. (8)).
+        ``"clip"`` (eq. (7)) or ``"kl"`` (KL penalty, eq. (8)).
+    adaptive : bool
+        With ``variant="kl"``: adapt :math:`\\beta` towards ``kl_target`` after every
+        iteration (True, the PPO paper's §4 rule) or keep :math:`\\beta` = ``kl_coef``
+        fixed (False): the Lagrangian relaxation of TRPO's constraint with a chosen
+        coefficient, as PPO is introduced in Janson & Kakade's CS/Stat 184 lecture notes
+        (2023, "Proximal Policy Optimization": choose :math:`\\lambda`, then maximise
+        :math:`\\ell^k(\\theta)`) and as the PPO paper's "fixed KL" baselines (Table 1).
+        ``False`` with ``variant="clip"`` is an error: the clipped objective has no
+        coefficient.
     clip : float
         :math:`\\epsilon` of the clipped ratio (0.2, PPO paper §6.1).
     epochs : int
@@ -33,7 +43,9 @@ class PPOConfig(AlgorithmConfig):
     kl_target : float
         :math:`d_{targ}` of the penalty variant (0.01, §4).
     kl_coef : float
-        Initial penalty :math:`\\beta` (1.0, §4: "the initial value is not important").
+        Initial penalty :math:`\\beta` (1.0, §4: "the initial value is not important"), or
+        the fixed one with ``adaptive=False`` (there it matters: the PPO paper's Table 1
+        tries 0.3, 1, 3 and 10).
     target_kl : float or None
         Stop the epochs early once the mean KL exceeds ``1.5 * target_kl``: before every
         minibatch step the KL of :math:`\\pi_\\theta` from :math:`\\pi_{old}` is measured on
@@ -48,6 +60,7 @@ class PPOConfig(AlgorithmConfig):
 
     lam: float = 0.95
     variant: str = "clip"
+    adaptive: bool = True
     clip: float = 0.2
     epochs: int = 10
     minibatch_size: int = 64
@@ -62,12 +75,18 @@ class PPOConfig(AlgorithmConfig):
         super().__post_init__()
         if self.variant not in ("clip", "kl"):
             raise ValueError(f"variant must be 'clip' or 'kl'; got {self.variant!r}")
+        if not isinstance(self.adaptive, (bool, np.bool_)):
+            raise ValueError(f"adaptive must be True or False; got {self.adaptive!r}")
+        if not self.adaptive and self.variant != "kl":
+            raise ValueError("adaptive=False fixes the KL penalty coefficient; it needs "
+                             f"variant='kl' (got variant={self.variant!r})")
         check_range("clip", self.clip, 0.0, 1.0, low_open=True, high_open=True)
         check_range("epochs", self.epochs, 1, None, integer=True)
         check_range("minibatch_size", self.minibatch_size, 1, None, integer=True)
         check_range("learning_rate", self.learning_rate, 0.0, None, low_open=True)
         check_range("kl_target", self.kl_target, 0.0, None, low_open=True)
-        # a zero penalty would stay zero: beta is only ever halved or doubled
+        # a zero penalty would stay zero: beta is only ever halved or doubled (and a fixed
+        # zero penalty is the unconstrained surrogate, which the clip variant does better)
         check_range("kl_coef", self.kl_coef, 0.0, None, low_open=True)
         if self.target_kl is not None:
             check_range("target_kl", self.target_kl, 0.0, None, low_open=True)
@@ -101,7 +120,8 @@ class PPO(PolicyOptimizer):
         minibatch gradient norm before clipping (0.0 if no step was taken).
     ``ppo/kl_penalty``
         The penalty :math:`\\beta` after this iteration's adaptation (``"kl"`` variant only;
-        the setting ``kl_coef`` is its initial value).
+        the setting ``kl_coef`` is its initial value; with ``adaptive=False`` always
+        ``kl_coef``).
 
     ``ppo/epochs_run`` and ``ppo/kl_penalty`` were called ``ppo/epochs`` and ``ppo/kl_coef``
     before, the names of the settings ``epochs`` and ``kl_coef``.
@@ -173,11 +193,12 @@ class PPO(PolicyOptimizer):
             "ppo/stopped_early": stopped_early,
             "ppo/grad_norm": float(np.mean(grad_norms)) if grad_norms else 0.0,
         }
-        if cfg.variant == "kl":  # §4: adapt beta towards d_targ
+        if cfg.variant == "kl" and cfg.adaptive:  # §4: adapt beta towards d_targ
             if kl < cfg.kl_target / 1.5:
                 self.kl_coef /= 2.0
             elif kl > cfg.kl_target * 1.5:
                 self.kl_coef *= 2.0
+        if cfg.variant == "kl":
             diag["ppo/kl_penalty"] = self.kl_coef
         self.policy.theta = theta
         return diag

@@ -8,6 +8,7 @@ import numpy as np
 
 import trustregion as tr
 from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.kfac import kfac_fisher_operator
 
 __all__ = ["TRPOConfig", "TRPO", "trpo_step"]
 
@@ -37,6 +38,19 @@ class TRPOConfig(AlgorithmConfig):
     constraint : str
         ``"mean"`` (the practical algorithm, paper eq. (12)) or ``"max"`` (the theory's
         :math:`D_{KL}^{\\max}`, checked over the batch's states).
+    preconditioner : str
+        ``"none"`` (plain CG, as the paper) or ``"kfac"``: CG preconditioned by the exact
+        inverse of the K-FAC approximation of the damped Fisher (Martens & Grosse 2015;
+        :func:`rl.kfac.kfac_fisher_operator` with the same ``damping``, split between the
+        factors). The system solved, and so the step CG converges to, is unchanged; only
+        the iterations differ. Needs an MLP policy and ``damping > 0``.
+    direction : str
+        ``"cg"`` (the direction of ``cg_iterations`` CG iterations) or ``"kfac"``: the
+        K-FAC natural gradient :math:`d = \\hat F^{-1} g` itself, as ACKTR (Wu et al. 2017)
+        uses it, then scaled to the KL boundary with the exact Fisher product and
+        line-searched like every TRPO step. It is the first iterate of K-FAC-preconditioned
+        CG (which points along :math:`M g`), so it costs two Fisher products. Needs an MLP
+        policy and ``damping > 0``.
     """
 
     max_kl: float = 0.01
@@ -47,6 +61,8 @@ class TRPOConfig(AlgorithmConfig):
     backtrack_shrink: float = 0.8
     fisher_fraction: float = 1.0
     constraint: str = "mean"
+    preconditioner: str = "none"
+    direction: str = "cg"
 
     def __post_init__(self):
         super().__post_init__()
@@ -60,13 +76,23 @@ class TRPOConfig(AlgorithmConfig):
         check_range("fisher_fraction", self.fisher_fraction, 0.0, 1.0, low_open=True)
         if self.constraint not in ("mean", "max"):
             raise ValueError(f"constraint must be 'mean' or 'max'; got {self.constraint!r}")
+        if self.preconditioner not in ("none", "kfac"):
+            raise ValueError(f"preconditioner must be 'none' or 'kfac'; got "
+                             f"{self.preconditioner!r}")
+        if self.direction not in ("cg", "kfac"):
+            raise ValueError(f"direction must be 'cg' or 'kfac'; got {self.direction!r}")
+        if "kfac" in (self.preconditioner, self.direction) and not self.damping > 0:
+            raise ValueError("preconditioner='kfac' and direction='kfac' invert the K-FAC "
+                             f"factors and need damping > 0; got damping={self.damping!r}")
 
 
 def trpo_step(objective, config, rng=None):
     """One TRPO step on ``objective``; returns ``(theta_new, diagnostics)``.
 
     1. :math:`g = \\nabla_\\theta L(\\theta_{old})`.
-    2. :math:`d \\approx F^{-1} g` by CG on the damped Fisher operator and the maximal step
+    2. :math:`d \\approx F^{-1} g` by CG on the damped Fisher operator (preconditioned by
+       K-FAC, or replaced by the K-FAC natural gradient, if the config says so) and the
+       maximal step
        :math:`\\beta d`, :math:`\\beta = \\sqrt{2\\delta / d^T F d}`
        (:func:`trustregion.natural_step`).
     3. Backtrack :math:`\\theta_{old} + s^k \\beta d` until the surrogate improves **and**
@@ -80,7 +106,14 @@ def trpo_step(objective, config, rng=None):
     F = objective.fisher_operator(fraction=config.fisher_fraction, rng=rng)
     if config.damping > 0:
         F = tr.damped(F, config.damping)
-    ns = tr.natural_step(g, F, config.max_kl, maxiter=config.cg_iterations, rtol=config.cg_rtol)
+    M, maxiter = None, config.cg_iterations
+    if "kfac" in (config.preconditioner, config.direction):
+        # the exact inverse of K-FAC's approximation of F + damping I (Martens & Grosse)
+        M = kfac_fisher_operator(objective.policy, objective.observations, objective.weights,
+                                 theta=theta_old, damping=config.damping).inverse()
+        if config.direction == "kfac":  # d = K^{-1} g: the first preconditioned CG iterate
+            maxiter = 1
+    ns = tr.natural_step(g, F, config.max_kl, M=M, maxiter=maxiter, rtol=config.cg_rtol)
     diag = {
         "trpo/surrogate_before": L_old,
         "trpo/grad_norm": float(np.linalg.norm(g)),

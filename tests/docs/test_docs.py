@@ -132,7 +132,7 @@ def test_every_theory_page_has_the_template():
     """Each theory page has key equations, a derivation, an algorithm, "Verified by" naming at
     least one test, and the implementation pulled in by ``literalinclude :pyobject:``."""
     pages = sorted(p for p in THEORY.glob("*.rst") if p.name != "index.rst")
-    assert len(pages) == 10
+    assert len(pages) == 11
     for page in pages:
         text = page.read_text(encoding="utf-8")
         for heading in ("Key equations", "Derivation", "Verified by", "Implementation"):
@@ -365,9 +365,9 @@ def check_command_line(line: str) -> list[str]:
 
 
 def test_training_tutorial_matches_the_library():
-    """Tutorial 3 is not run at build time (it trains for minutes), so its code is checked
-    here: every Python block compiles and its calls into rl bind to the real signatures with
-    valid settings; every ``python -m rl`` line parses and its settings resolve."""
+    """The training tutorial is not run at build time (it trains for minutes), so its code is
+    checked here: every Python block compiles and its calls into rl bind to the real signatures
+    with valid settings; every ``python -m rl`` line parses and its settings resolve."""
     pytest.importorskip("gymnasium")
     python = code_blocks(TRAINING, "python")
     bash = [line for block in code_blocks(TRAINING, "bash") for line in block.splitlines()

@@ -122,6 +122,46 @@ def test_exact_ppo_improves_performance(variant):
     assert _eta(mdp, policy) > eta0 + 1e-3
 
 
+def test_exact_ppo_with_a_fixed_penalty_maximises_the_penalised_surrogate():
+    """PPOConfig(variant="kl", adaptive=False): beta stays kl_coef in every iteration (the
+    adaptive rule would change it here), the epochs reach a stationary point of
+    L - beta KL (lecture notes' PPO, PPO paper eq. (8) with beta fixed), and the step's KL
+    falls as beta grows, as it must for exact maximisers: adding the optimality of each
+    maximiser for the other's beta gives (beta_2 - beta_1)(KL_1 - KL_2) >= 0."""
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(5, 3, gamma=0.9, seed=3)
+    kls = []
+    for beta in (0.3, 3.0):
+        policy = TabularSoftmax(5, 3)
+        config = PPOConfig(variant="kl", adaptive=False, kl_coef=beta, epochs=300,
+                           minibatch_size=1000, learning_rate=0.02, max_grad_norm=None)
+        algo = PPO(policy, None, config, seed=0)
+        objective = PolicyObjective.exact(mdp, policy)
+        g0 = float(np.linalg.norm(objective.gradient()))
+        diag = algo.policy_step(objective)
+        assert diag["ppo/kl_penalty"] == beta
+
+        def penalised(params, idx, objective=objective, beta=beta):
+            return (objective.surrogate_from(params, idx)
+                    - beta * objective.mean_kl_from(params, idx))
+
+        _, g = objective.value_and_gradient_of(penalised, policy.theta)
+        # full-batch Adam on a smooth concave-near-optimum objective: converged to 1e-4 of
+        # the initial gradient (it reaches ~1e-7 here)
+        assert float(np.linalg.norm(g)) <= 1e-4 * g0
+        kls.append(diag["ppo/kl"])
+        for _ in range(2):  # beta stays fixed in later iterations too
+            assert algo.policy_step(PolicyObjective.exact(mdp, policy))["ppo/kl_penalty"] == beta
+    assert kls[0] > kls[1] > 0.0
+    # the adaptive rule, on the same first step with beta = 0.3, changes beta (KL >> target)
+    policy = TabularSoftmax(5, 3)
+    adaptive = PPO(policy, None, PPOConfig(variant="kl", kl_coef=0.3, epochs=300,
+                                           minibatch_size=1000, learning_rate=0.02,
+                                           max_grad_norm=None), seed=0)
+    assert adaptive.policy_step(PolicyObjective.exact(mdp, policy))["ppo/kl_penalty"] == 0.6
+
+
 def test_exact_objective_matches_the_mdp_surrogate_and_kl():
     """PolicyObjective.exact: surrogate = (1 - gamma)(L_pi(pi~) - eta(pi)) and mean KL =
     mdp.mean_kl, at a parameter away from theta_old."""
@@ -170,6 +210,7 @@ def test_trpo_restores_parameters_when_the_line_search_fails():
     (TRPOConfig, "max_kl", 0.0), (TRPOConfig, "backtrack_shrink", 1.0),
     (TRPOConfig, "cg_iterations", 0), (TRPOConfig, "constraint", "huge"),
     (NPGConfig, "step_size", -1.0), (PPOConfig, "clip", 1.5), (PPOConfig, "variant", "x"),
+    (PPOConfig, "adaptive", False), (PPOConfig, "adaptive", "no"),
     (VPGConfig, "optimizer", "rmsprop"), (TRPOConfig, "gamma", 1.5),
 ])
 def test_configs_reject_values_out_of_range(cls, key, value):
@@ -554,3 +595,134 @@ def test_exact_trpo_on_self_normalized_vine_batches_improves_performance():
         assert diag["trpo/kl"] <= 0.02 + 1e-12
     vine.close()
     assert _eta(mdp, policy) > eta0 + 0.01
+
+
+def _exact_scale(mdp_args):
+    """max |eta| + 1 on the MDP: the rounding of eta is a few eps of this (linear solves
+    with condition number (1 + gamma)/(1 - gamma)), and 1e-10 of it is the tolerance."""
+    _, R, gamma, _ = mdp_args
+    return float(np.max(np.abs(R))) / (1.0 - gamma) + 1.0
+
+
+@given(random_mdps(max_states=4, max_actions=3),
+       st.lists(finite_floats(-2.0, 2.0), min_size=12, max_size=12))
+@settings(max_examples=25)
+def test_exact_cpi_improves_by_at_least_the_guaranteed_amount(mdp_args, theta0):
+    """Conservative policy iteration with the alpha of its bound: every step improves eta by
+    at least the bound's guarantee alpha A - 2 eps gamma alpha^2 / (1 - gamma)^2 >= 0
+    (TRPO paper eq. (6); Kakade & Langford 2002), which is positive unless pi is optimal, and
+    the surrogate gain is alpha A (L_pi is linear along the mixture)."""
+    from rl.algorithms import CPI
+
+    P, R, gamma, mu0 = mdp_args
+    mdp = TabularMDP(P, R, gamma, mu0)
+    S, A = mdp.num_states, mdp.num_actions
+    policy = TabularSoftmax(S, A)
+    policy.theta = np.asarray(theta0[: S * A])
+    tol = 1e-10 * _exact_scale(mdp_args)
+    algo = CPI(policy)
+    eta = _eta(mdp, policy)
+    for _ in range(5):
+        pi = policy.probs()
+        diag = algo.policy_step(PolicyObjective.exact(mdp, policy))
+        eta_new = _eta(mdp, policy)
+        assert diag["cpi/guaranteed_improvement"] >= 0.0
+        assert eta_new - eta >= diag["cpi/guaranteed_improvement"] - tol
+        assert float(mdp.surrogate(pi, policy.probs())) - eta == pytest.approx(
+            diag["cpi/surrogate_improvement"], abs=tol)
+        if diag["cpi/alpha"] == 0.0:  # only at the optimum
+            eta_star = float(mdp.performance(mdp.optimal_policy()))
+            assert eta >= eta_star - tol
+        eta = eta_new
+
+
+@given(random_mdps(max_states=4, max_actions=3))
+@settings(max_examples=25)
+def test_exact_policy_iteration_reaches_the_optimum(mdp_args):
+    """CPI with alpha = 1 is policy iteration: eta never decreases and reaches eta* in at
+    most S A steps (each step is strict until the policy is optimal, over finitely many
+    deterministic policies; Howard's bound is far smaller)."""
+    from rl.algorithms import CPI, CPIConfig
+
+    P, R, gamma, mu0 = mdp_args
+    mdp = TabularMDP(P, R, gamma, mu0)
+    S, A = mdp.num_states, mdp.num_actions
+    policy = TabularSoftmax(S, A)
+    tol = 1e-10 * _exact_scale(mdp_args)
+    algo = CPI(policy, config=CPIConfig(alpha=1.0))
+    eta = _eta(mdp, policy)
+    for _ in range(S * A):
+        algo.policy_step(PolicyObjective.exact(mdp, policy))
+        eta_new = _eta(mdp, policy)
+        assert eta_new >= eta - tol
+        eta = eta_new
+    assert eta == pytest.approx(float(mdp.performance(mdp.optimal_policy())), abs=tol)
+
+
+@given(random_mdps(max_states=3, max_actions=3),
+       st.lists(finite_floats(-2.0, 2.0), min_size=9, max_size=9))
+@settings(max_examples=15, deadline=None)
+def test_exact_trpo_penalty_improves_by_at_least_the_guaranteed_amount(mdp_args, theta0):
+    """The TRPO paper's Algorithm 1: each step's actual improvement is at least
+    M_i(pi_{i+1}) - M_i(pi_i) = L - C max KL - eta >= 0 (minorize-maximize, eq. (5.7)), so
+    eta never decreases, and the step is taken by trustregion.minimize, which increases M."""
+    from rl.algorithms import TRPOPenalty, TRPOPenaltyConfig
+
+    P, R, gamma, mu0 = mdp_args
+    mdp = TabularMDP(P, R, gamma, mu0)
+    S, A = mdp.num_states, mdp.num_actions
+    policy = TabularSoftmax(S, A)
+    policy.theta = np.asarray(theta0[: S * A])
+    tol = 1e-10 * _exact_scale(mdp_args)
+    algo = TRPOPenalty(policy, config=TRPOPenaltyConfig(maxiter=5))
+    eta = _eta(mdp, policy)
+    for _ in range(3):
+        pi = policy.probs()
+        diag = algo.policy_step(PolicyObjective.exact(mdp, policy))
+        eta_new = _eta(mdp, policy)
+        assert diag["trpo_penalty/guaranteed_improvement"] >= -tol
+        assert eta_new - eta >= diag["trpo_penalty/guaranteed_improvement"] - tol
+        C = float(mdp.penalty_coefficient(pi))
+        assert diag["trpo_penalty/penalty_coefficient"] == pytest.approx(C, rel=1e-12)
+        eta = eta_new
+
+
+def test_trpo_penalty_takes_real_steps_and_smaller_ones_than_trpo():
+    """On a random MDP Algorithm 1 improves eta strictly, and its theoretical C keeps each
+    step's maximal KL below 5 % of TRPO's delta = 0.01 (the paper's reason for the
+    constraint; here it is about 1.7e-4, some 60 times smaller)."""
+    from rl.algorithms import TRPOPenalty
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(6, 3, gamma=0.9, seed=0)
+    policy = TabularSoftmax(6, 3)
+    algo = TRPOPenalty(policy)
+    etas, kls = [_eta(mdp, policy)], []
+    for _ in range(5):
+        diag = algo.policy_step(PolicyObjective.exact(mdp, policy))
+        etas.append(_eta(mdp, policy))
+        kls.append(diag["trpo_penalty/max_kl"])
+        assert diag["trpo_penalty/guaranteed_improvement"] > 0.0
+    assert np.all(np.diff(etas) > 0)
+    assert max(kls) < 0.05 * 0.01
+
+
+@pytest.mark.parametrize("name", ["cpi", "trpo-penalty"])
+def test_exact_only_algorithms_refuse_samples_and_network_policies(name):
+    """CPI and Algorithm 1 need exact advantages of every pair and a tabular policy: a
+    sampled objective or an MLP policy is a clear ValueError naming what to pass."""
+    from rl.algorithms import ALGORITHMS
+    from rl.mdp import random_mdp
+    from rl.policies import CategoricalMLP
+
+    cls = ALGORITHMS[name]
+    with pytest.raises(ValueError, match="TabularSoftmax"):
+        cls(CategoricalMLP(3, 2, (4,), seed=0), None)
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    policy = TabularSoftmax(3, 2)
+    exact = PolicyObjective.exact(mdp, policy)
+    sampled = PolicyObjective.from_arrays(policy, exact.observations, exact.actions,
+                                          exact.advantages, exact.old_log_probs,
+                                          exact.old_params)
+    with pytest.raises(ValueError, match="exact mode"):
+        cls(policy, None).policy_step(sampled)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import typing
 
 import pytest
 
 from rl.__main__ import main
 from rl.algorithms import ALGORITHMS, AlgorithmConfig
 from rl.settings import resolved_settings, setting_docs, settings_help
-from rl.train import ConfigError, TrainConfig, resolve_config
+from rl.train import ConfigError, TrainConfig, _coerce, resolve_config
 
 OPTIONS = {"algo", "env", "steps", "seed"}  # command-line options, not --set keys
 CONFIGS = [("train", TrainConfig)] + [(name, cls.config_class) for name, cls in ALGORITHMS.items()]
@@ -25,8 +26,14 @@ def _check(scope, name, text):
     """Resolve one --set override; ``None`` if accepted, else the ConfigError message."""
     algo = scope if scope != "train" else "trpo"
     try:
-        resolve_config(algo, overrides={f"{'train' if scope == 'train' else 'algo'}.{name}": text})
-    except ConfigError as exc:
+        if ALGORITHMS[algo].exact_only:  # no runner settings: the config checks itself
+            cls = ALGORITHMS[algo].config_class
+            hint = typing.get_type_hints(cls)[name]
+            cls(**{name: _coerce(name, text, hint)})
+        else:
+            resolve_config(algo, overrides={
+                f"{'train' if scope == 'train' else 'algo'}.{name}": text})
+    except (ConfigError, ValueError) as exc:
         return str(exc)
     return None
 
