@@ -46,8 +46,6 @@ from rl.envs import (
     check_spaces,
     env_factory,
     make_vector_env,
-    restore_snapshot,
-    save_state,
     snapshot_env,
 )
 from rl.policies import make_policy
@@ -419,8 +417,6 @@ class _Run:
                 obs_space, act_space = probe.observation_space, probe.action_space
                 check_spaces(obs_space, act_space)
                 _check_memory(cfg, obs_space, act_space)
-                # whether a checkpoint can hold the environments' state (said at start)
-                self.resume_problem = _resume_problem(cfg, probe)
             finally:
                 probe.close()
             if cfg.sampling != "vine":  # the vine sampler builds its own environments
@@ -439,24 +435,18 @@ class _Run:
         self.baseline = _make_baseline(cfg, _obs_dim(obs_space),
                                        getattr(self.policy, "obs_normalizer", None), s_value)
         self.algo = ALGORITHMS[cfg.algo](self.policy, self.baseline, algo_cfg, seed=s_algo)
-        if cfg.sampling == "vine":
-            try:
-                self.sampler = VineSampler(
-                    env_spec, self.policy, num_trunk_steps=cfg.batch_size,
-                    num_rollout_states=cfg.vine_rollout_states,
-                    actions_per_state=cfg.vine_actions_per_state,
-                    rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=s_sample,
-                    estimator=cfg.vine_estimator)
-            except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
-                raise ConfigError(str(exc)) from None
-        else:
-            self.sampler = SinglePathSampler(self.venv, self.policy, cfg.steps_per_env,
-                                             seed=s_sample)
+        self.sampler = _make_sampler(cfg, algo_cfg, env_spec, self.venv, self.policy, s_sample)
+        self._saved_problem = None  # the resume problem a loaded checkpoint recorded
         self.iteration = 0
         self.total_steps = 0
         self.history = []
         self.snapshot, self.snapshot_saved = None, True  # see _iterate
         self.saved_iteration = None  # the iteration of the last committed checkpoint
+
+    @property
+    def resume_problem(self):
+        """None, or why a checkpoint of this run cannot hold its environments' state."""
+        return self._saved_problem or self.sampler.resume_problem
 
     def warn_if_not_resumable(self):
         """Say at the start of a run that it cannot be resumed bit for bit, and why."""
@@ -467,7 +457,10 @@ class _Run:
 
     def state_dict(self):
         """The run's state as arrays and JSON values (the checkpoint, :mod:`rl.checkpoint`)."""
-        sub_envs = self._env_states()
+        known = self.resume_problem
+        sampler = self.sampler.state_dict()
+        if known is None and self.resume_problem is not None:  # found while saving
+            self.warn_if_not_resumable()
         return {
             "config": dataclasses.asdict(self.cfg),
             "algo_config": self.algo_cfg.to_dict(),
@@ -476,70 +469,46 @@ class _Run:
             "policy": self.policy.state_dict(),
             "baseline": self.baseline.state_dict(),
             "algo": self.algo.state_dict(),
-            "sampler": self._sampler_state(),
+            "sampler": sampler,
+            # sub_envs: where checkpoints held the environments before the samplers saved
+            # their own (kept None, so the layout of format 2 is unchanged)
             "env": {"is_id": self.env_is_id, "name": self.cfg.env,
-                    "problem": self.resume_problem, "sub_envs": sub_envs},
+                    "problem": self.resume_problem, "sub_envs": None},
             "history": self.history,
         }
-
-    def _not_resumable(self, reason):
-        if self.resume_problem is None:
-            self.resume_problem = reason
-            self.warn_if_not_resumable()
-
-    def _sampler_state(self):
-        """The sampler's state; ``None`` for a vine sampler whose trunk environment's state
-        is not arrays and plain values (such a run resumes with fresh rollouts)."""
-        state = self.sampler.state_dict()
-        if isinstance(self.sampler, VineSampler):
-            try:
-                ckpt.encode(state)
-            except ckpt.NotExpressibleError as exc:
-                self._not_resumable(f"the trunk environment's state holds {exc}")
-                return None
-        return state
-
-    def _env_states(self):
-        """Each sub-environment's :func:`rl.envs.snapshot_env`, so a resumed run continues
-        their open episodes; ``None`` where that is impossible (a vine run needs none: its
-        sampler's state holds the trunk environment's)."""
-        if self.resume_problem is not None or not hasattr(self.venv, "envs"):
-            return None
-        try:
-            return [snapshot_env(e) for e in self.venv.envs]
-        except ckpt.NotExpressibleError as exc:
-            self._not_resumable(f"the environment's state holds {exc}")
-            return None
 
     def load_state_dict(self, state):
         self.policy.load_state_dict(state["policy"])
         self.baseline.load_state_dict(state["baseline"])
         self.algo.load_state_dict(state["algo"])
-        sub_envs = state["env"]["sub_envs"]
-        if sub_envs is not None and hasattr(self.venv, "envs"):
-            if not isinstance(sub_envs, list) or len(sub_envs) != len(self.venv.envs):
-                raise ValueError(f"it holds {len(sub_envs) if isinstance(sub_envs, list) else 0}"
-                                 f" environment states for num_envs={len(self.venv.envs)}")
-            for env, snapshot in zip(self.venv.envs, sub_envs, strict=True):
-                restore_snapshot(env, snapshot)
-            self.sampler.load_state_dict(state["sampler"], reset_env=False)
-        elif isinstance(self.sampler, SinglePathSampler):
-            self.sampler.load_state_dict(state["sampler"], reset_env=True)
-        elif state["sampler"] is not None:
-            # the vine sampler restores its streams, its trunk environment and open episode,
-            # so a resumed vine run draws the rollouts of an uninterrupted one (without a
-            # saved state, see _sampler_state, it draws fresh ones)
-            self.sampler.load_state_dict(state["sampler"])
+        sampler, sub_envs = state["sampler"], state["env"]["sub_envs"]
+        if sub_envs is not None and isinstance(sampler, dict):
+            # a checkpoint written before the samplers saved their own environments
+            sampler = {**sampler, "envs": sub_envs}
+        if sampler is not None:  # None: a vine run whose trunk could not be saved then
+            self.sampler.load_state_dict(sampler)
         self.iteration = int(state["iteration"])
         self.total_steps = int(state["total_steps"])
         self.history = list(state["history"])
         self.saved_iteration = self.iteration
 
     def close(self):
-        if self.venv is not None:
-            self.venv.close()
-        if isinstance(self.sampler, VineSampler):
-            self.sampler.close()
+        self.sampler.close()
+
+
+def _make_sampler(cfg, algo_cfg, env_spec, venv, policy, seed):
+    """The sampler the configuration names (its vector env ``venv`` built by the caller)."""
+    if cfg.sampling == "vine":
+        try:
+            return VineSampler(
+                env_spec, policy, num_trunk_steps=cfg.batch_size,
+                num_rollout_states=cfg.vine_rollout_states,
+                actions_per_state=cfg.vine_actions_per_state,
+                rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=seed,
+                estimator=cfg.vine_estimator)
+        except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
+            raise ConfigError(str(exc)) from None
+    return SinglePathSampler(venv, policy, cfg.steps_per_env, seed=seed)
 
 
 _MANY_ENVS = 1024  # building more environments than this takes long enough to say so
@@ -558,28 +527,6 @@ def _check_memory(cfg, obs_space, act_space):
             f"a batch of num_envs x steps_per_env = {cfg.num_envs:,} x {cfg.steps_per_env:,} "
             f"steps needs about {need / 2**30:.1f} GiB, more than half of this machine's "
             f"{total / 2**30:.1f} GiB: lower num_envs or steps_per_env with --set")
-
-
-def _resume_problem(cfg, probe):
-    """Why a checkpoint of this run cannot hold its environments' state, or None.
-
-    ``probe`` is one freshly built environment; it is reset and snapshotted (then thrown
-    away) to find attributes that are not arrays and plain values before the run starts.
-    """
-    if cfg.sampling == "single_path" and cfg.vectorization == "async":
-        return ("its environments run in worker processes (vectorization=async), whose state "
-                "is not saved")
-    try:
-        probe.reset(seed=0)
-        if cfg.sampling == "vine":
-            ckpt.encode(save_state(probe).to_dict())
-        else:
-            snapshot_env(probe)
-    except ckpt.NotExpressibleError as exc:
-        return f"the environment's state holds {exc}"
-    except Exception:  # noqa: BLE001 - a failing reset shows itself when sampling starts
-        return None
-    return None
 
 
 _STATE_KEYS = ("config", "algo_config", "iteration", "total_steps", "policy", "baseline",
@@ -681,7 +628,7 @@ def load_run(run_dir, env=None):
                               f"({type(exc).__name__}: {detail}); it was written by another "
                               "version or is damaged: start a new run") from None
     if state["env"]["problem"] is not None and run.resume_problem is None:
-        run.resume_problem = state["env"]["problem"]
+        run._saved_problem = state["env"]["problem"]
     return run
 
 
@@ -1124,14 +1071,13 @@ def _iterate(run, run_dir, bar, callback, signals=None):
         diag = run.algo.update(batch)
         run.iteration += 1
         # environment steps consumed: a vine batch counts its trunk and its rollouts
-        run.total_steps += int(getattr(batch, "num_env_steps", batch.num_steps))
-        rets = np.asarray(getattr(batch, "episode_returns", getattr(
-            getattr(batch, "trunk", None), "episode_returns", [])), dtype=float)
+        run.total_steps += int(batch.num_env_steps)
+        rets = np.asarray(batch.episode_returns, dtype=float)
         row = {"iteration": run.iteration, "steps": run.total_steps,
                "episode/count": int(rets.size),
                "episode/return_mean": float(rets.mean()) if rets.size else math.nan,
                "episode/return_std": float(rets.std()) if rets.size else math.nan,
-               "time/sample_s": t1 - t0, **getattr(batch, "diagnostics", {}), **diag}
+               "time/sample_s": t1 - t0, **batch.diagnostics, **diag}
         row["time/iteration_s"] = time.perf_counter() - t0
         run.history.append(row)
         run.snapshot, run.snapshot_saved = _snapshot(run), False
