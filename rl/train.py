@@ -138,7 +138,11 @@ class TrainConfig:
     checkpoint_every : int
         Iterations between checkpoints (the last iteration always checkpoints).
     vectorization : str
-        ``"sync"`` or ``"async"`` (subprocess) vector env.
+        ``"sync"`` (in turn, in this process), ``"async"`` (subprocesses), ``"native"``
+        (the environment's own vector env, one array program: CartPole) or ``"auto"``
+        (native where there is one, else sync); see :func:`rl.envs.make_vector_env`.
+        ``"sync"`` is the default: native environments draw their random numbers from one
+        generator, so a run's numbers differ from the per-environment path's.
     blas_threads : int or None
         Threads the BLAS library may use during the run (``None``: leave it alone). The
         updates are many small matrix products, for which threads only add
@@ -214,7 +218,7 @@ class TrainConfig:
                               ("dtype", ("float64", "float32")),
                               ("sampling", ("single_path", "vine")),
                               ("vine_estimator", ("leave_one_out", "self_normalized")),
-                              ("vectorization", ("sync", "async"))):
+                              ("vectorization", ("sync", "async", "native", "auto"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}; got "
                                   f"{getattr(self, name)!r}")

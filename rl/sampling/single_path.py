@@ -19,7 +19,13 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
 from rl import checkpoint as ckpt
-from rl.envs import _reset_api_error, check_spaces, restore_snapshot, snapshot_env
+from rl.envs import (
+    SameStepNativeVectorEnv,
+    _reset_api_error,
+    check_spaces,
+    restore_snapshot,
+    snapshot_env,
+)
 from rl.sampling.batch import Batch, EnvAction
 from rl.sampling.checks import (
     check_policy,
@@ -38,6 +44,8 @@ __all__ = ["SinglePathSampler"]
 
 ASYNC_PROBLEM = ("its environments run in worker processes (vectorization=async), whose state "
                  "is not saved")
+NATIVE_PROBLEM = ("its environments are one native vector env (vectorization=native), whose "
+                  "state is not saved")
 
 
 class SinglePathSampler:
@@ -149,6 +157,8 @@ class SinglePathSampler:
         """Whether the environments' state can be saved as arrays and plain values: the
         first sub-environment is snapshotted once (read only) to find out before sampling."""
         envs = getattr(self.venv, "envs", None)
+        if isinstance(self.venv, SameStepNativeVectorEnv):
+            return NATIVE_PROBLEM
         if envs is None:
             return ASYNC_PROBLEM
         try:
