@@ -23,6 +23,7 @@ from rl.distributions import Categorical, DiagGaussian
 from rl.envs import (
     EnvironmentFailure,
     NonFiniteEnvironmentError,
+    SameStepNativeVectorEnv,
     SameStepSyncVectorEnv,
     VineUnsupportedError,
     check_spaces,
@@ -41,12 +42,13 @@ from rl.policies import (
     TabularSoftmax,
     make_policy,
 )
-from rl.sampling import Batch, SinglePathSampler, VineBatch, VineSampler
+from rl.sampling import Batch, BlockSampler, Sampler, SinglePathSampler, VineBatch, VineSampler
 from rl.train import TrainConfig, TrainResult, evaluate, train
 
 __all__ = [
     "Baseline",
     "Batch",
+    "BlockSampler",
     "Categorical",
     "CategoricalMLP",
     "chain_mdp",
@@ -77,7 +79,9 @@ __all__ = [
     "restore_snapshot",
     "restore_state",
     "reward_to_go",
+    "SameStepNativeVectorEnv",
     "SameStepSyncVectorEnv",
+    "Sampler",
     "save_state",
     "SinglePathSampler",
     "snapshot_env",

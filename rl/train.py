@@ -49,7 +49,7 @@ from rl.envs import (
     snapshot_env,
 )
 from rl.policies import make_policy
-from rl.sampling import EnvAction, SinglePathSampler, VineSampler
+from rl.sampling import BlockSampler, EnvAction, SinglePathSampler, VineSampler
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
            "convert_pickle_checkpoint", "ConfigError", "CheckpointError", "ResumeWarning",
@@ -143,6 +143,19 @@ class TrainConfig:
         (native where there is one, else sync); see :func:`rl.envs.make_vector_env`.
         ``"sync"`` is the default: native environments draw their random numbers from one
         generator, so a run's numbers differ from the per-environment path's.
+    sampler : str
+        Where the single-path environments run: ``"local"`` (this process) or ``"ray"``
+        (Ray actors on this machine or a cluster; ``pip install -e ".[ray]"``).
+    num_workers : int or None
+        Blocks of environments, each with its own random streams
+        (:class:`rl.sampling.BlockSampler`): ``num_envs / num_workers`` environments per
+        block. ``None`` (default) with ``sampler="local"`` is one
+        :class:`rl.sampling.SinglePathSampler` holding all the environments; with
+        ``sampler="ray"`` it is one worker per CPU of the cluster. The same number of
+        blocks gives the same numbers locally and on Ray.
+    ray_address : str or None
+        With ``sampler="ray"``: the address of a running cluster (``ray start --head``
+        prints it); ``None`` starts a local cluster with this machine's cores.
     blas_threads : int or None
         Threads the BLAS library may use during the run (``None``: leave it alone). The
         updates are many small matrix products, for which threads only add
@@ -173,6 +186,9 @@ class TrainConfig:
     checkpoint_every: int = 5
     vectorization: str = "sync"
     blas_threads: int | None = 1
+    sampler: str = "local"
+    num_workers: int | None = None
+    ray_address: str | None = None
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # numpy scalars become the Python values they hold
@@ -197,6 +213,12 @@ class TrainConfig:
         check_range("checkpoint_every", self.checkpoint_every, 1, None, integer=True)
         if self.blas_threads is not None:
             check_range("blas_threads", self.blas_threads, 1, None, integer=True)
+        if self.num_workers is not None:
+            check_range("num_workers", self.num_workers, 1, None, integer=True)
+            if self.num_envs % self.num_workers:
+                raise ConfigError(f"num_envs={self.num_envs} must be a multiple of "
+                                  f"num_workers={self.num_workers} (each worker holds "
+                                  "num_envs / num_workers environments); change either")
         per_state = self.vine_actions_per_state
         if isinstance(per_state, str):  # "all", or a number given as text (--set)
             if per_state.strip().lower() == "all":
@@ -218,10 +240,17 @@ class TrainConfig:
                               ("dtype", ("float64", "float32")),
                               ("sampling", ("single_path", "vine")),
                               ("vine_estimator", ("leave_one_out", "self_normalized")),
-                              ("vectorization", ("sync", "async", "native", "auto"))):
+                              ("vectorization", ("sync", "async", "native", "auto")),
+                              ("sampler", ("local", "ray"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}; got "
                                   f"{getattr(self, name)!r}")
+
+        if self.sampling == "vine" and (self.sampler != "local" or self.num_workers is not None):
+            raise ConfigError("vine sampling runs in one process: sampler=ray and num_workers "
+                              "are for sampling=single_path")
+        if self.ray_address is not None and self.sampler != "ray":
+            raise ConfigError("ray_address is for sampler=ray; add --set sampler=ray")
 
     @property
     def batch_size(self) -> int:
@@ -423,7 +452,7 @@ class _Run:
                 _check_memory(cfg, obs_space, act_space)
             finally:
                 probe.close()
-            if cfg.sampling != "vine":  # the vine sampler builds its own environments
+            if cfg.sampling != "vine" and cfg.sampler == "local" and cfg.num_workers is None:
                 if cfg.num_envs > _MANY_ENVS:
                     print(f"building {cfg.num_envs:,} environments ...", file=sys.stderr,
                           flush=True)
@@ -439,7 +468,13 @@ class _Run:
         self.baseline = _make_baseline(cfg, _obs_dim(obs_space),
                                        getattr(self.policy, "obs_normalizer", None), s_value)
         self.algo = ALGORITHMS[cfg.algo](self.policy, self.baseline, algo_cfg, seed=s_algo)
-        self.sampler = _make_sampler(cfg, algo_cfg, env_spec, self.venv, self.policy, s_sample)
+        try:
+            self.sampler = _make_sampler(cfg, algo_cfg, env_spec, self.venv, self.policy,
+                                         s_sample, s_env)
+        except BaseException:
+            if self.venv is not None:
+                self.venv.close()
+            raise
         self._saved_problem = None  # the resume problem a loaded checkpoint recorded
         self.iteration = 0
         self.total_steps = 0
@@ -500,8 +535,9 @@ class _Run:
         self.sampler.close()
 
 
-def _make_sampler(cfg, algo_cfg, env_spec, venv, policy, seed):
-    """The sampler the configuration names (its vector env ``venv`` built by the caller)."""
+def _make_sampler(cfg, algo_cfg, env_spec, venv, policy, seed, env_seed):
+    """The sampler the configuration names (a single path's vector env ``venv`` built by
+    the caller)."""
     if cfg.sampling == "vine":
         try:
             return VineSampler(
@@ -512,7 +548,19 @@ def _make_sampler(cfg, algo_cfg, env_spec, venv, policy, seed):
                 estimator=cfg.vine_estimator)
         except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
             raise ConfigError(str(exc)) from None
+    if venv is None:  # blocks, in this process or on Ray workers
+        if isinstance(env_spec, gymnasium.Env):
+            raise ConfigError("num_workers and sampler=ray build their environments from an id "
+                              "or a factory: pass env as a function returning a fresh env")
+        try:
+            return BlockSampler(env_spec, policy, num_envs=cfg.num_envs,
+                                steps_per_env=cfg.steps_per_env, num_blocks=cfg.num_workers,
+                                seed=seed, env_seed=env_seed, backend=cfg.sampler,
+                                ray_address=cfg.ray_address, vectorization=cfg.vectorization)
+        except ValueError as exc:  # RayUnavailableError, bad sizes
+            raise ConfigError(str(exc)) from None
     return SinglePathSampler(venv, policy, cfg.steps_per_env, seed=seed)
+
 
 
 _MANY_ENVS = 1024  # building more environments than this takes long enough to say so

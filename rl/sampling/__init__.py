@@ -29,9 +29,10 @@ hold. The package's files name its parts:
 """
 
 from rl.sampling.batch import Batch, EnvAction, VineBatch
+from rl.sampling.blocks import BlockSampler, BlockWorker, RayUnavailableError
 from rl.sampling.protocol import SampledBatch, Sampler
 from rl.sampling.single_path import SinglePathSampler
 from rl.sampling.vine import VineSampler
 
-__all__ = ["Batch", "EnvAction", "SampledBatch", "Sampler", "SinglePathSampler", "VineBatch",
-           "VineSampler"]
+__all__ = ["Batch", "BlockSampler", "BlockWorker", "EnvAction", "RayUnavailableError",
+           "SampledBatch", "Sampler", "SinglePathSampler", "VineBatch", "VineSampler"]
