@@ -441,9 +441,11 @@ class SameStepNativeVectorEnv(VectorEnv):
         self.autoreset_mode = AutoresetMode.SAME_STEP
 
     def reset(self, *, seed=None, options=None):
+        """The native env's reset (one seed seeds its one generator)."""
         return self.env.reset(seed=seed, options=options)
 
     def step(self, actions):
+        """One step of all N; the ended ones are reset at once (see the class notes)."""
         obs, rewards, terms, truncs, info = self.env.step(actions)
         done = terms | truncs
         if done.any():
@@ -456,6 +458,7 @@ class SameStepNativeVectorEnv(VectorEnv):
         return obs, rewards, terms, truncs, info
 
     def close(self, **kwargs):
+        """Close the native env."""
         self.env.close(**kwargs)
 
 

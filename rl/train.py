@@ -152,7 +152,9 @@ class TrainConfig:
         block. ``None`` (default) with ``sampler="local"`` is one
         :class:`rl.sampling.SinglePathSampler` holding all the environments; with
         ``sampler="ray"`` it is one worker per CPU of the cluster. The same number of
-        blocks gives the same numbers locally and on Ray.
+        blocks gives the same numbers locally and on Ray. With ``sampling="vine"`` and
+        ``sampler="ray"``: the Ray workers running the vine's rollouts (same numbers as
+        the rollouts in this process).
     ray_address : str or None
         With ``sampler="ray"``: the address of a running cluster (``ray start --head``
         prints it); ``None`` starts a local cluster with this machine's cores.
@@ -215,7 +217,7 @@ class TrainConfig:
             check_range("blas_threads", self.blas_threads, 1, None, integer=True)
         if self.num_workers is not None:
             check_range("num_workers", self.num_workers, 1, None, integer=True)
-            if self.num_envs % self.num_workers:
+            if self.num_envs % self.num_workers and self.sampling != "vine":
                 raise ConfigError(f"num_envs={self.num_envs} must be a multiple of "
                                   f"num_workers={self.num_workers} (each worker holds "
                                   "num_envs / num_workers environments); change either")
@@ -246,9 +248,9 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be one of {list(allowed)}; got "
                                   f"{getattr(self, name)!r}")
 
-        if self.sampling == "vine" and (self.sampler != "local" or self.num_workers is not None):
-            raise ConfigError("vine sampling runs in one process: sampler=ray and num_workers "
-                              "are for sampling=single_path")
+        if self.sampling == "vine" and self.sampler == "local" and self.num_workers is not None:
+            raise ConfigError("num_workers with sampling=vine runs the vine's rollouts on Ray "
+                              "workers: add --set sampler=ray (its trunk stays in this process)")
         if self.ray_address is not None and self.sampler != "ray":
             raise ConfigError("ray_address is for sampler=ray; add --set sampler=ray")
 
@@ -545,7 +547,9 @@ def _make_sampler(cfg, algo_cfg, env_spec, venv, policy, seed, env_seed):
                 num_rollout_states=cfg.vine_rollout_states,
                 actions_per_state=cfg.vine_actions_per_state,
                 rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=seed,
-                estimator=cfg.vine_estimator)
+                estimator=cfg.vine_estimator,
+                rollout_workers=(cfg.num_workers or os.cpu_count() or 1)
+                if cfg.sampler == "ray" else None, ray_address=cfg.ray_address)
         except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
             raise ConfigError(str(exc)) from None
     if venv is None:  # blocks, in this process or on Ray workers

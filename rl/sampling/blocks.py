@@ -28,6 +28,7 @@ so the batch is the one an undisturbed run draws; the restart is logged (logger
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -37,7 +38,8 @@ from rl.sampling.checks import positive_int, seed_sequence
 from rl.sampling.finishing import finish_batch, join_blocks
 from rl.sampling.single_path import SinglePathSampler
 
-__all__ = ["BlockSampler", "BlockWorker", "RayUnavailableError"]
+__all__ = ["BlockSampler", "BlockWorker", "RayUnavailableError", "connect_ray", "import_ray",
+           "shippable"]
 
 log = logging.getLogger("rl.sampling")
 
@@ -98,7 +100,22 @@ class BlockWorker:
         self.sampler.close()
 
 
-def _import_ray():
+def shippable(env):
+    """``env`` as workers in other processes can build it: a registered id becomes a
+    factory holding its ``EnvSpec`` (``gymnasium.make(spec)``), so an id registered only in
+    this process (``gymnasium.register``) works there too; anything else is returned as is."""
+    if isinstance(env, str):
+        import gymnasium
+
+        try:
+            spec = gymnasium.spec(env)
+        except Exception:  # noqa: BLE001 - an unknown id is reported where it is made
+            return env
+        return functools.partial(gymnasium.make, spec)
+    return env
+
+
+def import_ray():
     try:
         import ray
     except ImportError:
@@ -124,7 +141,7 @@ def _unreachable(address) -> str | None:
         return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _connect(ray, address, num_workers):
+def connect_ray(ray, address, num_workers):
     """Join (or start) the Ray cluster and check it has ``num_workers`` CPUs (None: any)."""
     # returns whether this call started it
     problem = _unreachable(address)
@@ -212,8 +229,8 @@ class BlockSampler:
             raise ValueError(f"backend must be 'local' or 'ray'; got {backend!r}")
         self._ray, self._owns_ray, self.workers = None, False, []
         if backend == "ray":
-            self._ray = _import_ray()
-            self._owns_ray = _connect(self._ray, ray_address, num_blocks)
+            self._ray = import_ray()
+            self._owns_ray = connect_ray(self._ray, ray_address, num_blocks)
             if num_blocks is None:  # one worker per CPU of the cluster
                 num_blocks = int(self._ray.cluster_resources().get("CPU", 1))
         try:
@@ -227,6 +244,8 @@ class BlockSampler:
         self.update_normalizer = bool(update_normalizer)
         self.restarts = 0
         children = seed_sequence(seed).spawn(self.num_blocks)
+        if backend == "ray":
+            env = shippable(env)
         self._args = [(env, self.per_block, policy.state_dict(), self.steps_per_env, child,
                        int(env_seed) + k * self.per_block, vectorization)
                       for k, child in enumerate(children)]

@@ -9,8 +9,10 @@ branch K rollouts (one per action a_k), each with the same random numbers, to es
 from __future__ import annotations
 
 import copy
+import logging
 import numbers
 
+import gymnasium
 import numpy as np
 from gymnasium import spaces
 
@@ -39,7 +41,81 @@ from rl.sampling.checks import (
 from rl.sampling.finishing import current_params, failure, finish_batch, nonfinite
 from rl.sampling.single_path import SinglePathSampler
 
-__all__ = ["VineSampler"]
+__all__ = ["VineRolloutWorker", "VineRollouts", "VineSampler"]
+
+log = logging.getLogger("rl.sampling")
+
+
+class VineRollouts:
+    """The leaf rollouts of the vine: ``Q̂`` from restored states (step 3 of
+    :class:`VineSampler`). Stateless between rollouts: each one restores its state and
+    reseeds the environment and the policy noise, so rollouts can run anywhere (this
+    process, or Ray actors built with :meth:`remote_args`) with the same results.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        The rollout environment (state save/restore supported).
+    policy : rl.policies.Policy
+    rollout_length : int
+        H.
+    gamma : float
+    """
+
+    def __init__(self, env, policy, rollout_length, gamma):
+        self.env, self.policy = env, policy
+        self.rollout_length, self.gamma = rollout_length, gamma
+        self._env_action = EnvAction(env.action_space)
+        self._obs_dtype = space_layout(env.observation_space)[1]
+
+    def one(self, state, first_action, env_seed: int, policy_seed: int):
+        """``(Q̂, steps)``: discounted return of up to H steps from a restored state."""
+        env, policy, gamma = self.env, self.policy, self.gamma
+        restore_state(env, state)
+        reseed_env(env, env_seed)
+        rng = np.random.Generator(np.random.PCG64(policy_seed))
+        q, discount, a, obs = 0.0, 1.0, first_action, None
+        for h in range(self.rollout_length):
+            if h > 0:
+                a = policy.act(obs[None], rng)[0]
+            try:
+                obs, r, term, trunc, _ = env.step(self._env_action(a))
+                obs = np.asarray(obs, dtype=self._obs_dtype)
+            except Exception as exc:  # noqa: BLE001 - whatever the environment raised
+                raise failure(f"at step {h} of a vine rollout", exc) from exc
+            if not np.isfinite(r) or (self._obs_dtype is np.float64 and not np.isfinite(obs).all()):
+                raise nonfinite("reward or observation", f"at step {h} of a vine rollout")
+            q += discount * float(r)
+            discount *= gamma
+            if term or trunc:
+                break
+        return q, h + 1
+
+    def run(self, jobs, policy_state=None) -> tuple[list, int]:
+        """``([Q̂ per job], steps)`` for ``jobs`` of ``(state, action, env_seed,
+        policy_seed)``; ``policy_state`` (a worker's broadcast copy) is loaded first."""
+        if policy_state is not None:
+            self.policy.load_state_dict(policy_state)
+        qs, total = [], 0
+        for state, action, env_seed, policy_seed in jobs:
+            q, steps = self.one(state, action, env_seed, policy_seed)
+            qs.append(q)
+            total += steps
+        return qs, total
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class VineRolloutWorker(VineRollouts):
+    """:class:`VineRollouts` with its own environment and policy copy, built from an id or
+    factory and a ``policy.state_dict()`` (what a Ray actor is constructed from)."""
+
+    def __init__(self, env_spec, env_kwargs, policy_state, rollout_length, gamma):
+        from rl.policies import Policy
+
+        super().__init__(env_factory(env_spec, env_kwargs)(),
+                         Policy.from_state_dict(policy_state), rollout_length, gamma)
 
 
 def reseed_env(env, seed: int) -> None:
@@ -93,6 +169,15 @@ class VineSampler:
         state. At θ_old the two gradients are parallel (leave-one-out's is ``K/(K-1)``
         times the other's); away from it the surrogates differ. Enumerated actions
         (``"all"``) use the paper's exact per-state sum either way.
+    rollout_workers : int or None, default None
+        Run the leaf rollouts (step 3) on this many Ray actors (``pip install -e
+        ".[ray]"``), each with its own environment and a copy of the policy broadcast once
+        per batch; the rollouts are split in contiguous chunks and gathered in order. Each
+        rollout restores its state and reseeds its noise, so the batch is the one of the
+        in-process rollouts, bit for bit. ``None``: in this process. A worker that dies is
+        restarted and its rollouts run again (logged, counted in ``vine/restarts``).
+    ray_address : str or None
+        With ``rollout_workers``: a running Ray cluster to join (None: start a local one).
 
     Notes
     -----
@@ -174,6 +259,8 @@ class VineSampler:
         env_kwargs: dict | None = None,
         update_normalizer: bool = True,
         estimator: str = "leave_one_out",
+        rollout_workers: int | None = None,
+        ray_address: str | None = None,
     ):
         self.num_trunk_steps = positive_int(num_trunk_steps, "num_trunk_steps")
         self.num_rollout_states = positive_int(num_rollout_states, "num_rollout_states")
@@ -246,6 +333,12 @@ class VineSampler:
         self._choice_rng = generator(choice_ss)  # which trunk steps form the rollout set
         self._rollout_seed_rng = generator(rollout_ss)  # seeds of the branches' noise
         self._action_rng = generator(action_ss)  # the K actions a_{n,k} ~ π(·|s_n)
+        self._rollouts = VineRollouts(self._rollout_env, policy, self.rollout_length,
+                                      self.gamma)
+        self._workers, self._ray, self._owns_ray = [], None, False
+        self.restarts = 0
+        if rollout_workers is not None:
+            self._start_workers(env_fn_or_env, env_kwargs, rollout_workers, ray_address)
         #: None, or why :meth:`state_dict` cannot hold the trunk environment's exact state
         self.resume_problem = self._probe_resume_problem()
 
@@ -270,33 +363,71 @@ class VineSampler:
             f"rollout_length={self.rollout_length}, gamma={self.gamma})"
         )
 
+    def _start_workers(self, env_spec, env_kwargs, num_workers, address):
+        """Ray actors running the rollouts, each building its own environment and policy."""
+        from rl.sampling.blocks import connect_ray, import_ray, shippable
+
+        num_workers = positive_int(num_workers, "rollout_workers")
+        if isinstance(env_spec, gymnasium.Env):
+            self.close()
+            raise ValueError("rollout_workers build their environments from an id or a factory: "
+                             "pass env as a function returning a fresh env")
+        try:
+            self._ray = import_ray()
+            self._owns_ray = connect_ray(self._ray, address, num_workers)
+        except ValueError:
+            self.close()
+            raise
+        self._worker_args = (shippable(env_spec), env_kwargs, self.policy.state_dict(),
+                             self.rollout_length, self.gamma)
+        self._actor = self._ray.remote(num_cpus=1)(VineRolloutWorker)
+        self._workers = [self._actor.remote(*self._worker_args) for _ in range(num_workers)]
+
+    def _run_rollouts(self, jobs):
+        """``(q, steps)`` of all jobs: here, or split in contiguous chunks over the workers
+        (policy broadcast once, results gathered in order: the same numbers)."""
+        if not self._workers:
+            qs, steps = self._rollouts.run(jobs)
+            return np.asarray(qs, dtype=np.float64), steps
+        ray = self._ray
+        shared = ray.put(self.policy.state_dict())
+        chunks = np.array_split(np.arange(len(jobs)), len(self._workers))
+        futures = [w.run.remote([jobs[i] for i in c], shared)
+                   for w, c in zip(self._workers, chunks, strict=True)]
+        qs, steps = [], 0
+        for k, (future, chunk) in enumerate(zip(futures, chunks, strict=True)):
+            for attempt in range(3):
+                try:
+                    part, n = ray.get(future)
+                    break
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+                    if attempt == 2:
+                        raise
+                    self.restarts += 1
+                    log.warning("vine rollout worker %d died (%s); restarted, its rollouts run "
+                                "again (they restore their states: the same numbers)", k,
+                                type(exc).__name__)
+                    self._workers[k] = self._actor.remote(*self._worker_args)
+                    future = self._workers[k].run.remote([jobs[i] for i in chunk], shared)
+            qs.extend(part)
+            steps += n
+        return np.asarray(qs, dtype=np.float64), steps
+
     def close(self) -> None:
-        """Close the trunk and rollout environments."""
+        """Close the trunk and rollout environments (and stop the rollout workers)."""
         self._venv.close()
         self._rollout_env.close()
+        for w in getattr(self, "_workers", []):
+            try:
+                self._ray.kill(w)
+            except Exception:  # noqa: BLE001 - a dead actor needs no stopping
+                pass
+        if getattr(self, "_owns_ray", False):
+            self._ray.shutdown()
 
     def _rollout(self, state, first_action, env_seed: int, policy_seed: int):
         """``(Q̂, steps)``: discounted return of up to H steps from a restored state."""
-        env, policy, gamma = self._rollout_env, self.policy, self.gamma
-        restore_state(env, state)
-        reseed_env(env, env_seed)
-        rng = np.random.Generator(np.random.PCG64(policy_seed))
-        q, discount, a, obs = 0.0, 1.0, first_action, None
-        for h in range(self.rollout_length):
-            if h > 0:
-                a = policy.act(obs[None], rng)[0]
-            try:
-                obs, r, term, trunc, _ = env.step(self._env_action(a))
-                obs = np.asarray(obs, dtype=self._obs_dtype)
-            except Exception as exc:  # noqa: BLE001 - whatever the environment raised
-                raise failure(f"at step {h} of a vine rollout", exc) from exc
-            if not np.isfinite(r) or (self._obs_dtype is np.float64 and not np.isfinite(obs).all()):
-                raise nonfinite("reward or observation", f"at step {h} of a vine rollout")
-            q += discount * float(r)
-            discount *= gamma
-            if term or trunc:
-                break
-        return q, h + 1
+        return self._rollouts.one(state, first_action, env_seed, policy_seed)
 
     def sample(self) -> VineBatch:
         """Run the trunk, branch the rollouts, and return the :class:`VineBatch`.
@@ -329,18 +460,14 @@ class VineSampler:
             actions = self.policy.step(obs_rep, self._action_rng)[0]
 
         # 3. rollouts with common (or independent) random numbers
-        q = np.empty(N * K)
-        rollout_steps = 0
+        jobs = []
         for n in range(N):
             seeds = self._rollout_seed_rng.integers(0, 2**63 - 1, size=(K, 2))
             if self.common_random_numbers:
                 seeds[:] = seeds[0]
             for k in range(K):
-                i = n * K + k
-                q[i], steps = self._rollout(
-                    states[n], actions[i], int(seeds[k, 0]), int(seeds[k, 1])
-                )
-                rollout_steps += steps
+                jobs.append((states[n], actions[n * K + k], int(seeds[k, 0]), int(seeds[k, 1])))
+        q, rollout_steps = self._run_rollouts(jobs)
 
         # normaliser update (trunk observations), then π_old's parameters of the pairs
         finish_batch(self.policy, trunk, self.update_normalizer)
@@ -381,6 +508,7 @@ class VineSampler:
                 "vine/rollout_steps": rollout_steps,
                 "vine/q_mean": float(q.mean()),
                 "vine/q_std_within_state": float(Q.std(axis=1).mean()),
+                **({"vine/restarts": self.restarts} if self._workers else {}),
             },
         )
 

@@ -118,7 +118,7 @@ def test_local_blocks_resume_to_the_numbers_of_an_uninterrupted_run(tmp_path):
     ({"num_workers": 0}, "num_workers"),
     ({"sampler": "gpu"}, "sampler must be one of"),
     ({"ray_address": "127.0.0.1:6379"}, "sampler=ray"),
-    ({"sampling": "vine", "num_workers": 2}, "vine sampling runs in one process"),
+    ({"sampling": "vine", "num_workers": 2}, "add --set sampler=ray"),
 ])
 def test_bad_sampler_settings_are_one_line_errors(tmp_path, config, words):
     with pytest.raises(ConfigError, match=words) as info:
@@ -226,8 +226,59 @@ def test_a_training_run_on_ray_has_the_numbers_of_the_local_blocks(ray_cluster, 
         r["episode/return_mean"] for r in runs["local"].history]
 
 
+def test_a_vine_run_with_ray_rollouts_has_the_numbers_of_an_in_process_one(ray_cluster,
+                                                                          tmp_path):
+    import functools
+
+    import gymnasium as gym
+
+    from rl.mdp import random_mdp
+
+    env_id = "TrpokitBlocksRandomMDP-v0"
+    gym.register(env_id, entry_point=functools.partial(random_mdp, 4, 2, gamma=0.9, seed=0,
+                                                       horizon=30))
+    config = {"sampling": "vine", "num_envs": 1, "steps_per_env": 32, "gamma": 0.9,
+              "vine_rollout_states": 4, "vine_actions_per_state": 2, "vine_rollout_length": 10,
+              "baseline": "linear", "eval_episodes": 0}
+    try:
+        local = train("trpo", env_id, steps=300, seed=3, out=tmp_path / "local", config=config,
+                      progress=False, plot=False)
+        remote = train("trpo", env_id, steps=300, seed=3, out=tmp_path / "ray", progress=False,
+                       plot=False, config=dict(config, sampler="ray", num_workers=2))
+    finally:
+        del gym.registry[env_id]
+    np.testing.assert_array_equal(remote.policy.theta, local.policy.theta)
+    assert [r["vine/q_mean"] for r in remote.history] == [r["vine/q_mean"] for r in local.history]
+
+
 def test_more_ray_workers_than_cpus_is_a_one_line_error(ray_cluster):
     policy = CategoricalMLP(4, 2, hidden_sizes=(8,), seed=0)
     with pytest.raises(RayUnavailableError, match="more than the 2 CPUs"):
         BlockSampler("CartPole-v1", policy, num_envs=3, steps_per_env=5, num_blocks=3, seed=0,
                      backend="ray")
+
+
+def test_vine_rollouts_on_ray_workers_give_the_in_process_batch(ray_cluster):
+    """The vine's leaf rollouts split over 2 Ray workers: the same VineBatch, bit for bit
+    (each rollout restores its state and reseeds its noise wherever it runs)."""
+    import functools
+
+    from rl.mdp import random_mdp
+    from rl.policies import TabularSoftmax
+    from rl.sampling import VineSampler
+
+    factory = functools.partial(random_mdp, 4, 2, gamma=0.9, seed=0, horizon=30)
+    kwargs = dict(num_trunk_steps=40, num_rollout_states=6, actions_per_state=2,
+                  rollout_length=10, gamma=0.9, seed=5)
+    policy = TabularSoftmax(4, 2, init_std=0.5, seed=1)
+    local = VineSampler(factory, policy, **kwargs)
+    remote = VineSampler(factory, policy, rollout_workers=2, **kwargs)
+    for _ in range(2):
+        a, b = local.sample(), remote.sample()
+        for name in ("observations", "actions", "q_values", "advantages", "log_probs"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.num_env_steps == b.num_env_steps
+        assert b.diagnostics["vine/restarts"] == 0
+        policy.theta = policy.theta + 0.3  # the workers follow the broadcast policy
+    local.close()
+    remote.close()
