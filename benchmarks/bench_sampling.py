@@ -32,7 +32,8 @@ Results go to ``benchmarks/results/sampling.json`` and ``sampling.md`` (written 
 
 **Backends** (``--backends``): every sampling backend side by side in one invocation, on
 CartPole-v1 and Hopper-v5, against random-action stepping of the same vector env: the
-single-path sampler on ``SameStepSyncVectorEnv``, on the native vector env (CartPole), two
+single-path sampler on ``SameStepSyncVectorEnv``, on ``AsyncVectorEnv`` (subprocesses), on
+the native vector env (CartPole), two
 in-process blocks (:class:`rl.sampling.BlockSampler`), and one and two Ray workers (local
 cluster). Each arm draws whole batches, interleaved round by round (rotating order); the
 Ray arms also report the per-iteration overhead, wall time of ``sample()`` minus the
@@ -303,6 +304,9 @@ def backends_main(args) -> dict:
         venv = make_vector_env(env_id, N, seed=args.seed)
         samplers = {"single path, sync vector env": SinglePathSampler(
             make_vector_env(env_id, N, seed=args.seed), policy, T, seed=args.seed)}
+        samplers["single path, async vector env (subprocesses)"] = SinglePathSampler(
+            make_vector_env(env_id, N, seed=args.seed, vectorization="async"), policy, T,
+            seed=args.seed)
         if env_id == "CartPole-v1":
             samplers["single path, native vector env"] = SinglePathSampler(
                 make_vector_env(env_id, N, seed=args.seed, vectorization="native"), policy, T,

@@ -321,6 +321,9 @@ class BlockSampler:
                         future = self.workers[k].sample.remote(shared)
         pieces = [piece for piece, _, _ in results]
         self._states = [state for _, state, _ in results]
+        if self.resume_problem is None and any(s.get("envs") is None for s in self._states):
+            self.resume_problem = ("a block's environments could not be saved as arrays and "
+                                   "plain values")
         batch = finish_batch(self.policy, join_blocks(pieces), self.update_normalizer)
         batch.diagnostics = {"time/sample_blocks_s": max(s for _, _, s in results),
                              "sampler/restarts": self.restarts}
