@@ -226,6 +226,18 @@ def test_a_training_run_on_ray_has_the_numbers_of_the_local_blocks(ray_cluster, 
         r["episode/return_mean"] for r in runs["local"].history]
 
 
+def test_a_ray_run_resumes_to_the_numbers_of_an_uninterrupted_one(ray_cluster, tmp_path):
+    """The checkpoint holds every block's state (environments included), so a resumed Ray
+    run continues exactly."""
+    config = dict(SMALL, sampler="ray", num_workers=2)
+    full = train("trpo", "CartPole-v1", steps=768, seed=6, out=tmp_path / "full",
+                 config=config, progress=False, plot=False)
+    train("trpo", "CartPole-v1", steps=512, seed=6, out=tmp_path / "part", config=config,
+          progress=False, plot=False)
+    resumed = train(resume=tmp_path / "part", steps=768, progress=False, plot=False)
+    np.testing.assert_array_equal(resumed.policy.theta, full.policy.theta)
+
+
 def test_a_vine_run_with_ray_rollouts_has_the_numbers_of_an_in_process_one(ray_cluster,
                                                                           tmp_path):
     import functools
