@@ -42,6 +42,10 @@ table compares the native vector env with ``SameStepSyncVectorEnv`` at 8 and 64
 environments. Results: ``sampling_backends.json`` / ``.md``::
 
     python benchmarks/bench_sampling.py --backends
+
+**Main job** (``--main-job --seeds 0 1``): the README's ``python -m rl train`` with the
+default ``vectorization=sync`` and with ``native``, per seed, side by side: wall-clock and
+final evaluation (``sampling_main_job.json`` / ``.md``).
 """
 
 from __future__ import annotations
@@ -463,6 +467,57 @@ def scaling_model(tables) -> dict:
     return model
 
 
+def main_job(args) -> dict:
+    """``--main-job``: the README's main job (``python -m rl train``: TRPO, CartPole-v1,
+    100k steps, 8 x 512) with ``vectorization=sync`` (the default) and ``native``, each seed
+    run with both, alternating which goes first; wall-clock and final evaluation."""
+    import tempfile
+
+    import rl
+
+    load_before = machine_info()["load_average"]
+    runs = []
+    for i, seed in enumerate(args.seeds):
+        modes = ("sync", "native") if i % 2 == 0 else ("native", "sync")
+        for mode in modes:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                result = rl.train("trpo", "CartPole-v1", seed=seed, out=Path(tmp) / "run",
+                                  config={"vectorization": mode}, progress=False, plot=False)
+                wall = time.perf_counter() - start
+            runs.append({"seed": seed, "vectorization": mode, "wall_s": wall,
+                         "sample_s": sum(r["time/sample_s"] for r in result.history),
+                         "eval_return_mean": result.evaluation["eval/return_mean"],
+                         "status": result.status})
+    by_mode = {m: [r for r in runs if r["vectorization"] == m] for m in ("sync", "native")}
+    med = {m: statistics.median(r["wall_s"] for r in rs) for m, rs in by_mode.items()}
+    result = {"benchmark": "sampling_main_job", "seeds": args.seeds, "runs": runs,
+              "median_wall_s": med, "ratio_native_to_sync": med["native"] / med["sync"],
+              "machine": machine_info(), "load_average_before": load_before,
+              "command": "python benchmarks/bench_sampling.py --main-job --seeds "
+                         + " ".join(map(str, args.seeds)), "date": timestamp()}
+    lines = ["# README main job: sync vs native vector env", "",
+             "`python -m rl train` (TRPO, CartPole-v1, 100k steps, 8 envs x 512) per seed with "
+             "`vectorization=sync` (default) and `native`, order alternating by seed. The "
+             "machine's 2 cores were shared with other work (load average before "
+             f"{load_before}, after {result['machine']['load_average']}).", "",
+             "| seed | vectorization | wall-clock (s) | of which sampling (s) | eval return |",
+             "|---:|---|---:|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {r['seed']} | {r['vectorization']} | {r['wall_s']:.1f} | "
+                     f"{r['sample_s']:.1f} | {r['eval_return_mean']:.1f} |")
+    lines += ["", f"Median wall-clock native / sync = **{result['ratio_native_to_sync']:.2f}**. "
+              "The native env draws its random numbers from one generator, so its runs are "
+              "not those of the default (different returns per seed).", "",
+              f"Command: `{result['command']}`; {result['date']}; code "
+              f"{result['machine']['code_version']}.", ""]
+    md = "\n".join(lines)
+    write_json(args.out / "sampling_main_job.json", result)
+    write_atomic(args.out / "sampling_main_job.md", md)
+    print(md)
+    return result
+
+
 def _cartpole_spaces():
     venv = make_vector_env("CartPole-v1", 1)
     try:
@@ -472,7 +527,13 @@ def _cartpole_spaces():
 
 
 if __name__ == "__main__":
-    if "--backends" in sys.argv[1:]:
+    if "--main-job" in sys.argv[1:]:
+        parser = argparse.ArgumentParser(description="README main job, sync vs native")
+        parser.add_argument("--main-job", action="store_true")
+        parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+        parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+        main_job(parser.parse_args())
+    elif "--backends" in sys.argv[1:]:
         parser = argparse.ArgumentParser(description="sampling backends side by side")
         parser.add_argument("--backends", action="store_true")
         parser.add_argument("--repeats", type=positive_int, default=5)
