@@ -29,6 +29,23 @@ a one-line error.
 
 Results go to ``benchmarks/results/sampling.json`` and ``sampling.md`` (written atomically;
 ``--out DIR`` elsewhere). ``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported.
+
+**Backends** (``--backends``): every sampling backend side by side in one invocation, on
+CartPole-v1 and Hopper-v5, against random-action stepping of the same vector env: the
+single-path sampler on ``SameStepSyncVectorEnv``, on ``AsyncVectorEnv`` (subprocesses), on
+the native vector env (CartPole), two
+in-process blocks (:class:`rl.sampling.BlockSampler`), and one and two Ray workers (local
+cluster). Each arm draws whole batches, interleaved round by round (rotating order); the
+Ray arms also report the per-iteration overhead, wall time of ``sample()`` minus the
+slowest worker's own sampling time (broadcast, gather, join, finishing step). A second
+table compares the native vector env with ``SameStepSyncVectorEnv`` at 8 and 64
+environments. Results: ``sampling_backends.json`` / ``.md``::
+
+    python benchmarks/bench_sampling.py --backends
+
+**Main job** (``--main-job --seeds 0 1``): the README's ``python -m rl train`` with the
+default ``vectorization=sync`` and with ``native``, per seed, side by side: wall-clock and
+final evaluation (``sampling_main_job.json`` / ``.md``).
 """
 
 from __future__ import annotations
@@ -38,7 +55,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy is imported
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -259,5 +278,267 @@ def main(argv=None) -> dict:
     return result
 
 
+# ------------------------------------------------------------------------- backends
+def _arm_time(fn, results, name):
+    start = time.perf_counter()
+    out = fn()
+    results.setdefault(name, []).append(time.perf_counter() - start)
+    return out
+
+
+def backends_main(args) -> dict:
+    """The ``--backends`` mode (see the module notes)."""
+    import ray
+
+    from rl.sampling import BlockSampler
+
+    load_before = machine_info()["load_average"]
+    # logical CPUs for the 1 + 2 Ray actors alive at once (the arms run one at a time)
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    setups = {"CartPole-v1": (8, 512), "Hopper-v5": (8, 256)}  # (num_envs, steps_per_env)
+    tables = {}
+    for env_id, (N, T) in setups.items():
+        check_env(env_id)
+        probe = make_vector_env(env_id, 1)
+        obs_space, act_space = probe.single_observation_space, probe.single_action_space
+        probe.close()
+        policy = make_policy(obs_space, act_space, hidden_sizes=(64, 64), seed=args.seed)
+        rng = np.random.default_rng(args.seed)
+        venv = make_vector_env(env_id, N, seed=args.seed)
+        samplers = {"single path, sync vector env": SinglePathSampler(
+            make_vector_env(env_id, N, seed=args.seed), policy, T, seed=args.seed)}
+        samplers["single path, async vector env (subprocesses)"] = SinglePathSampler(
+            make_vector_env(env_id, N, seed=args.seed, vectorization="async"), policy, T,
+            seed=args.seed)
+        if env_id == "CartPole-v1":
+            samplers["single path, native vector env"] = SinglePathSampler(
+                make_vector_env(env_id, N, seed=args.seed, vectorization="native"), policy, T,
+                seed=args.seed)
+        samplers["2 blocks in process"] = BlockSampler(env_id, policy, num_envs=N,
+                                                       steps_per_env=T, num_blocks=2,
+                                                       seed=args.seed)
+        for k in (1, 2):
+            samplers[f"{k} Ray worker{'s' if k > 1 else ''}"] = BlockSampler(
+                env_id, policy, num_envs=N, steps_per_env=T, num_blocks=k, seed=args.seed,
+                backend="ray")
+        arms = {"random actions, sync vector env": functools.partial(time_random, venv, T, rng)}
+        arms.update({name: s.sample for name, s in samplers.items()})
+        for fn in arms.values():  # warm-up: imports, caches, actors
+            fn()
+        times, overhead = {}, {}
+        names = list(arms)
+        for r in range(args.repeats):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                out = _arm_time(arms[name], times, name)
+                if "Ray" in name:
+                    overhead.setdefault(name, []).append(
+                        times[name][-1] - out.diagnostics["time/sample_blocks_s"])
+        for s in samplers.values():
+            s.close()
+        venv.close()
+        base = statistics.median(times["random actions, sync vector env"])
+        rows = []
+        for name in names:
+            med = statistics.median(times[name])
+            rows.append({"arm": name, "median_s": med, "steps_per_s": N * T / med,
+                         "ratio_to_random": med / base,
+                         "overhead_s": statistics.median(overhead[name])
+                         if name in overhead else None})
+        tables[env_id] = {"num_envs": N, "steps_per_env": T, "batch": N * T,
+                          "policy": f"{type(policy).__name__}(hidden_sizes=(64, 64))",
+                          "rows": rows, "times": times, "overheads": overhead}
+    ray.shutdown()
+
+    # native vs sync vector env at 8 and 64 envs (CartPole), random actions and sampler
+    native = []
+    for N in (8, 64):
+        T = max(1, 32768 // N)
+        policy = make_policy(*_cartpole_spaces(), hidden_sizes=(64, 64), seed=args.seed)
+        rng = np.random.default_rng(args.seed)
+        venvs = {m: make_vector_env("CartPole-v1", N, seed=args.seed, vectorization=m)
+                 for m in ("sync", "native")}
+        samplers = {m: SinglePathSampler(make_vector_env("CartPole-v1", N, seed=args.seed,
+                                                         vectorization=m), policy, T,
+                                         seed=args.seed) for m in ("sync", "native")}
+        arms = {}
+        for m in ("sync", "native"):
+            arms[f"{m} random"] = functools.partial(time_random, venvs[m], T, rng)
+            arms[f"{m} sampler"] = samplers[m].sample
+        for fn in arms.values():
+            fn()
+        times = {}
+        names = list(arms)
+        for r in range(args.repeats):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                _arm_time(arms[name], times, name)
+        med = {name: statistics.median(v) for name, v in times.items()}
+        native.append({"num_envs": N, "steps": N * T,
+                       "sync_random_steps_per_s": N * T / med["sync random"],
+                       "native_random_steps_per_s": N * T / med["native random"],
+                       "sync_sampler_steps_per_s": N * T / med["sync sampler"],
+                       "native_sampler_steps_per_s": N * T / med["native sampler"],
+                       "random_speedup": med["sync random"] / med["native random"],
+                       "sampler_speedup": med["sync sampler"] / med["native sampler"],
+                       "times": times})
+        for v in list(venvs.values()) + list(samplers.values()):
+            v.close()
+
+    result = {"benchmark": "sampling_backends", "repeats": args.repeats, "envs": tables,
+              "native_vs_sync": native, "machine": machine_info(),
+              "load_average_before": load_before,
+              "command": command_line("bench_sampling.py", ["--backends", *(
+                  [] if args.repeats == 5 else ["--repeats", str(args.repeats)])]),
+              "date": timestamp(), "ray": ray.__version__}
+    lines = ["# Sampling backends", "",
+             "Every backend draws whole batches with a 64x64 policy, interleaved round by round "
+             f"(rotating order), {args.repeats} rounds, medians. Ray: a local cluster on this "
+             "machine. The machine's cores were shared with other work while this ran (load "
+             f"average before {load_before}, after {result['machine']['load_average']}): "
+             "compare the ratios, measured side by side, rather than the absolute rates.", ""]
+    for env_id, tab in tables.items():
+        lines += [f"## {env_id}: {tab['num_envs']} envs x {tab['steps_per_env']} steps = "
+                  f"{tab['batch']} steps per batch", "",
+                  "| arm | median s per batch | env steps/s | time / random actions | "
+                  "overhead per iteration (s) |", "|---|---:|---:|---:|---:|"]
+        for row in tab["rows"]:
+            over = "" if row["overhead_s"] is None else f"{row['overhead_s']:.4f}"
+            lines.append(f"| {row['arm']} | {row['median_s']:.3f} | {row['steps_per_s']:,.0f} | "
+                         f"{row['ratio_to_random']:.2f} | {over} |")
+        lines.append("")
+    lines += ["## Native vector env vs SameStepSyncVectorEnv (CartPole-v1)", "",
+              "| envs | steps per arm | sync random steps/s | native random steps/s | "
+              "speed-up | sync sampler steps/s | native sampler steps/s | speed-up |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in native:
+        lines.append(f"| {row['num_envs']} | {row['steps']} | "
+                     f"{row['sync_random_steps_per_s']:,.0f} | "
+                     f"{row['native_random_steps_per_s']:,.0f} | {row['random_speedup']:.2f}x | "
+                     f"{row['sync_sampler_steps_per_s']:,.0f} | "
+                     f"{row['native_sampler_steps_per_s']:,.0f} | "
+                     f"{row['sampler_speedup']:.2f}x |")
+    result["model"] = scaling_model(tables)
+    lines += ["", "## Model for more workers", "",
+              "From the Ray rows above: per-step sampling cost on one worker "
+              "``t_s = (wall(1) - overhead(1)) / B``, overhead ``a + b K`` through the measured "
+              "``overhead(1)`` and ``overhead(2)``, each worker on its own core. Fixed batch "
+              "(B as above, split over K workers): ``t(K) = t_s B / K + a + b K``; growing "
+              "batch (B steps per worker): "
+              "``t(K) = t_s B + a + b K`` for ``K B`` steps. Fitted to two points measured "
+              "on a shared 2-core machine: an extrapolation, not a measurement.", "",
+              "| env | t_s (µs/step) | a (ms) | b (ms/worker) | K | fixed batch: s/iteration | "
+              "steps/s | batch x K: s/iteration | steps/s |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for env_id, mod in result["model"].items():
+        for row in mod["rows"]:
+            lines.append(f"| {env_id} | {1e6 * mod['t_s']:.1f} | {1e3 * mod['a']:.2f} | "
+                         f"{1e3 * mod['b']:.2f} | {row['K']} | {row['fixed_s']:.4f} | "
+                         f"{row['fixed_steps_per_s']:,.0f} | {row['weak_s']:.4f} | "
+                         f"{row['weak_steps_per_s']:,.0f} |")
+    m = result["machine"]
+    lines += ["", f"Command: `{result['command']}`; {result['date']}; {m['platform']}, "
+              f"{m['cpu_count']} CPUs; numpy {m['numpy']}; ray {result['ray']}; code "
+              f"{m['code_version']}.", ""]
+    md = "\n".join(lines)
+    write_json(args.out / "sampling_backends.json", result)
+    write_atomic(args.out / "sampling_backends.md", md)
+    print(md)
+    return result
+
+
+def scaling_model(tables) -> dict:
+    """The linear model of the module notes, from the 1- and 2-worker Ray rows."""
+    model = {}
+    for env_id, tab in tables.items():
+        rows = {r["arm"]: r for r in tab["rows"]}
+        one, two = rows["1 Ray worker"], rows["2 Ray workers"]
+        B = tab["batch"]
+        t_s = (one["median_s"] - one["overhead_s"]) / B
+        b = max(two["overhead_s"] - one["overhead_s"], 0.0)
+        a = one["overhead_s"] - b
+        out = []
+        for K in (1, 2, 4, 16, 64):
+            fixed = t_s * B / K + a + b * K
+            weak = t_s * B + a + b * K
+            out.append({"K": K, "fixed_s": fixed, "fixed_steps_per_s": B / fixed,
+                        "weak_s": weak, "weak_steps_per_s": K * B / weak})
+        model[env_id] = {"t_s": t_s, "a": a, "b": b, "batch": B, "rows": out}
+    return model
+
+
+def main_job(args) -> dict:
+    """``--main-job``: the README's main job (``python -m rl train``: TRPO, CartPole-v1,
+    100k steps, 8 x 512) with ``vectorization=sync`` (the default) and ``native``, each seed
+    run with both, alternating which goes first; wall-clock and final evaluation."""
+    import tempfile
+
+    import rl
+
+    load_before = machine_info()["load_average"]
+    runs = []
+    for i, seed in enumerate(args.seeds):
+        modes = ("sync", "native") if i % 2 == 0 else ("native", "sync")
+        for mode in modes:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                result = rl.train("trpo", "CartPole-v1", seed=seed, out=Path(tmp) / "run",
+                                  config={"vectorization": mode}, progress=False, plot=False)
+                wall = time.perf_counter() - start
+            runs.append({"seed": seed, "vectorization": mode, "wall_s": wall,
+                         "sample_s": sum(r["time/sample_s"] for r in result.history),
+                         "eval_return_mean": result.evaluation["eval/return_mean"],
+                         "status": result.status})
+    by_mode = {m: [r for r in runs if r["vectorization"] == m] for m in ("sync", "native")}
+    med = {m: statistics.median(r["wall_s"] for r in rs) for m, rs in by_mode.items()}
+    result = {"benchmark": "sampling_main_job", "seeds": args.seeds, "runs": runs,
+              "median_wall_s": med, "ratio_native_to_sync": med["native"] / med["sync"],
+              "machine": machine_info(), "load_average_before": load_before,
+              "command": "python benchmarks/bench_sampling.py --main-job --seeds "
+                         + " ".join(map(str, args.seeds)), "date": timestamp()}
+    lines = ["# README main job: sync vs native vector env", "",
+             "`python -m rl train` (TRPO, CartPole-v1, 100k steps, 8 envs x 512) per seed with "
+             "`vectorization=sync` (default) and `native`, order alternating by seed. The "
+             "machine's 2 cores were shared with other work (load average before "
+             f"{load_before}, after {result['machine']['load_average']}).", "",
+             "| seed | vectorization | wall-clock (s) | of which sampling (s) | eval return |",
+             "|---:|---|---:|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {r['seed']} | {r['vectorization']} | {r['wall_s']:.1f} | "
+                     f"{r['sample_s']:.1f} | {r['eval_return_mean']:.1f} |")
+    lines += ["", f"Median wall-clock native / sync = **{result['ratio_native_to_sync']:.2f}**. "
+              "The native env draws its random numbers from one generator, so its runs are "
+              "not those of the default (different returns per seed).", "",
+              f"Command: `{result['command']}`; {result['date']}; code "
+              f"{result['machine']['code_version']}.", ""]
+    md = "\n".join(lines)
+    write_json(args.out / "sampling_main_job.json", result)
+    write_atomic(args.out / "sampling_main_job.md", md)
+    print(md)
+    return result
+
+
+def _cartpole_spaces():
+    venv = make_vector_env("CartPole-v1", 1)
+    try:
+        return venv.single_observation_space, venv.single_action_space
+    finally:
+        venv.close()
+
+
 if __name__ == "__main__":
-    main()
+    if "--main-job" in sys.argv[1:]:
+        parser = argparse.ArgumentParser(description="README main job, sync vs native")
+        parser.add_argument("--main-job", action="store_true")
+        parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+        parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+        main_job(parser.parse_args())
+    elif "--backends" in sys.argv[1:]:
+        parser = argparse.ArgumentParser(description="sampling backends side by side")
+        parser.add_argument("--backends", action="store_true")
+        parser.add_argument("--repeats", type=positive_int, default=5)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+        backends_main(parser.parse_args())
+    else:
+        main()

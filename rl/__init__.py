@@ -25,6 +25,7 @@ from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategori
 from rl.envs import (
     EnvironmentFailure,
     NonFiniteEnvironmentError,
+    SameStepNativeVectorEnv,
     SameStepSyncVectorEnv,
     VineUnsupportedError,
     check_spaces,
@@ -47,7 +48,7 @@ from rl.policies import (
     TabularSoftmax,
     make_policy,
 )
-from rl.sampling import Batch, SinglePathSampler, VineBatch, VineSampler
+from rl.sampling import Batch, BlockSampler, Sampler, SinglePathSampler, VineBatch, VineSampler
 from rl.spaces import ActionSpec, ObservationLayout, action_spec
 from rl.train import TrainConfig, TrainResult, evaluate, train
 
@@ -58,6 +59,7 @@ __all__ = [
     "Batch",
     "Bernoulli",
     "BernoulliMLP",
+    "BlockSampler",
     "Categorical",
     "CategoricalCNN",
     "CategoricalMLP",
@@ -95,7 +97,9 @@ __all__ = [
     "restore_snapshot",
     "restore_state",
     "reward_to_go",
+    "SameStepNativeVectorEnv",
     "SameStepSyncVectorEnv",
+    "Sampler",
     "save_state",
     "SinglePathSampler",
     "snapshot_env",

@@ -41,11 +41,13 @@ __all__ = [
     "EnvState",
     "EnvironmentFailure",
     "NonFiniteEnvironmentError",
+    "SameStepNativeVectorEnv",
     "SameStepSyncVectorEnv",
     "VineUnsupportedError",
     "check_spaces",
     "env_factory",
     "make_vector_env",
+    "native_vectorization_problem",
     "restore_state",
     "restore_snapshot",
     "save_state",
@@ -360,6 +362,106 @@ class SameStepSyncVectorEnv(SyncVectorEnv):
                 rewards.copy(), terms.copy(), truncs.copy(), infos)
 
 
+def _reset_cartpole_envs(venv, mask: np.ndarray) -> np.ndarray:
+    """Reset the sub-environments ``mask`` of a ``CartPoleVectorEnv`` now, exactly as its
+    own next step would (same draws from its RNG, in the same order: the physics of a step
+    uses no random numbers, so drawing before or after it gives the same states)."""
+    venv.state[:, mask] = venv.np_random.uniform(low=venv.low, high=venv.high,
+                                                 size=(4, int(mask.sum())))
+    venv.steps[mask] = 0
+    venv.prev_done[mask] = False
+    return venv.state.T[mask].astype(np.float32)  # their first observations
+
+
+def _native_partial_resets() -> dict:
+    """``{vector env class: reset(venv, mask)}`` for the native vector envs supported."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    return {CartPoleVectorEnv: _reset_cartpole_envs}
+
+
+def native_vectorization_problem(env) -> str | None:
+    """None if ``env`` (an id) has a native vector env that :class:`SameStepNativeVectorEnv`
+    supports; otherwise why not."""
+    if not isinstance(env, str):
+        return "only a registered Gymnasium id has a native vector env"
+    try:
+        spec = gymnasium.spec(env)
+    except Exception:  # noqa: BLE001 - an unknown id is reported by make_vector_env
+        return f"{env!r} is not a registered Gymnasium id"
+    entry = spec.vector_entry_point
+    if entry is None:
+        return f"{env!r} has no vector entry point"
+    cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) \
+        else entry
+    if cls not in _native_partial_resets():
+        return f"{env!r}'s vector env {getattr(cls, '__name__', cls)} cannot reset one " \
+               "sub-environment at a time"
+    return None
+
+
+class SameStepNativeVectorEnv(VectorEnv):
+    """A native Gymnasium vector env (one array program for all N environments, such as
+    ``CartPoleVectorEnv``) presented with ``AutoresetMode.SAME_STEP``.
+
+    A native vector env autoresets on the NEXT step: the step that ends an episode returns
+    its true final observation, and the following step ignores the action, resets that
+    sub-environment and returns its first observation with reward 0. That step is no
+    transition of the MDP and must not be learned from. Here the sub-environments that
+    ended are reset at once, in the step that ended them, with the native env's own
+    reset draws (:func:`_native_partial_resets`): the step returns the next episode's first
+    observation and the true final observation in ``info["final_obs"]`` (mask
+    ``info["_final_obs"]``), as :class:`SameStepSyncVectorEnv` does, so no reset step ever
+    reaches a sampler. Only the native env's random numbers differ from the per-env path:
+    from the same states and actions the transitions and episode ends are the same
+    (``tests/rl/test_envs.py``).
+
+    Parameters
+    ----------
+    env_id : str
+        A registered id with a supported vector entry point (CartPole-v1).
+    num_envs : int
+    """
+
+    def __init__(self, env_id: str, num_envs: int):
+        problem = native_vectorization_problem(env_id)
+        if problem is not None:
+            raise ValueError(f"vectorization='native' is not available: {problem}; use "
+                             "vectorization='sync' (or 'auto', which falls back to it)")
+        self.env = gymnasium.make_vec(env_id, num_envs=num_envs,
+                                      vectorization_mode="vector_entry_point")
+        self._partial_reset = _native_partial_resets()[type(self.env.unwrapped)]
+        self.num_envs = self.env.num_envs
+        self.single_observation_space = self.env.single_observation_space
+        self.single_action_space = self.env.single_action_space
+        self.observation_space = self.env.observation_space
+        self.action_space = self.env.action_space
+        self.spec = self.env.spec
+        self.metadata = {**self.env.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+        self.autoreset_mode = AutoresetMode.SAME_STEP
+
+    def reset(self, *, seed=None, options=None):
+        """The native env's reset (one seed seeds its one generator)."""
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, actions):
+        """One step of all N; the ended ones are reset at once (see the class notes)."""
+        obs, rewards, terms, truncs, info = self.env.step(actions)
+        done = terms | truncs
+        if done.any():
+            info = dict(info)
+            final = np.zeros_like(obs)
+            final[done] = obs[done]
+            info["final_obs"], info["_final_obs"] = final, done.copy()
+            obs = obs.copy()
+            obs[done] = self._partial_reset(self.env.unwrapped, done)
+        return obs, rewards, terms, truncs, info
+
+    def close(self, **kwargs):
+        """Close the native env."""
+        self.env.close(**kwargs)
+
+
 _GYMNASIUM_API = (
     "the Gymnasium API (gymnasium>=1.0): reset(*, seed=None, options=None) -> (obs, info) "
     "and step(action) -> (obs, reward, terminated, truncated, info); an old Gym env "
@@ -437,11 +539,14 @@ def make_vector_env(
     seed : int or None, default None
         If given, the vector env is reset with ``reset(seed=seed)`` (sub-environment ``i``
         gets ``seed + i``) and its action spaces are seeded, so the streams are reproducible.
-    vectorization : {"sync", "async"}, default "sync"
+    vectorization : {"sync", "async", "native", "auto"}, default "sync"
         ``"sync"`` steps the sub-environments in turn in this process
         (:class:`SameStepSyncVectorEnv`, a ``SyncVectorEnv`` with a leaner step);
         ``"async"`` steps each in its own worker process (``AsyncVectorEnv``), worth it
-        when one env step is expensive.
+        when one env step is expensive; ``"native"`` uses the environment's own vector
+        env, one array program for all N (:class:`SameStepNativeVectorEnv`; CartPole);
+        ``"auto"`` is ``"native"`` where the environment has a supported one, else
+        ``"sync"``.
     env_kwargs : dict or None
         Keyword arguments for ``gymnasium.make`` or the factory (not allowed with an
         instance).
@@ -483,8 +588,9 @@ def make_vector_env(
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive integer; got {num_envs!r}")
-    if vectorization not in ("sync", "async"):
-        raise ValueError(f'vectorization must be "sync" or "async"; got {vectorization!r}')
+    if vectorization not in ("sync", "async", "native", "auto"):
+        raise ValueError(f'vectorization must be "sync", "async", "native" or "auto"; got '
+                         f'{vectorization!r}')
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
     ):
@@ -492,7 +598,13 @@ def make_vector_env(
     env_fn = env_factory(env, env_kwargs)
 
     env_fns = [env_fn] * int(num_envs)
-    if vectorization == "sync":
+    if vectorization == "auto":
+        vectorization = "sync" if env_kwargs or native_vectorization_problem(env) else "native"
+    if vectorization == "native":
+        if env_kwargs:
+            raise ValueError("vectorization='native' takes no env_kwargs; use 'sync'")
+        venv = SameStepNativeVectorEnv(env, int(num_envs))
+    elif vectorization == "sync":
         venv = SameStepSyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
     else:
         venv = AsyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)

@@ -46,13 +46,11 @@ from rl.envs import (
     check_spaces,
     env_factory,
     make_vector_env,
-    restore_snapshot,
-    save_state,
     snapshot_env,
 )
 from rl.policies import make_policy
 from rl.progress import EvaluationProgress, TrainingProgress
-from rl.sampling import EnvAction, SinglePathSampler, VineSampler
+from rl.sampling import BlockSampler, EnvAction, SinglePathSampler, VineSampler
 from rl.tensorboard import TensorBoardWriter
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
@@ -142,7 +140,26 @@ class TrainConfig:
     checkpoint_every : int
         Iterations between checkpoints (the last iteration always checkpoints).
     vectorization : str
-        ``"sync"`` or ``"async"`` (subprocess) vector env.
+        ``"sync"`` (in turn, in this process), ``"async"`` (subprocesses), ``"native"``
+        (the environment's own vector env, one array program: CartPole) or ``"auto"``
+        (native where there is one, else sync); see :func:`rl.envs.make_vector_env`.
+        ``"sync"`` is the default: native environments draw their random numbers from one
+        generator, so a run's numbers differ from the per-environment path's.
+    sampler : str
+        Where the single-path environments run: ``"local"`` (this process) or ``"ray"``
+        (Ray actors on this machine or a cluster; ``pip install -e ".[ray]"``).
+    num_workers : int or None
+        Blocks of environments, each with its own random streams
+        (:class:`rl.sampling.BlockSampler`): ``num_envs / num_workers`` environments per
+        block. ``None`` (default) with ``sampler="local"`` is one
+        :class:`rl.sampling.SinglePathSampler` holding all the environments; with
+        ``sampler="ray"`` it is one worker per CPU of the cluster. The same number of
+        blocks gives the same numbers locally and on Ray. With ``sampling="vine"`` and
+        ``sampler="ray"``: the Ray workers running the vine's rollouts (same numbers as
+        the rollouts in this process).
+    ray_address : str or None
+        With ``sampler="ray"``: the address of a running cluster (``ray start --head``
+        prints it); ``None`` starts a local cluster with this machine's cores.
     blas_threads : int or None
         Threads the BLAS library may use during the run (``None``: leave it alone). The
         updates are many small matrix products, for which threads mostly add
@@ -177,6 +194,9 @@ class TrainConfig:
     vectorization: str = "sync"
     blas_threads: int | None = 1
     tensorboard: bool = False
+    sampler: str = "local"
+    num_workers: int | None = None
+    ray_address: str | None = None
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # numpy scalars become the Python values they hold
@@ -207,6 +227,12 @@ class TrainConfig:
         check_range("checkpoint_every", self.checkpoint_every, 1, None, integer=True)
         if self.blas_threads is not None:
             check_range("blas_threads", self.blas_threads, 1, None, integer=True)
+        if self.num_workers is not None:
+            check_range("num_workers", self.num_workers, 1, None, integer=True)
+            if self.num_envs % self.num_workers and self.sampling != "vine":
+                raise ConfigError(f"num_envs={self.num_envs} must be a multiple of "
+                                  f"num_workers={self.num_workers} (each worker holds "
+                                  "num_envs / num_workers environments); change either")
         per_state = self.vine_actions_per_state
         if isinstance(per_state, str):  # "all", or a number given as text (--set)
             if per_state.strip().lower() == "all":
@@ -228,10 +254,17 @@ class TrainConfig:
                               ("dtype", ("float64", "float32")),
                               ("sampling", ("single_path", "vine")),
                               ("vine_estimator", ("leave_one_out", "self_normalized")),
-                              ("vectorization", ("sync", "async"))):
+                              ("vectorization", ("sync", "async", "native", "auto")),
+                              ("sampler", ("local", "ray"))):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}; got "
                                   f"{getattr(self, name)!r}")
+
+        if self.sampling == "vine" and self.sampler == "local" and self.num_workers is not None:
+            raise ConfigError("num_workers with sampling=vine runs the vine's rollouts on Ray "
+                              "workers: add --set sampler=ray (its trunk stays in this process)")
+        if self.ray_address is not None and self.sampler != "ray":
+            raise ConfigError("ray_address is for sampler=ray; add --set sampler=ray")
 
     @property
     def batch_size(self) -> int:
@@ -431,11 +464,9 @@ class _Run:
                 obs_space, act_space = probe.observation_space, probe.action_space
                 check_spaces(obs_space, act_space)
                 _check_memory(cfg, obs_space, act_space)
-                # whether a checkpoint can hold the environments' state (said at start)
-                self.resume_problem = _resume_problem(cfg, probe)
             finally:
                 probe.close()
-            if cfg.sampling != "vine":  # the vine sampler builds its own environments
+            if cfg.sampling != "vine" and cfg.sampler == "local" and cfg.num_workers is None:
                 if cfg.num_envs > _MANY_ENVS:
                     print(f"building {cfg.num_envs:,} environments ...", file=sys.stderr,
                           flush=True)
@@ -451,24 +482,24 @@ class _Run:
         self.baseline = _make_baseline(cfg, _obs_dim(obs_space),
                                        getattr(self.policy, "obs_normalizer", None), s_value)
         self.algo = ALGORITHMS[cfg.algo](self.policy, self.baseline, algo_cfg, seed=s_algo)
-        if cfg.sampling == "vine":
-            try:
-                self.sampler = VineSampler(
-                    env_spec, self.policy, num_trunk_steps=cfg.batch_size,
-                    num_rollout_states=cfg.vine_rollout_states,
-                    actions_per_state=cfg.vine_actions_per_state,
-                    rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=s_sample,
-                    estimator=cfg.vine_estimator)
-            except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
-                raise ConfigError(str(exc)) from None
-        else:
-            self.sampler = SinglePathSampler(self.venv, self.policy, cfg.steps_per_env,
-                                             seed=s_sample)
+        try:
+            self.sampler = _make_sampler(cfg, algo_cfg, env_spec, self.venv, self.policy,
+                                         s_sample, s_env)
+        except BaseException:
+            if self.venv is not None:
+                self.venv.close()
+            raise
+        self._saved_problem = None  # the resume problem a loaded checkpoint recorded
         self.iteration = 0
         self.total_steps = 0
         self.history = []
         self.snapshot, self.snapshot_saved = None, True  # see _iterate
         self.saved_iteration = None  # the iteration of the last committed checkpoint
+
+    @property
+    def resume_problem(self):
+        """None, or why a checkpoint of this run cannot hold its environments' state."""
+        return self._saved_problem or self.sampler.resume_problem
 
     def warn_if_not_resumable(self):
         """Say at the start of a run that it cannot be resumed bit for bit, and why."""
@@ -479,7 +510,10 @@ class _Run:
 
     def state_dict(self):
         """The run's state as arrays and JSON values (the checkpoint, :mod:`rl.checkpoint`)."""
-        sub_envs = self._env_states()
+        known = self.resume_problem
+        sampler = self.sampler.state_dict()
+        if known is None and self.resume_problem is not None:  # found while saving
+            self.warn_if_not_resumable()
         return {
             "config": dataclasses.asdict(self.cfg),
             "algo_config": self.algo_cfg.to_dict(),
@@ -488,60 +522,24 @@ class _Run:
             "policy": self.policy.state_dict(),
             "baseline": self.baseline.state_dict(),
             "algo": self.algo.state_dict(),
-            "sampler": self._sampler_state(),
+            "sampler": sampler,
+            # sub_envs: where checkpoints held the environments before the samplers saved
+            # their own (kept None, so the layout of format 2 is unchanged)
             "env": {"is_id": self.env_is_id, "name": self.cfg.env,
-                    "problem": self.resume_problem, "sub_envs": sub_envs},
+                    "problem": self.resume_problem, "sub_envs": None},
             "history": self.history,
         }
-
-    def _not_resumable(self, reason):
-        if self.resume_problem is None:
-            self.resume_problem = reason
-            self.warn_if_not_resumable()
-
-    def _sampler_state(self):
-        """The sampler's state; ``None`` for a vine sampler whose trunk environment's state
-        is not arrays and plain values (such a run resumes with fresh rollouts)."""
-        state = self.sampler.state_dict()
-        if isinstance(self.sampler, VineSampler):
-            try:
-                ckpt.encode(state)
-            except ckpt.NotExpressibleError as exc:
-                self._not_resumable(f"the trunk environment's state holds {exc}")
-                return None
-        return state
-
-    def _env_states(self):
-        """Each sub-environment's :func:`rl.envs.snapshot_env`, so a resumed run continues
-        their open episodes; ``None`` where that is impossible (a vine run needs none: its
-        sampler's state holds the trunk environment's)."""
-        if self.resume_problem is not None or not hasattr(self.venv, "envs"):
-            return None
-        try:
-            return [snapshot_env(e) for e in self.venv.envs]
-        except ckpt.NotExpressibleError as exc:
-            self._not_resumable(f"the environment's state holds {exc}")
-            return None
 
     def load_state_dict(self, state):
         self.policy.load_state_dict(state["policy"])
         self.baseline.load_state_dict(state["baseline"])
         self.algo.load_state_dict(state["algo"])
-        sub_envs = state["env"]["sub_envs"]
-        if sub_envs is not None and hasattr(self.venv, "envs"):
-            if not isinstance(sub_envs, list) or len(sub_envs) != len(self.venv.envs):
-                raise ValueError(f"it holds {len(sub_envs) if isinstance(sub_envs, list) else 0}"
-                                 f" environment states for num_envs={len(self.venv.envs)}")
-            for env, snapshot in zip(self.venv.envs, sub_envs, strict=True):
-                restore_snapshot(env, snapshot)
-            self.sampler.load_state_dict(state["sampler"], reset_env=False)
-        elif isinstance(self.sampler, SinglePathSampler):
-            self.sampler.load_state_dict(state["sampler"], reset_env=True)
-        elif state["sampler"] is not None:
-            # the vine sampler restores its streams, its trunk environment and open episode,
-            # so a resumed vine run draws the rollouts of an uninterrupted one (without a
-            # saved state, see _sampler_state, it draws fresh ones)
-            self.sampler.load_state_dict(state["sampler"])
+        sampler, sub_envs = state["sampler"], state["env"]["sub_envs"]
+        if sub_envs is not None and isinstance(sampler, dict):
+            # a checkpoint written before the samplers saved their own environments
+            sampler = {**sampler, "envs": sub_envs}
+        if sampler is not None:  # None: a vine run whose trunk could not be saved then
+            self.sampler.load_state_dict(sampler)
         self.iteration = int(state["iteration"])
         self.total_steps = int(state["total_steps"])
         # rows written before a diagnostic was renamed carry its current name
@@ -550,10 +548,37 @@ class _Run:
         self.saved_iteration = self.iteration
 
     def close(self):
-        if self.venv is not None:
-            self.venv.close()
-        if isinstance(self.sampler, VineSampler):
-            self.sampler.close()
+        self.sampler.close()
+
+
+def _make_sampler(cfg, algo_cfg, env_spec, venv, policy, seed, env_seed):
+    """The sampler the configuration names (a single path's vector env ``venv`` built by
+    the caller)."""
+    if cfg.sampling == "vine":
+        try:
+            return VineSampler(
+                env_spec, policy, num_trunk_steps=cfg.batch_size,
+                num_rollout_states=cfg.vine_rollout_states,
+                actions_per_state=cfg.vine_actions_per_state,
+                rollout_length=cfg.vine_rollout_length, gamma=algo_cfg.gamma, seed=seed,
+                estimator=cfg.vine_estimator,
+                rollout_workers=(cfg.num_workers or os.cpu_count() or 1)
+                if cfg.sampler == "ray" else None, ray_address=cfg.ray_address)
+        except ValueError as exc:  # e.g. VineUnsupportedError: no state save/restore
+            raise ConfigError(str(exc)) from None
+    if venv is None:  # blocks, in this process or on Ray workers
+        if isinstance(env_spec, gymnasium.Env):
+            raise ConfigError("num_workers and sampler=ray build their environments from an id "
+                              "or a factory: pass env as a function returning a fresh env")
+        try:
+            return BlockSampler(env_spec, policy, num_envs=cfg.num_envs,
+                                steps_per_env=cfg.steps_per_env, num_blocks=cfg.num_workers,
+                                seed=seed, env_seed=env_seed, backend=cfg.sampler,
+                                ray_address=cfg.ray_address, vectorization=cfg.vectorization)
+        except ValueError as exc:  # RayUnavailableError, bad sizes
+            raise ConfigError(str(exc)) from None
+    return SinglePathSampler(venv, policy, cfg.steps_per_env, seed=seed)
+
 
 
 _MANY_ENVS = 1024  # building more environments than this takes long enough to say so
@@ -572,28 +597,6 @@ def _check_memory(cfg, obs_space, act_space):
             f"a batch of num_envs x steps_per_env = {cfg.num_envs:,} x {cfg.steps_per_env:,} "
             f"steps needs about {need / 2**30:.1f} GiB, more than half of this machine's "
             f"{total / 2**30:.1f} GiB: lower num_envs or steps_per_env with --set")
-
-
-def _resume_problem(cfg, probe):
-    """Why a checkpoint of this run cannot hold its environments' state, or None.
-
-    ``probe`` is one freshly built environment; it is reset and snapshotted (then thrown
-    away) to find attributes that are not arrays and plain values before the run starts.
-    """
-    if cfg.sampling == "single_path" and cfg.vectorization == "async":
-        return ("its environments run in worker processes (vectorization=async), whose state "
-                "is not saved")
-    try:
-        probe.reset(seed=0)
-        if cfg.sampling == "vine":
-            ckpt.encode(save_state(probe).to_dict())
-        else:
-            snapshot_env(probe)
-    except ckpt.NotExpressibleError as exc:
-        return f"the environment's state holds {exc}"
-    except Exception:  # noqa: BLE001 - a failing reset shows itself when sampling starts
-        return None
-    return None
 
 
 _STATE_KEYS = ("config", "algo_config", "iteration", "total_steps", "policy", "baseline",
@@ -695,7 +698,7 @@ def load_run(run_dir, env=None):
                               f"({type(exc).__name__}: {detail}); it was written by another "
                               "version or is damaged: start a new run") from None
     if state["env"]["problem"] is not None and run.resume_problem is None:
-        run.resume_problem = state["env"]["problem"]
+        run._saved_problem = state["env"]["problem"]
     return run
 
 
@@ -1114,14 +1117,13 @@ def _iterate(run, run_dir, bar, callback, signals=None, board=None):
         diag = run.algo.update(batch)
         run.iteration += 1
         # environment steps consumed: a vine batch counts its trunk and its rollouts
-        run.total_steps += int(getattr(batch, "num_env_steps", batch.num_steps))
-        rets = np.asarray(getattr(batch, "episode_returns", getattr(
-            getattr(batch, "trunk", None), "episode_returns", [])), dtype=float)
+        run.total_steps += int(batch.num_env_steps)
+        rets = np.asarray(batch.episode_returns, dtype=float)
         row = {"iteration": run.iteration, "steps": run.total_steps,
                "episode/count": int(rets.size),
                "episode/return_mean": float(rets.mean()) if rets.size else math.nan,
                "episode/return_std": float(rets.std()) if rets.size else math.nan,
-               "time/sample_s": t1 - t0, **getattr(batch, "diagnostics", {}), **diag}
+               "time/sample_s": t1 - t0, **batch.diagnostics, **diag}
         row["time/iteration_s"] = time.perf_counter() - t0
         run.history.append(row)
         run.snapshot, run.snapshot_saved = _snapshot(run), False

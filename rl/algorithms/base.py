@@ -152,20 +152,19 @@ class PolicyOptimizer:
         """One iteration on a sampled batch (single path or vine); returns diagnostics."""
         cfg = self.config
         t0 = time.perf_counter()
-        if hasattr(batch, "trunk"):  # a vine batch carries its own advantages
+        value_batch = batch.value_batch
+        if batch.has_advantages:  # a vine batch carries its own advantages
             adv = np.asarray(batch.advantages, dtype=np.float64)
             if cfg.normalize_advantages:  # as compute_advantages does for single-path batches
                 adv = normalize_advantages(adv)
             # the self-normalised estimator (TRPO paper eq. (16)) groups rows by rollout state
-            groups = batch.state_index if getattr(batch, "self_normalized", False) else None
+            groups = batch.state_index if batch.self_normalized else None
             objective = PolicyObjective(
                 self.policy, batch.observations, batch.actions, adv, batch.log_probs,
                 batch.dist_params, groups=groups)
-            value_batch = batch.trunk
             _, targets = compute_advantages(value_batch, self.baseline, cfg.gamma, cfg.lam,
                                             normalize=False)
         else:
-            value_batch = batch
             adv, targets = compute_advantages(batch, self.baseline, cfg.gamma, cfg.lam,
                                               normalize=cfg.normalize_advantages)
             objective = PolicyObjective.from_arrays(

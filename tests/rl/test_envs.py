@@ -597,3 +597,75 @@ def test_integer_box_observations_are_sampled_as_float64(dtype):
     assert np.abs(np.array(stored)).sum() > 0
     action = policy.act(seen[-1][None], np.random.default_rng(0))
     assert action.shape == (1,) and action[0] in (0, 1)
+
+
+# ------------------------------------------------------------------ native vector envs
+def test_native_cartpole_gives_the_per_env_transitions_and_episode_ends():
+    """CartPoleVectorEnv (NEXT_STEP autoreset) behind SameStepNativeVectorEnv against the
+    per-env path (SameStepSyncVectorEnv): from the same states, with the same actions, the
+    same observations, rewards, terminations, truncations and true final observations, bit
+    for bit; every reset state of the native env is forced into the per-env one (their
+    RNGs differ). A 30-step time limit makes truncations happen too."""
+    from rl.envs import SameStepNativeVectorEnv
+
+    n = 3
+    native = SameStepNativeVectorEnv("CartPole-v1", n)
+    native.env.unwrapped.max_episode_steps = 30
+    per_env = SameStepSyncVectorEnv(
+        [lambda: gymnasium.make("CartPole-v1", max_episode_steps=30)] * n)
+    per_env.reset(seed=1)
+    native.reset(seed=2)
+    base = native.env.unwrapped  # base.state: (4, n), the native env's float64 states
+    for i, env in enumerate(per_env.envs):
+        env.unwrapped.state = base.state[:, i].copy()
+    rng = np.random.default_rng(0)
+    ends = {"terminated": 0, "truncated": 0}
+    for _ in range(400):
+        a = rng.integers(0, 2, n)
+        o1, r1, term1, trunc1, info1 = per_env.step(a)
+        o2, r2, term2, trunc2, info2 = native.step(a)
+        np.testing.assert_array_equal(term1, term2)
+        np.testing.assert_array_equal(trunc1, trunc2)
+        np.testing.assert_array_equal(r1, r2)
+        done = term1 | trunc1
+        ends["terminated"] += int(term1.sum())
+        ends["truncated"] += int(trunc1.sum())
+        for i in np.flatnonzero(done):
+            np.testing.assert_array_equal(info1["final_obs"][i], info2["final_obs"][i])
+            per_env.envs[i].unwrapped.state = base.state[:, i].copy()  # its reset state
+            o1[i] = o2[i]
+        np.testing.assert_array_equal(o1, o2)
+    assert ends["terminated"] > 0 and ends["truncated"] > 0
+    native.close()
+    per_env.close()
+
+
+def test_a_sampler_on_the_native_env_never_learns_from_a_reset_step():
+    """NEXT_STEP autoreset's reset step (action ignored, reward 0) never reaches the batch:
+    CartPole pays 1 on every real step, every episode starts at timestep 0 right after the
+    previous one ended, and the final observation is not the next first observation."""
+    from rl.policies import CategoricalMLP
+    from rl.sampling import SinglePathSampler
+
+    venv = make_vector_env("CartPole-v1", 4, vectorization="native")
+    sampler = SinglePathSampler(venv, CategoricalMLP(4, 2, hidden_sizes=(8,), seed=0), 200,
+                                seed=0)
+    batch = sampler.sample()
+    assert np.all(batch.rewards == 1.0)
+    t, i = np.nonzero(batch.dones[:-1])
+    assert t.size > 0
+    assert np.all(batch.timesteps[t + 1, i] == 0)
+    assert np.all(batch.timesteps[1:][~batch.dones[:-1]] == batch.timesteps[:-1][
+        ~batch.dones[:-1]] + 1)
+    assert not np.any(np.all(batch.next_observations[t, i] == batch.observations[t + 1, i],
+                             axis=-1))
+    assert sampler.resume_problem is not None and "native" in sampler.resume_problem
+    sampler.close()
+
+
+def test_native_vectorization_errors_name_the_fix():
+    with pytest.raises(ValueError, match="no vector entry point.*vectorization='sync'"):
+        make_vector_env("Pendulum-v1", 2, vectorization="native")
+    venv = make_vector_env("Pendulum-v1", 2, vectorization="auto")
+    assert isinstance(venv, SameStepSyncVectorEnv)
+    venv.close()

@@ -325,11 +325,11 @@ def _rewrite(run_dir, state):
 
 
 @pytest.mark.parametrize("tamper, words", [
-    (lambda s: s["env"].update(sub_envs=[]), "environment states"),
-    (lambda s: s["env"].update(sub_envs=s["env"]["sub_envs"][:1]), "environment states"),
-    (lambda s: s["env"]["sub_envs"][0]["core"].update(step=1), "data attributes"),
-    (lambda s: s["env"]["sub_envs"][0].update(kind="mujoco"), "differently built"),
-    (lambda s: s["env"]["sub_envs"][0]["np_random"].update(bit_generator="Evil"), "np_random"),
+    (lambda s: s["sampler"].update(envs=[]), "environment states"),
+    (lambda s: s["sampler"].update(envs=s["sampler"]["envs"][:1]), "environment states"),
+    (lambda s: s["sampler"]["envs"][0]["core"].update(step=1), "data attributes"),
+    (lambda s: s["sampler"]["envs"][0].update(kind="mujoco"), "differently built"),
+    (lambda s: s["sampler"]["envs"][0]["np_random"].update(bit_generator="Evil"), "np_random"),
     (lambda s: s["policy"].update(theta=s["policy"]["theta"] * np.nan), "non-finite"),
     (lambda s: s["policy"].update(theta=s["policy"]["theta"][:5]), "does not match"),
     (lambda s: s.update(iteration=7), "manifest"),
@@ -343,6 +343,23 @@ def test_a_tampered_checkpoint_is_a_one_line_error(small_run, capsys, tamper, wo
     tamper(state)
     _rewrite(small_run, state)
     _refused(small_run, capsys, words)
+
+
+def test_a_checkpoint_holding_the_environments_beside_the_sampler_resumes_exactly(
+        tmp_path, reference):
+    """Format-2 checkpoints first kept the sub-environments' snapshots in
+    ``state['env']['sub_envs']`` (now the sampler's state holds them): such a checkpoint
+    still resumes to the uninterrupted run's numbers."""
+    out = tmp_path / "run"
+    train("trpo", "CartPole-v1", steps=512, seed=7, out=out, config=TINY, progress=False,
+          plot=False)
+    state = ckpt.read_checkpoint(out)[1]
+    state["env"]["sub_envs"] = state["sampler"].pop("envs")
+    assert isinstance(state["env"]["sub_envs"], list)
+    _rewrite(out, state)
+    train(resume=out, steps=STEPS, progress=False, plot=False)
+    np.testing.assert_array_equal(_theta(out), _theta(reference))
+    assert _numbers(out) == _numbers(reference)
 
 
 def test_old_pickle_checkpoints_convert_on_request_and_resume(tmp_path, reference):

@@ -240,7 +240,7 @@ def test_state_dict_resumes_exactly_and_reproducibly():
     for _ in range(2):
         sampler = SinglePathSampler(make_vector_env(random_mdp(5, 3, seed=0, horizon=7), 2),
                                     pi, 11, seed=99)
-        sampler.load_state_dict(state)
+        sampler.load_state_dict(state, reset_env=True)
         assert sampler.total_steps == 22
         fresh.append(sampler.sample())
         assert fresh[-1].timesteps[0].tolist() == [0, 0]  # new episodes after the reset

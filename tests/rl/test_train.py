@@ -502,3 +502,15 @@ def test_vine_estimator_and_all_actions_from_the_runner(tmp_path):
         resolve_config("trpo", overrides={"vine_estimator": "snis"})
     with pytest.raises(ConfigError, match="self_normalized.*clipped"):
         resolve_config("ppo", overrides={"sampling": "vine", "vine_estimator": "self_normalized"})
+
+
+def test_native_vectorization_trains_and_says_it_cannot_resume_exactly(tmp_path):
+    """``vectorization=native`` (CartPole's own vector env) trains through the same runner;
+    its environments' state is not checkpointed, which the run says at its start."""
+    from rl.train import ResumeWarning
+
+    with pytest.warns(ResumeWarning, match="vectorization=native"):
+        result = train("trpo", "CartPole-v1", steps=512, seed=1, out=tmp_path / "run",
+                       config=dict(SMALL, vectorization="native"), progress=False, plot=False)
+    assert result.status == "completed" and len(result.history) == 2
+    assert result.history[-1]["steps"] == 512
