@@ -120,7 +120,20 @@ def run_one(name, tmp: Path, keep: Path | None, resume_from: Path | None) -> dic
     return out
 
 
+def _renamed(rec: dict) -> dict:
+    """A record with its metrics under their current names (a reference file written before
+    a diagnostic was renamed, see rl.algorithms.RENAMED_METRICS)."""
+    from rl.algorithms import RENAMED_METRICS
+
+    rec = dict(rec)
+    rec["history"] = [{RENAMED_METRICS.get(k, k): v for k, v in row.items()}
+                      for row in rec.get("history", [])]
+    return rec
+
+
 def compare(new: dict, old: dict) -> list[str]:
+    old = {name: {part: _renamed(rec) for part, rec in parts.items()}
+           for name, parts in old.items()}
     problems = []
     for name, rec in new.items():
         if name not in old:

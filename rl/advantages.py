@@ -31,10 +31,9 @@ import scipy.optimize
 import scipy.signal
 
 from rl.conv import NATURE_CONV, ConvNet
-from rl.mdp import _finite_real
-from rl.networks import MLP, SquaredErrorKernel, _generator
+from rl.networks import MLP, SquaredErrorKernel
 from rl.optimizers import Adam
-from rl.policies import _hidden_sizes
+from rl.validation import as_generator, checked_hidden_sizes, finite_real
 from trustregion.line_search import backtracking
 from trustregion.natural_step import natural_step
 from trustregion.operators import damped, gauss_newton_operator
@@ -518,7 +517,7 @@ def _check_state(state, cls_name: str, keys) -> None:
 
 def _state_real(state, key: str) -> float:
     """``state[key]`` as a finite float, or ``ValueError`` naming the entry."""
-    return _finite_real(state[key], f"state[{key!r}]")
+    return finite_real(state[key], f"state[{key!r}]")
 
 
 class Baseline:
@@ -950,7 +949,7 @@ class MLPValueFunction(Baseline):
                 f"got {type(obs_normalizer).__name__}"
             )
         self.obs_dim = int(obs_dim)
-        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        self.hidden_sizes = checked_hidden_sizes(hidden_sizes)
         self.optimizer = optimizer
         self.max_change = float(max_change)
         self.iterations = int(iterations)
@@ -960,7 +959,7 @@ class MLPValueFunction(Baseline):
         self.minibatch_size = int(minibatch_size)
         self.obs_normalizer = obs_normalizer
         self.normalize_targets = bool(normalize_targets)
-        rng = _generator(seed)
+        rng = as_generator(seed)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, 1), output_gain=1.0, seed=rng,
                        dtype=dtype)
         self._rng = rng
@@ -1282,7 +1281,7 @@ class ConvValueFunction(MLPValueFunction):
                  hidden_sizes=(512,), seed, optimizer="trust-region", max_change=0.05,
                  iterations=None, cg_iters=10, damping=1e-3, learning_rate=1e-3,
                  minibatch_size=64, normalize_targets=True, dtype="float64", chunk_size=64):
-        rng = _generator(seed)
+        rng = as_generator(seed)
         net = ConvNet(image_shape, 1, layout=layout, conv_layers=conv_layers,
                       hidden_sizes=hidden_sizes, output_gain=1.0, seed=rng, dtype=dtype,
                       chunk_size=chunk_size)

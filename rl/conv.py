@@ -35,6 +35,7 @@ from autograd.tracer import Box
 from numpy.lib.stride_tricks import sliding_window_view
 
 from rl.networks import MLP, orthogonal
+from rl.validation import as_generator
 from trustregion import Linearization
 
 __all__ = ["ConvNet", "NATURE_CONV"]
@@ -199,7 +200,7 @@ class ConvNet:
                         seed=0)
         self._conv_params = offset
         self.num_params = offset + self.head.num_params
-        self.set_params(self.init_params(_rng(seed)))
+        self.set_params(self.init_params(as_generator(seed)))
 
     def __repr__(self) -> str:
         return (f"ConvNet(image_shape={self.image_shape}, out_dim={self.out_dim}, "
@@ -504,20 +505,6 @@ class ConvNet:
         dt = self.dtype
         return [(W.astype(dt), b.astype(dt))
                 for W, b in self.head.unflatten(np.asarray(flat)[self._conv_params:])]
-
-
-def _rng(seed) -> np.random.Generator:
-    """``numpy.random.default_rng(seed)`` for a non-negative int, None, a Generator (as is),
-    a BitGenerator or a SeedSequence; anything else is a ValueError naming ``seed``."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, (np.random.BitGenerator, np.random.SeedSequence)) or (
-        isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0
-    ):
-        return np.random.default_rng(seed)
-    raise ValueError(
-        f"seed must be a non-negative integer, a numpy.random.Generator or None; got {seed!r}"
-    )
 
 
 def _im2col(h, k, s, H, W):

@@ -311,7 +311,7 @@ class SameStepSyncVectorEnv(SyncVectorEnv):
         try:
             return super().reset(seed=seed, options=options)
         except TypeError as exc:
-            error = _reset_api_error(exc)
+            error = reset_api_error(exc)
             if error is None:
                 raise
             raise error from exc
@@ -470,7 +470,7 @@ _GYMNASIUM_API = (
 )
 
 
-def _reset_api_error(exc: TypeError) -> ValueError | None:
+def reset_api_error(exc: TypeError) -> ValueError | None:
     """The error for a ``reset`` that rejects the ``seed``/``options`` keywords, or None
     when the TypeError has another cause."""
     message = str(exc)
@@ -618,7 +618,7 @@ def make_vector_env(
             venv.reset(seed=int(seed))
         except TypeError as exc:  # AsyncVectorEnv re-raises a worker's TypeError as is
             venv.close()
-            error = _reset_api_error(exc)
+            error = reset_api_error(exc)
             if error is None:
                 raise
             raise error from exc

@@ -33,7 +33,7 @@ from autograd import jacobian
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from rl.networks import _generator
+from rl.validation import as_generator, finite_real, positive_int, probability
 from trustregion._checks import as_vector
 
 __all__ = ["TabularMDP", "random_mdp", "chain_mdp", "gridworld", "two_action_bandit"]
@@ -126,32 +126,6 @@ def _check_index(value, name: str, n: int, what: str) -> int:
     if not 0 <= i < n:
         raise ValueError(f"{name} must be an integer {what} in [0, {n}); got {i}")
     return int(i)
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
-def _finite_real(value, name: str) -> float:
-    """``value`` as a finite float, or ``ValueError`` naming ``name``."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
-            not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}")
-    return float(value)
-
-
-def _probability(value, name: str) -> float:
-    """``value`` as a float in ``[0, 1]``, or ``ValueError`` naming ``name``."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)) or \
-            not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1]; got {value!r}")
-    return float(value)
 
 
 # ----------------------------------------------------------------------------- the MDP
@@ -263,7 +237,7 @@ class TabularMDP(gym.Env):
         _check_distributions(mu0, "mu0", "an initial state distribution", "use mu0 / mu0.sum()",
                              mu0_dtype)
         if horizon is not None:
-            horizon = _positive_int(horizon, "horizon")
+            horizon = positive_int(horizon, "horizon")
         terminal = ()
         if terminal_states is not None:
             try:
@@ -1075,7 +1049,7 @@ class TabularMDP(gym.Env):
         >>> print(two_action_bandit().optimal_policy())
         [[1. 0.]]
         """
-        maxiter = _positive_int(maxiter, "maxiter")
+        maxiter = positive_int(maxiter, "maxiter")
         S, A = self.num_states, self.num_actions
         action = np.zeros(S, dtype=int)
         scale = (np.max(np.abs(self.R)) + 1.0) / (1.0 - self.gamma)
@@ -1124,9 +1098,9 @@ def random_mdp(num_states, num_actions, gamma=0.9, *, seed, horizon=None) -> Tab
     >>> bool(np.allclose(mdp.P.sum(axis=2), 1.0))
     True
     """
-    S = _positive_int(num_states, "num_states")
-    A = _positive_int(num_actions, "num_actions")
-    rng = _generator(seed)
+    S = positive_int(num_states, "num_states")
+    A = positive_int(num_actions, "num_actions")
+    rng = as_generator(seed)
     P = rng.dirichlet(np.ones(S), size=(S, A))
     R = rng.uniform(-1.0, 1.0, size=(S, A))
     mu0 = rng.dirichlet(np.ones(S))
@@ -1173,10 +1147,10 @@ def chain_mdp(
     >>> print(mdp.optimal_policy()[:, 0])
     [1. 1. 1. 1. 1.]
     """
-    n = _positive_int(n, "n")
-    slip = _probability(slip, "slip")
-    small_reward = _finite_real(small_reward, "small_reward")
-    large_reward = _finite_real(large_reward, "large_reward")
+    n = positive_int(n, "n")
+    slip = probability(slip, "slip")
+    small_reward = finite_real(small_reward, "small_reward")
+    large_reward = finite_real(large_reward, "large_reward")
     P = np.zeros((n, 2, n))
     R = np.zeros((n, 2))
     for s in range(n):
@@ -1241,9 +1215,9 @@ def gridworld(
         raise ValueError(f"layout rows must be non-empty and of equal length; got {rows!r}")
     if set("".join(rows)) - set("S.#G"):
         raise ValueError(f"layout may contain only 'S', '.', '#', 'G'; got {rows!r}")
-    slip = _probability(slip, "slip")
-    goal_reward = _finite_real(goal_reward, "goal_reward")
-    step_reward = _finite_real(step_reward, "step_reward")
+    slip = probability(slip, "slip")
+    goal_reward = finite_real(goal_reward, "goal_reward")
+    step_reward = finite_real(step_reward, "step_reward")
     cells = [(i, j) for i, row in enumerate(rows) for j, c in enumerate(row) if c != "#"]
     index = {cell: k for k, cell in enumerate(cells)}
     starts = [index[c] for c in cells if rows[c[0]][c[1]] == "S"]

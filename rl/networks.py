@@ -11,7 +11,6 @@ regression (the value network's Adam and L-BFGS fits) runs on a
 
 from __future__ import annotations
 
-import numbers
 import weakref
 from itertools import pairwise
 
@@ -20,6 +19,7 @@ import numpy as np
 from autograd.extend import defjvp, defvjp, primitive
 from autograd.tracer import Box
 
+from rl.validation import as_generator
 from trustregion import Linearization
 
 __all__ = ["MLP", "SquaredErrorKernel", "orthogonal", "tanh"]
@@ -36,21 +36,6 @@ _SMALL_BATCH = 16
 # only arrays of at least _POOL_MIN_BYTES (smaller ones come cheaply from the C heap)
 _POOL_MAX_BYTES = 64 << 20
 _POOL_MIN_BYTES = 1 << 16
-
-
-def _generator(seed, name: str = "seed") -> np.random.Generator:
-    """``numpy.random.default_rng(seed)`` for a seed that is a non-negative integer, None, a
-    ``Generator`` (returned as is), a ``BitGenerator`` or a ``SeedSequence``; anything else
-    is a ``ValueError`` naming ``name``."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, (np.random.BitGenerator, np.random.SeedSequence)) or (
-        isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0
-    ):
-        return np.random.default_rng(seed)
-    raise ValueError(
-        f"{name} must be a non-negative integer, a numpy.random.Generator or None; got {seed!r}"
-    )
 
 
 def _tanh_into(z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -260,7 +245,7 @@ class MLP:
         self._weights: list[tuple[np.ndarray, np.ndarray]] = []
         self._scratch: dict = {}
         self._pool: dict = {}  # shape -> arrays of dropped linearisations
-        self.set_params(self.init_params(_generator(seed)))
+        self.set_params(self.init_params(as_generator(seed)))
 
     def __repr__(self) -> str:
         extra = "" if self.dtype == np.float64 else f", dtype='{self.dtype}'"

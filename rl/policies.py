@@ -28,7 +28,8 @@ from scipy.sparse.linalg import LinearOperator
 
 from rl.conv import NATURE_CONV, ConvNet
 from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
-from rl.networks import MLP, _generator
+from rl.networks import MLP
+from rl.validation import as_generator, checked_hidden_sizes, positive_int
 from trustregion.operators import Linearization
 from trustregion.operators import fisher_operator as _fisher_operator
 
@@ -44,24 +45,6 @@ __all__ = [
     "MultiInputPolicy",
     "make_policy",
 ]
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
-
-
-def _hidden_sizes(hidden_sizes) -> tuple[int, ...]:
-    try:
-        sizes = tuple(hidden_sizes)
-    except TypeError:
-        raise ValueError(
-            f"hidden_sizes must be a sequence of positive ints, e.g. (64, 64); got {hidden_sizes!r}"
-        ) from None
-    for h in sizes:
-        _positive_int(h, "each entry of hidden_sizes")
-    return tuple(int(h) for h in sizes)
 
 
 class ObservationNormalizer:
@@ -625,12 +608,12 @@ class TabularSoftmax(Policy):
     distribution_class = Categorical
 
     def __init__(self, num_states: int, num_actions: int, *, init_std: float = 0.0, seed=None):
-        self.num_states = _positive_int(num_states, "num_states")
-        self.num_actions = _positive_int(num_actions, "num_actions")
+        self.num_states = positive_int(num_states, "num_states")
+        self.num_actions = positive_int(num_actions, "num_actions")
         init_std = float(init_std)
         if not (np.isfinite(init_std) and init_std >= 0.0):
             raise ValueError(f"init_std must be finite and >= 0; got {init_std!r}")
-        theta = init_std * _generator(seed).standard_normal(
+        theta = init_std * as_generator(seed).standard_normal(
             self.num_states * self.num_actions
         )
         super().__init__(theta, None)
@@ -704,8 +687,8 @@ class _LogitMLP(_MLPPolicy):
     ``MultiCategorical``, ``Bernoulli``): the parts the logit policies share."""
 
     def _build_net(self, obs_dim, out_dim, hidden_sizes, seed, obs_normalizer, dtype):
-        self.obs_dim = _positive_int(obs_dim, "obs_dim")
-        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        self.obs_dim = positive_int(obs_dim, "obs_dim")
+        self.hidden_sizes = checked_hidden_sizes(hidden_sizes)
         _check_normalizer(obs_normalizer, self.obs_dim)
         self.net = MLP((self.obs_dim, *self.hidden_sizes, out_dim), output_gain=0.01,
                        seed=seed, dtype=dtype)
@@ -767,7 +750,7 @@ class CategoricalMLP(_LogitMLP):
         self, obs_dim: int, num_actions: int, hidden_sizes=(64, 64), *, seed=None,
         obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
     ):
-        self.num_actions = _positive_int(num_actions, "num_actions")
+        self.num_actions = positive_int(num_actions, "num_actions")
         self._build_net(obs_dim, self.num_actions, hidden_sizes, seed, obs_normalizer, dtype)
 
     def _architecture(self) -> dict:
@@ -854,7 +837,7 @@ class BernoulliMLP(_LogitMLP):
         self, obs_dim: int, num_bits: int, hidden_sizes=(64, 64), *, seed=None,
         obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
     ):
-        self.num_bits = _positive_int(num_bits, "num_bits")
+        self.num_bits = positive_int(num_bits, "num_bits")
         self._build_net(obs_dim, self.num_bits, hidden_sizes, seed, obs_normalizer, dtype)
 
     def _architecture(self) -> dict:
@@ -907,9 +890,9 @@ class GaussianMLP(_MLPPolicy):
         self, obs_dim: int, act_dim: int, hidden_sizes=(64, 64), *, init_log_std: float = 0.0,
         seed=None, obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
     ):
-        self.obs_dim = _positive_int(obs_dim, "obs_dim")
-        self.act_dim = _positive_int(act_dim, "act_dim")
-        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        self.obs_dim = positive_int(obs_dim, "obs_dim")
+        self.act_dim = positive_int(act_dim, "act_dim")
+        self.hidden_sizes = checked_hidden_sizes(hidden_sizes)
         init_log_std = float(init_log_std)
         if not np.isfinite(init_log_std):
             raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")
@@ -994,8 +977,8 @@ class CategoricalCNN(Policy):
     def __init__(self, image_shape, num_actions: int, *, layout: str = "HWC",
                  conv_layers=NATURE_CONV, hidden_sizes=(512,), seed=None, dtype="float64",
                  chunk_size: int = 64):
-        self.num_actions = _positive_int(num_actions, "num_actions")
-        self.hidden_sizes = _hidden_sizes(hidden_sizes)
+        self.num_actions = positive_int(num_actions, "num_actions")
+        self.hidden_sizes = checked_hidden_sizes(hidden_sizes)
         self.net = ConvNet(image_shape, self.num_actions, layout=layout,
                            conv_layers=conv_layers, hidden_sizes=self.hidden_sizes,
                            output_gain=0.01, seed=seed, dtype=dtype, chunk_size=chunk_size)
@@ -1092,8 +1075,8 @@ class MultiInputPolicy(Policy):
         self.layout = ObservationLayout.from_space(observation_space, image_layout=image_layout)
         self.action = action_spec(action_space)
         self.distribution_class = self.action.distribution_class
-        self.hidden_sizes = _hidden_sizes(hidden_sizes)
-        self.conv_hidden_sizes = _hidden_sizes(conv_hidden_sizes)
+        self.hidden_sizes = checked_hidden_sizes(hidden_sizes)
+        self.conv_hidden_sizes = checked_hidden_sizes(conv_hidden_sizes)
         init_log_std = float(init_log_std)
         if not np.isfinite(init_log_std):
             raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +24,9 @@ __all__ = [
     "norm2",
     "autograd_error",
     "reject_complex",
+    "fast_matvec",
+    "checked_maxiter",
+    "nonempty",
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
@@ -287,3 +291,53 @@ def as_operator(A, name: str, *, n: int | None = None, symmetric: bool = False) 
         raise ValueError(f"{name} has shape {op.shape} but the vector has length {n}; shapes "
                          f"must agree")
     return op
+
+
+def fast_matvec(A, op, name: str = "A") -> Callable[[np.ndarray], np.ndarray]:
+    """The cheapest correct ``v -> A v`` for an input already validated by ``as_operator``.
+
+    A ``LinearOperator`` whose product has the wrong size or is complex (a declared real
+    operator can still compute in complex arithmetic) is reported by ``name``.
+    """
+    if sp.issparse(A):
+        return A.dot
+    if isinstance(A, (np.ndarray, list, tuple)):
+        return np.asarray(A, dtype=np.float64).dot
+    matvec = op.matvec
+    if not isinstance(A, LinearOperator):
+        return matvec  # a callable: as_operator checks its products
+    n = op.shape[0]
+
+    def checked_matvec(v):
+        try:
+            y = matvec(v)
+        except ValueError as exc:
+            if "reshape" not in str(exc):
+                raise
+            raise ValueError(
+                f"{name} returned an array of the wrong size for a vector of length {n} "
+                f"({exc}); its matvec must return a vector of length {n}"
+            ) from exc
+        if y.dtype.kind == "c":
+            raise ValueError(f"{name} returned complex values; its matvec must map real "
+                             "vectors to real vectors (return the real part if the imaginary "
+                             "part is rounding noise)")
+        return y
+
+    return checked_matvec
+
+
+def checked_maxiter(maxiter, n: int) -> int:
+    """``maxiter`` as an int >= 0, with ``None`` meaning ``10 * n`` (scipy's default)."""
+    if maxiter is None:
+        return 10 * n
+    maxiter = scalar_option(maxiter)
+    if not isinstance(maxiter, numbers.Integral) or isinstance(maxiter, bool) or maxiter < 0:
+        raise ValueError(f"maxiter must be a non-negative integer or None; got {maxiter!r}")
+    return int(maxiter)
+
+
+def nonempty(v: np.ndarray, name: str) -> None:
+    """Refuse an empty vector ``v`` by name."""
+    if v.shape[0] == 0:
+        raise ValueError(f"{name} must have at least one entry; got an empty vector")

@@ -10,19 +10,18 @@ by it.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Iterator
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator
 
 from trustregion._checks import (
     as_operator,
     as_vector,
+    checked_maxiter,
+    fast_matvec,
+    nonempty,
     nonnegative_scalar,
     reject_complex,
-    scalar_option,
 )
 from trustregion.result import CGResult, CGStatus
 
@@ -150,7 +149,8 @@ def cg(A, b, *, x0=None, M=None, rtol=1e-5, atol=0.0, maxiter=None, callback=Non
     >>> res.status.name, res.success
     ('NONPOSITIVE_CURVATURE', False)
     """
-    result, _ = _cg(A, b, x0=x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback)
+    result, _ = preconditioned_cg(A, b, x0=x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter,
+                                  callback=callback)
     return result
 
 
@@ -191,7 +191,7 @@ def _cg_iterations(
     With ``guard=True`` every iteration also keeps ``x_k``, and an iteration whose
     ``x_{k+1}`` or ``r_{k+1}`` is not finite is not yielded: ``x`` is put back to
     ``x_k`` and the status is ``NON_FINITE`` (``r`` is then not meaningful). The
-    iterates are the same, bit for bit; :func:`_cg` replays a run that overflowed
+    iterates are the same, bit for bit; :func:`preconditioned_cg` replays a run that overflowed
     this way, so that ordinary runs pay nothing for it.
     """
     dot = np.dot
@@ -261,61 +261,7 @@ def _cg_iterations(
     log.status = CGStatus.CONVERGED if rnorm <= tol else CGStatus.MAX_ITERATIONS
 
 
-def _fast_matvec(A, op, name: str = "A") -> Callable[[np.ndarray], np.ndarray]:
-    """The cheapest correct ``v -> A v`` for an input already validated by ``as_operator``.
-
-    A ``LinearOperator`` whose product has the wrong size or is complex (a declared real
-    operator can still compute in complex arithmetic) is reported by ``name``.
-    """
-    if sp.issparse(A):
-        return A.dot
-    if isinstance(A, (np.ndarray, list, tuple)):
-        return np.asarray(A, dtype=np.float64).dot
-    matvec = op.matvec
-    if not isinstance(A, LinearOperator):
-        return matvec  # a callable: as_operator checks its products
-    n = op.shape[0]
-
-    def checked_matvec(v):
-        try:
-            y = matvec(v)
-        except ValueError as exc:
-            if "reshape" not in str(exc):
-                raise
-            raise ValueError(
-                f"{name} returned an array of the wrong size for a vector of length {n} "
-                f"({exc}); its matvec must return a vector of length {n}"
-            ) from exc
-        if y.dtype.kind == "c":
-            raise ValueError(f"{name} returned complex values; its matvec must map real "
-                             "vectors to real vectors (return the real part if the imaginary "
-                             "part is rounding noise)")
-        return y
-
-    return checked_matvec
-
-
-def _check_real(A, name: str) -> None:
-    """Refuse a complex ``A`` (array, list, sparse matrix or ``LinearOperator``) by name."""
-    reject_complex(A, name)
-
-
-def _checked_maxiter(maxiter, n: int) -> int:
-    """``maxiter`` as an int >= 0, with ``None`` meaning ``10 * n`` (scipy's default)."""
-    if maxiter is None:
-        return 10 * n
-    maxiter = scalar_option(maxiter)
-    if not isinstance(maxiter, numbers.Integral) or isinstance(maxiter, bool) or maxiter < 0:
-        raise ValueError(f"maxiter must be a non-negative integer or None; got {maxiter!r}")
-    return int(maxiter)
-
-
-def _nonempty(v: np.ndarray, name: str) -> None:
-    if v.shape[0] == 0:
-        raise ValueError(f"{name} must have at least one entry; got an empty vector")
-
-
-def _cg(
+def preconditioned_cg(
     A,
     b,
     *,
@@ -328,14 +274,18 @@ def _cg(
     a_name="A",
     b_name="b",
 ) -> tuple[CGResult, np.ndarray]:
-    """:func:`cg`, also returning the true residual ``b - A x`` it recomputes at the end."""
+    """:func:`cg`, also returning the true residual ``b - A x`` it recomputes at the end.
+
+    The solver :func:`cg` and :func:`trustregion.natural_step` share; not exported from
+    :mod:`trustregion` (call :func:`cg`).
+    """
     # validation, all before any work
     b = as_vector(b, b_name, copy=False)
-    _nonempty(b, b_name)
+    nonempty(b, b_name)
     n = b.shape[0]
-    _check_real(A, a_name)
+    reject_complex(A, a_name)
     op = as_operator(A, a_name, n=n, symmetric=True)
-    matvec = _fast_matvec(A, op, a_name)
+    matvec = fast_matvec(A, op, a_name)
     if x0 is None:
         x = np.zeros(n)
     else:
@@ -343,11 +293,11 @@ def _cg(
     if M is None:
         psolve = None
     else:
-        _check_real(M, "M")
-        psolve = _fast_matvec(M, as_operator(M, "M", n=n, symmetric=True), "M")
+        reject_complex(M, "M")
+        psolve = fast_matvec(M, as_operator(M, "M", n=n, symmetric=True), "M")
     rtol = nonnegative_scalar(rtol, "rtol")
     atol = nonnegative_scalar(atol, "atol")
-    maxiter = _checked_maxiter(maxiter, n)
+    maxiter = checked_maxiter(maxiter, n)
     if callback is not None and not callable(callback):
         raise ValueError(
             f"callback must be callable as callback(xk) or None; got {type(callback).__name__}"

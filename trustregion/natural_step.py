@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from trustregion._checks import as_vector, positive_scalar
-from trustregion.conjugate_gradient import _cg, _checked_maxiter
+from trustregion._checks import as_vector, checked_maxiter, positive_scalar
+from trustregion.conjugate_gradient import preconditioned_cg
 from trustregion.result import CGStatus, NaturalStepResult, StepStatus
 
 _TINY = float(np.finfo(np.float64).tiny)
@@ -128,13 +128,13 @@ def natural_step(
     """
     delta = positive_scalar(max_kl, "max_kl")
     if maxiter is not None:
-        maxiter = _checked_maxiter(maxiter, 0)  # an integer >= 0, as cg checks it
+        maxiter = checked_maxiter(maxiter, 0)  # an integer >= 0, as cg checks it
         if maxiter < 1:
             raise ValueError(
                 f"maxiter must be an integer >= 1 or None; got {maxiter} (the direction "
                 "d ~= F^{-1} g needs at least one CG iteration)"
             )
-    cg_result, r_true = _cg(
+    cg_result, r_true = preconditioned_cg(
         F,
         g,
         x0=x0,

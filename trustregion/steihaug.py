@@ -17,11 +17,14 @@ import numpy as np
 from trustregion._checks import (
     as_operator,
     as_vector,
+    checked_maxiter,
+    fast_matvec,
+    nonempty,
     nonnegative_scalar,
     norm2,
     positive_scalar,
+    reject_complex,
 )
-from trustregion.conjugate_gradient import _check_real, _checked_maxiter, _fast_matvec, _nonempty
 from trustregion.result import SubproblemResult, SubproblemStatus
 
 __all__ = ["steihaug"]
@@ -173,20 +176,20 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
     ('NEGATIVE_CURVATURE', True, True)
     """
     g = as_vector(g, "g", copy=False)
-    _nonempty(g, "g")
+    nonempty(g, "g")
     n = g.shape[0]
-    _check_real(H, "H")
-    hessp = _fast_matvec(H, as_operator(H, "H", n=n, symmetric=True), "H")
+    reject_complex(H, "H")
+    hessp = fast_matvec(H, as_operator(H, "H", n=n, symmetric=True), "H")
     Delta = positive_scalar(radius, "radius")
     if M is None:
         psolve = None
     else:
-        _check_real(M, "M")
-        psolve = _fast_matvec(M, as_operator(M, "M", n=n, symmetric=True), "M")
+        reject_complex(M, "M")
+        psolve = fast_matvec(M, as_operator(M, "M", n=n, symmetric=True), "M")
     if rtol is not None:
         rtol = nonnegative_scalar(rtol, "rtol")
     atol = nonnegative_scalar(atol, "atol")
-    maxiter = _checked_maxiter(maxiter, n)
+    maxiter = checked_maxiter(maxiter, n)
 
     gnorm = norm2(g)
     if gnorm == 0.0:

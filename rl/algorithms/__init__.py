@@ -7,26 +7,34 @@ exact expectation on a tabular MDP. Conservative policy iteration (:class:`CPI`)
 TRPO paper's Algorithm 1 (:class:`TRPOPenalty`) run in exact mode only.
 """
 
+# isort: off
+# the built-in algorithms register in this order (the order of ALGORITHMS and of --help)
 from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer
-from rl.algorithms.cpi import CPI, CPIConfig, cpi_step
-from rl.algorithms.npg import NPG, NPGConfig, npg_step
 from rl.algorithms.objective import PolicyObjective
-from rl.algorithms.ppo import PPO, PPOConfig
-from rl.algorithms.trpo import TRPO, TRPOConfig, trpo_step
-from rl.algorithms.trpo_penalty import TRPOPenalty, TRPOPenaltyConfig, trpo_penalty_step
+from rl.algorithms.registry import ALGORITHMS, RENAMED_METRICS, register_algorithm
 from rl.algorithms.vpg import VPG, VPGConfig
+from rl.algorithms.npg import NPG, NPGConfig, npg_step
+from rl.algorithms.trpo import TRPO, TRPOConfig, trpo_step
+from rl.algorithms.ppo import PPO, PPOConfig
+from rl.algorithms.cpi import CPI, CPIConfig, cpi_step
+from rl.algorithms.trpo_penalty import TRPOPenalty, TRPOPenaltyConfig, trpo_penalty_step
+# isort: on
 
-# cpi and trpo-penalty run in exact mode only (PolicyObjective.exact on a TabularMDP)
-ALGORITHMS = {"vpg": VPG, "npg": NPG, "trpo": TRPO, "ppo": PPO, "cpi": CPI,
-              "trpo-penalty": TRPOPenalty}
+def _import_every_module():
+    """Import the package's other modules, so that an algorithm in a new file registers
+    itself (the built-in ones above are imported already, in this order)."""
+    import importlib
+    import pkgutil
 
-#: Diagnostics keys of earlier versions and their current names, ``{old: new}``, gathered
-#: from every algorithm's ``renamed_metrics``; readers of run folders map old columns by it.
-RENAMED_METRICS = {old: new for cls in ALGORITHMS.values()
-                   for old, new in cls.renamed_metrics.items()}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_every_module()
 
 __all__ = [
-    "ALGORITHMS", "RENAMED_METRICS", "AlgorithmConfig", "PolicyOptimizer", "PolicyObjective",
+    "ALGORITHMS", "RENAMED_METRICS", "register_algorithm", "AlgorithmConfig",
+    "PolicyOptimizer", "PolicyObjective",
     "VPG", "VPGConfig", "NPG", "NPGConfig", "npg_step", "TRPO", "TRPOConfig", "trpo_step",
     "PPO", "PPOConfig", "CPI", "CPIConfig", "cpi_step", "TRPOPenalty", "TRPOPenaltyConfig",
     "trpo_penalty_step",

@@ -23,30 +23,10 @@ from rl.advantages import (
 )
 from rl.algorithms.objective import PolicyObjective
 from rl.policies import TabularSoftmax
+from rl.validation import check_range
 
 __all__ = ["AlgorithmConfig", "PolicyOptimizer", "check_range", "exact_mdp",
            "require_tabular_policy"]
-
-
-def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False,
-                integer=False):
-    """Raise ``ValueError`` naming ``name`` unless ``value`` lies in the stated interval."""
-    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(
-            value, (bool, np.bool_)):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {kind}; got {value!r}")
-    if not (isinstance(value, (int, np.integer)) or np.isfinite(value)):  # ints are finite
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    if integer and int(value) != value:
-        raise ValueError(f"{name} must be an integer; got {value!r}")
-    lo_bad = low is not None and (value <= low if low_open else value < low)
-    hi_bad = high is not None and (value >= high if high_open else value > high)
-    if lo_bad or hi_bad:
-        lb = "(" if low_open else "["
-        hb = ")" if high_open else "]"
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{hb}; got {value!r}")
 
 
 def exact_mdp(objective, algorithm):

@@ -13,6 +13,7 @@ from rl.algorithms.base import (
     exact_mdp,
     require_tabular_policy,
 )
+from rl.algorithms.registry import register_algorithm
 
 __all__ = ["CPIConfig", "CPI", "cpi_step", "logits_of"]
 
@@ -118,6 +119,7 @@ def cpi_step(objective, config):
     return theta, diag
 
 
+@register_algorithm
 class CPI(PolicyOptimizer):
     """Conservative policy iteration (Kakade & Langford, 2002) with exact advantages.
 

@@ -8,6 +8,7 @@ import numpy as np
 
 import trustregion as tr
 from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.algorithms.registry import register_algorithm
 
 __all__ = ["NPGConfig", "NPG", "npg_step"]
 
@@ -113,6 +114,7 @@ def npg_step(objective, config):
     return theta, diag
 
 
+@register_algorithm
 class NPG(PolicyOptimizer):
     """Natural Policy Gradient: a CG-solved natural direction, no line search."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.algorithms.registry import register_algorithm
 from rl.optimizers import Adam
 
 __all__ = ["PPOConfig", "PPO"]
@@ -95,6 +96,7 @@ class PPOConfig(AlgorithmConfig):
             check_range("max_grad_norm", self.max_grad_norm, 0.0, None, low_open=True)
 
 
+@register_algorithm
 class PPO(PolicyOptimizer):
     """PPO: minibatch Adam epochs on the clipped surrogate or the KL-penalised one.
 

@@ -8,6 +8,7 @@ import numpy as np
 
 import trustregion as tr
 from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.algorithms.registry import register_algorithm
 from rl.kfac import kfac_fisher_operator
 
 __all__ = ["TRPOConfig", "TRPO", "trpo_step"]
@@ -163,6 +164,7 @@ def trpo_step(objective, config, rng=None):
     return theta, diag
 
 
+@register_algorithm
 class TRPO(PolicyOptimizer):
     """Trust Region Policy Optimization.
 

@@ -16,6 +16,7 @@ from rl.algorithms.base import (
     exact_mdp,
     require_tabular_policy,
 )
+from rl.algorithms.registry import register_algorithm
 
 __all__ = ["TRPOPenaltyConfig", "TRPOPenalty", "trpo_penalty_step"]
 
@@ -139,6 +140,7 @@ def trpo_penalty_step(objective, config):
     return theta, diag
 
 
+@register_algorithm
 class TRPOPenalty(PolicyOptimizer):
     """The TRPO paper's Algorithm 1: each step maximises :math:`L_\\pi - C\\, D_{KL}^{\\max}`.
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.algorithms.registry import register_algorithm
 from rl.optimizers import Adam
 
 __all__ = ["VPGConfig", "VPG"]
@@ -38,6 +39,7 @@ class VPGConfig(AlgorithmConfig):
             raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
 
 
+@register_algorithm
 class VPG(PolicyOptimizer):
     """REINFORCE with a baseline: one gradient-ascent step on the surrogate per batch.
 

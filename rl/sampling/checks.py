@@ -12,14 +12,10 @@ import numbers
 import numpy as np
 from gymnasium import spaces
 
+from rl.validation import positive_int
+
 __all__ = ["positive_int", "seed_sequence", "generator", "int_seed", "checked_rng_state",
            "space_layout", "check_policy", "check_policy_fits", "env_name"]
-
-
-def positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
 
 
 def seed_sequence(seed, name: str = "seed") -> np.random.SeedSequence:

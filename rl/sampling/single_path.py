@@ -21,8 +21,8 @@ from gymnasium.vector import VectorEnv
 from rl import checkpoint as ckpt
 from rl.envs import (
     SameStepNativeVectorEnv,
-    _reset_api_error,
     check_spaces,
+    reset_api_error,
     restore_snapshot,
     snapshot_env,
 )
@@ -185,7 +185,7 @@ class SinglePathSampler:
         try:
             obs, _ = self.venv.reset(seed=int_seed(self._env_seed_rng))
         except TypeError as exc:
-            error = _reset_api_error(exc)
+            error = reset_api_error(exc)
             if error is None:
                 raise failure("on reset", exc) from exc
             raise error from exc

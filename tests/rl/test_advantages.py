@@ -759,7 +759,7 @@ def test_mlp_value_function_load_state_dict_checks_adam_before_changing_anything
 
 @pytest.mark.parametrize(
     ("hidden_sizes", "match"),
-    [((3.7,), "each entry of hidden_sizes must be a positive int; got 3.7"),
+    [((3.7,), "each entry of hidden_sizes must be a positive integer; got 3.7"),
      (64, r"hidden_sizes must be a sequence of positive ints, e.g. \(64, 64\); got 64"),
      ((8, 0), "each entry of hidden_sizes")],
 )
