@@ -26,7 +26,7 @@ from rl.policies import TabularSoftmax
 from rl.validation import check_range
 
 __all__ = ["AlgorithmConfig", "PolicyOptimizer", "check_range", "exact_mdp",
-           "require_tabular_policy"]
+           "require_tabular_policy", "ExactPolicyOptimizer"]
 
 
 def exact_mdp(objective, algorithm):
@@ -179,3 +179,22 @@ class PolicyOptimizer:
     def load_state_dict(self, state) -> None:
         """Restore :meth:`state_dict` output."""
         self.rng.bit_generator.state = state["rng"]
+
+
+class ExactPolicyOptimizer(PolicyOptimizer):
+    """An algorithm that runs on exact tabular quantities only (``exact_only``): its
+    ``policy_step`` is a pure ``step(objective, config) -> (theta, diagnostics)`` on
+    :meth:`PolicyObjective.exact` of a :class:`~rl.policies.TabularSoftmax` policy, which
+    subclasses set as ``step = staticmethod(...)``."""
+
+    exact_only = True
+    step = None
+
+    def __init__(self, policy, baseline=None, config=None, *, seed=None):
+        require_tabular_policy(policy, self.name)
+        super().__init__(policy, baseline, config, seed=seed)
+
+    def policy_step(self, objective):
+        theta, diag = type(self).step(objective, self.config)
+        self.policy.theta = theta
+        return diag

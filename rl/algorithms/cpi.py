@@ -8,10 +8,9 @@ import numpy as np
 
 from rl.algorithms.base import (
     AlgorithmConfig,
-    PolicyOptimizer,
+    ExactPolicyOptimizer,
     check_range,
     exact_mdp,
-    require_tabular_policy,
 )
 from rl.algorithms.registry import register_algorithm
 
@@ -120,7 +119,7 @@ def cpi_step(objective, config):
 
 
 @register_algorithm
-class CPI(PolicyOptimizer):
+class CPI(ExactPolicyOptimizer):
     """Conservative policy iteration (Kakade & Langford, 2002) with exact advantages.
 
     Each step mixes the current policy with the greedy one, :math:`\\pi_{new} =
@@ -146,14 +145,4 @@ class CPI(PolicyOptimizer):
 
     name = "cpi"
     config_class = CPIConfig
-
-    exact_only = True
-
-    def __init__(self, policy, baseline=None, config=None, *, seed=None):
-        require_tabular_policy(policy, self.name)
-        super().__init__(policy, baseline, config, seed=seed)
-
-    def policy_step(self, objective):
-        theta, diag = cpi_step(objective, self.config)
-        self.policy.theta = theta
-        return diag
+    step = staticmethod(cpi_step)

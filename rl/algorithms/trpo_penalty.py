@@ -11,10 +11,9 @@ from autograd import make_hvp
 import trustregion as tr
 from rl.algorithms.base import (
     AlgorithmConfig,
-    PolicyOptimizer,
+    ExactPolicyOptimizer,
     check_range,
     exact_mdp,
-    require_tabular_policy,
 )
 from rl.algorithms.registry import register_algorithm
 
@@ -141,7 +140,7 @@ def trpo_penalty_step(objective, config):
 
 
 @register_algorithm
-class TRPOPenalty(PolicyOptimizer):
+class TRPOPenalty(ExactPolicyOptimizer):
     """The TRPO paper's Algorithm 1: each step maximises :math:`L_\\pi - C\\, D_{KL}^{\\max}`.
 
     The theory's algorithm, before the approximations that make TRPO practical
@@ -167,14 +166,4 @@ class TRPOPenalty(PolicyOptimizer):
 
     name = "trpo-penalty"
     config_class = TRPOPenaltyConfig
-
-    exact_only = True
-
-    def __init__(self, policy, baseline=None, config=None, *, seed=None):
-        require_tabular_policy(policy, self.name)
-        super().__init__(policy, baseline, config, seed=seed)
-
-    def policy_step(self, objective):
-        theta, diag = trpo_penalty_step(objective, self.config)
-        self.policy.theta = theta
-        return diag
+    step = staticmethod(trpo_penalty_step)
