@@ -482,11 +482,13 @@ b2 = np.ones(2)
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
-    """Invalid input is rejected before any work with a ValueError that names the argument."""
-    A = kwargs.pop("A")
-    b = kwargs.pop("b")
+    """Invalid input is rejected before any work with a ValueError that names the argument.
+
+    The parametrized dict is shared by every run of this test in the process (pytest
+    reruns, mutation testing), so it is read, never modified."""
+    options = {k: v for k, v in kwargs.items() if k not in ("A", "b")}
     with pytest.raises(ValueError, match=rf"^{name}\b"):
-        tr.cg(A, b, **kwargs)
+        tr.cg(kwargs["A"], kwargs["b"], **options)
 
 
 def test_tiny_b_with_a_normal_sized_x0_is_not_rescaled_into_overflow():
