@@ -568,3 +568,66 @@ def test_exact_trpo_on_self_normalized_vine_batches_improves_performance():
         exact_algo.policy_step(PolicyObjective.exact(mdp, exact_policy))
     exact_gain = _eta(mdp, exact_policy) - eta0
     assert _eta(mdp, policy) - eta0 >= 0.5 * exact_gain
+
+
+# ------------------------------------------------------- fisher_fraction (TRPO paper §6)
+def _quadratic_form(operator, v):
+    return float(v @ operator.matvec(v))
+
+
+def test_subsampled_fisher_is_an_unbiased_average_of_per_sample_fishers():
+    """fisher_operator(fraction=f) is the Fisher of round(f m) samples of the batch (TRPO
+    paper §6, "subsample the data for the Fisher-vector products"): f = 1 is the full
+    Fisher whatever the rng; one sample's worth is one of the m per-sample Fishers; and
+    over random subsets the quadratic form v^T F_f v averages to the full v^T F v, within
+    4 standard errors of the mean of 300 draws."""
+    from rl.policies import CategoricalMLP
+
+    policy = CategoricalMLP(3, 4, (8,), seed=0)
+    m = 40
+    objective = _sampled_objective(policy, n=m)
+    v = np.random.default_rng(1).standard_normal(policy.num_params)
+    full = _quadratic_form(objective.fisher_operator(), v)
+    rng = np.random.default_rng(2)
+    assert _quadratic_form(objective.fisher_operator(fraction=1.0, rng=rng), v) == full
+    obs, act = objective.observations, objective.actions
+    per_sample = [
+        _quadratic_form(PolicyObjective.from_arrays(
+            policy, obs[i:i + 1], act[i:i + 1], objective.advantages[i:i + 1],
+            objective.old_log_probs[i:i + 1], objective.old_params[i:i + 1]).fisher_operator(), v)
+        for i in range(m)
+    ]
+    assert np.mean(per_sample) == pytest.approx(full, rel=1e-12)
+    one = _quadratic_form(objective.fisher_operator(fraction=1.0 / m, rng=rng), v)
+    assert min(abs(one - q) for q in per_sample) <= 1e-12 * max(per_sample)
+    draws = [_quadratic_form(objective.fisher_operator(fraction=0.25, rng=rng), v)
+             for _ in range(300)]
+    se = np.std(draws, ddof=1) / np.sqrt(len(draws))
+    assert np.std(draws) > 0  # the subsets do differ
+    assert abs(np.mean(draws) - full) <= 4 * se
+
+
+def test_trpo_with_a_fisher_fraction_keeps_the_constraint_and_uses_its_rng():
+    """TRPO with fisher_fraction = 0.3 takes a step within the KL ball (the line search
+    checks the KL on the whole batch), reproducibly from its seed, and different from
+    the full-Fisher step; trpo_step without an rng says which argument to pass."""
+    from rl.algorithms.trpo import trpo_step
+    from rl.policies import CategoricalMLP
+
+    def step(fraction, seed):
+        policy = CategoricalMLP(3, 4, (8,), seed=0)
+        algo = TRPO(policy, None, TRPOConfig(max_kl=0.01, fisher_fraction=fraction),
+                    seed=seed)
+        objective = _sampled_objective(policy, n=100)
+        diag = algo.policy_step(objective)
+        assert diag["trpo/line_search_success"] is True
+        assert float(objective.mean_kl(policy.theta)) <= 0.01 * (1 + 1e-12)
+        return policy.theta - objective.theta_old
+
+    a, b, c = step(0.3, seed=0), step(0.3, seed=0), step(0.3, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.allclose(a, step(1.0, seed=0), rtol=1e-3)
+    policy = CategoricalMLP(3, 4, (8,), seed=0)
+    with pytest.raises(ValueError, match="rng"):
+        trpo_step(_sampled_objective(policy), TRPOConfig(fisher_fraction=0.3))
