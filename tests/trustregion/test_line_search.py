@@ -230,3 +230,64 @@ def test_zero_dimensional_arrays_are_accepted_as_scalar_options():
     wrapped = tr.backtracking(f, x, d, step=np.array(1.0), shrink=np.array(0.5),
                               max_steps=np.array(5))
     assert wrapped.step == plain.step and wrapped.nsteps == plain.nsteps
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((1.0, -1.0, [np.nan, 0.0], [-1.0, 0.0]), r"^x contains NaN or inf"),
+        ((1.0, -1.0, [0.0, 0.0], [-1.0]), r"^direction must have length 2 to match x;"),
+        ((1.0, -1.0, [0.0, 0.0], [np.inf, 0.0]), r"^direction contains NaN or inf"),
+        ((1.0, -1.0, [0.0, 0.0], [0.0, 0.0]), r"^direction must be non-zero$"),
+        ((np.ones(2), -1.0, [0.0, 0.0], [-1.0, 0.0]), r"^f0 must return a scalar"),
+        ((np.inf, -1.0, [0.0, 0.0], [-1.0, 0.0]), r"^f0 must be finite"),
+        ((1.0, np.ones(2), [0.0, 0.0], [-1.0, 0.0]), r"^slope must return a scalar"),
+        ((1.0, 0.5, [0.0, 0.0], [-1.0, 0.0]),
+         r"^slope = grad f\(x\)\^T d must be finite and negative .*\(negate the direction, "
+         r"or the objective if maximising\)$"),
+    ],
+)
+def test_armijo_bad_input_message_starts_with_the_argument(args, message):
+    """Each refusal of armijo is one line that starts with the argument's name (and, for a
+    non-descent slope, says what to do instead)."""
+    with pytest.raises(ValueError, match=message):
+        tr.armijo(*args)
+
+
+@pytest.mark.parametrize("c1", [True, "0.5", None])
+def test_armijo_c1_must_be_a_real_number(c1):
+    """c1 is a real number, not a bool (True == 1 would pass a numeric range check)."""
+    with pytest.raises(ValueError, match=r"^c1 must be a real number in \(0, 1\)"):
+        tr.armijo(1.0, -1.0, np.zeros(2), -np.ones(2), c1=c1)
+
+
+def test_armijo_accepts_equality_and_rejects_one_ulp_above():
+    """N&W eq. (3.4) is a non-strict inequality: f(x + t d) = f(x) + c1 t grad f^T d is
+    accepted, the next float above it is not. Checked with c1 = 1/2 (exact binary
+    arithmetic) and with the default c1 = 1e-4 (N&W §3.1), with t recovered from the
+    candidate by projection onto d."""
+    x, d = np.array([1.0, -2.0]), np.array([-2.0, 0.0])
+    f0, slope = 3.0, -4.0
+    half = tr.armijo(f0, slope, x, d, c1=0.5)
+    bound = f0 + 0.5 * 0.25 * slope  # t = 1/4: 2.5, exact
+    assert half(x + 0.25 * d, bound) is True
+    assert half(x + 0.25 * d, np.nextafter(bound, np.inf)) is False
+    default = tr.armijo(f0, slope, x, d)
+    bound = f0 + 1e-4 * 1.0 * slope  # t = 1
+    assert default(x + d, bound) is True
+    assert default(x + d, np.nextafter(bound, np.inf)) is False
+    # the step is read off the candidate: the bound at t = 1/2 is too high at t = 1
+    assert default(x + 0.5 * d, f0 + 1e-4 * 0.5 * slope) is True
+    assert default(x + d, f0 + 1e-4 * 0.5 * slope) is False
+
+
+def test_accept_may_return_a_one_element_array():
+    """accept's verdict may be a one-element array or list (a reduced numpy comparison);
+    it is read as its element, while a longer array is refused."""
+    f = lambda z: float(z @ z)  # noqa: E731
+    x, d = np.ones(2), -np.ones(2)
+    for wrap in (np.array, list, tuple):
+        res = tr.backtracking(f, x, d, accept=lambda cx, cf, wrap=wrap: wrap([cf < 1.0]))
+        assert res.status.name == "ACCEPTED" and res.fun < 1.0
+    with pytest.raises(ValueError, match=r"^accept must return a single bool"):
+        tr.backtracking(f, x, d, accept=lambda cx, cf: np.array([True, False]))
