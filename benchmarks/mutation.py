@@ -138,6 +138,8 @@ def run_target(target: str, max_children: int, keep: bool) -> dict:
         "survivors": diffs,
         "seconds": round(elapsed, 1),
         "command": f"python benchmarks/mutation.py {target}",
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                 capture_output=True, text=True).stdout.strip(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -167,7 +169,7 @@ def render_md(data: dict) -> str:
         "last column also leaves out the mutants listed as equivalent below.",
         "",
         "| file | tests | mutants | killed | survived | score | score without equivalent "
-        "| run (s) | date |",
+        "| run (s) | date (commit) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     equivalent = data.get("equivalent", {})
@@ -185,7 +187,7 @@ def render_md(data: dict) -> str:
         lines.append(
             f"| `{f}` | {', '.join(row['tests'])} | {row['mutants']} | {row['killed']} | "
             f"{survived} | {100 * row['score']:.1f} % | {100 * net:.1f} % | {row['seconds']} "
-            f"| {row['date'][:10]} |"
+            f"| {row['date'][:16]} ({row.get('commit', '?')}) |"
         )
     if total_t:
         lines += ["", f"**All files run:** {total_k} / {total_t} killed "
