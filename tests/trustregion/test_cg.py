@@ -675,3 +675,99 @@ def test_large_dense_matrices_are_checked_for_symmetry_by_probes():
     B = A + 1e-6 * np.max(np.abs(A)) * np.triu(rng.standard_normal((n, n)), 1)
     with pytest.raises(ValueError, match="A must be symmetric"):
         tr.cg(B, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# edge cases of the stopping test, the preconditioner, the cost count and the replay
+
+
+def test_exact_convergence_meets_a_zero_tolerance():
+    """With rtol = atol = 0 the test ||r_k|| <= 0 is met only by an exactly zero residual:
+    b an eigenvector of A (in exact binary arithmetic) converges in one iteration."""
+    A = np.diag([4.0, 2.0, 1.0])
+    b = np.array([0.0, 2.0, 0.0])
+    res = tr.cg(A, b, rtol=0.0, atol=0.0)
+    assert res.status is CGStatus.CONVERGED and res.success
+    assert res.nit == 1 and res.residual_norm == 0.0
+    np.testing.assert_array_equal(res.x, [0.0, 1.0, 0.0])
+    # one ulp away from an eigenvector the zero tolerance is not met in one iteration
+    res = tr.cg(A, b + np.array([0.0, 0.0, 2.0**-40]), rtol=0.0, atol=0.0, maxiter=1)
+    assert res.status is CGStatus.MAX_ITERATIONS
+
+
+def test_preconditioner_returning_nan_reports_non_finite_and_a_finite_iterate():
+    """NaN from M ends the solve with NON_FINITE, like NaN from A, and the iterate
+    returned is the last finite one: here that of the first iteration, not x0 = 0."""
+    A = np.diag([1.0, 2.0, 3.0, 4.0])
+    calls = {"n": 0}
+    seen = []
+
+    def psolve(r):
+        calls["n"] += 1
+        return np.full_like(r, np.nan) if calls["n"] == 2 else r.copy()
+
+    res = tr.cg(A, np.ones(4), M=psolve, rtol=1e-12, callback=lambda xk: seen.append(xk.copy()))
+    assert res.status is CGStatus.NON_FINITE and not res.success
+    assert np.all(np.isfinite(res.x)) and res.x.any()
+    np.testing.assert_array_equal(res.x, seen[0])
+    assert res.nit == 1
+
+
+def test_singular_psd_preconditioner_breaks_down_after_its_range_is_solved():
+    """M = diag(1, 0) is positive semidefinite, not definite: CG solves the first
+    component, then z = M r = 0 with r != 0 (r^T z = 0) is a BREAKDOWN, not a division
+    by zero, and the iterate solved so far is returned."""
+    res = tr.cg(np.diag([2.0, 3.0]), np.array([4.0, 3.0]), M=np.diag([1.0, 0.0]))
+    assert res.status is CGStatus.BREAKDOWN and not res.success
+    np.testing.assert_array_equal(res.x, [2.0, 0.0])
+    assert res.nit == 1
+    assert res.residual_norm == pytest.approx(3.0)
+
+
+@given(spd_systems(max_log10_cond=2.0), st.booleans())
+def test_nmatvec_counts_every_product_with_a(system, warm):
+    """nmatvec is the number of products with A: one per iteration, one for the
+    initial residual b - A x0 when x0 != 0, one for the final true residual (when the
+    returned x is nonzero)."""
+    A, b, _ = system
+    calls = {"n": 0}
+
+    def matvec(v):
+        calls["n"] += 1
+        return A @ v
+
+    x0 = np.linalg.solve(A, b) * 0.5 if warm else None
+    res = tr.cg(matvec, b, x0=x0, rtol=1e-8)
+    assert res.nmatvec == calls["n"]
+    assert res.nmatvec == res.nit + int(warm) + int(res.x.any())
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_atol_is_rescaled_with_the_problem(e):
+    """For b and x far outside the safe range CG runs on 2^-e b; atol must be rescaled
+    with it: tr.cg(A, 2^e b, atol=2^e a) takes the iterations of tr.cg(A, b, atol=a) and
+    returns 2^e times its solution, exactly, with the residual 2^e times as large."""
+    A = np.diag([1.0, 3.0, 10.0, 30.0])
+    b = np.array([1.0, -1.0, 0.5, 2.0])
+    atol = 1.3  # ||r_k|| = 2.5, 1.62, 1.21, ...: met at the second iteration
+    unit = tr.cg(A, b, rtol=0.0, atol=atol)
+    big = tr.cg(A, np.ldexp(b, e), rtol=0.0, atol=float(np.ldexp(atol, e)))
+    assert unit.nit == 2  # atol decides, well before the exact solution
+    assert big.nit == unit.nit and big.status is unit.status is CGStatus.CONVERGED
+    np.testing.assert_array_equal(big.x, np.ldexp(unit.x, e))
+    assert big.residual_norm == pytest.approx(float(np.ldexp(unit.residual_norm, e)), rel=1e-15)
+
+
+def test_overflow_replay_returns_the_last_finite_iterate_not_x0():
+    """A singular A with b outside its range: the iterates grow until they overflow. The
+    replay returns the last iterate the callback saw that is finite with a finite
+    residual (far from x0), and nit counts the iterations up to it."""
+    A = np.diag([1.0, 2.0, 0.0])
+    seen = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = tr.cg(A, np.ones(3), rtol=1e-12, callback=lambda xk: seen.append(xk.copy()))
+    assert res.status is CGStatus.NON_FINITE
+    finite = [x for x in seen if np.isfinite(x).all() and np.isfinite(np.ones(3) - A @ x).all()]
+    assert finite and np.max(np.abs(finite[-1])) > 1.0
+    assert res.nit == len(finite)
+    np.testing.assert_array_equal(res.x, finite[-1])
