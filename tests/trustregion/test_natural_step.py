@@ -319,3 +319,80 @@ def test_warm_start_that_leaves_a_descent_direction_takes_no_step():
     for x0 in (None, [3.0, 0.0]):
         ok = tr.natural_step(g, F, 0.01, x0=x0, maxiter=1)
         assert ok.status is StepStatus.OK and ok.expected_improvement > 0.0
+
+
+# ------------------------------------------------------- the arguments passed through to CG
+def test_preconditioner_is_used_an_exact_inverse_solves_in_one_iteration():
+    """M ~ F^{-1} reaches CG: with M = F^{-1} one iteration gives d = F^{-1} g exactly (to
+    rounding), where plain CG on four distinct eigenvalues needs four; the step is the
+    same natural step either way."""
+    F = np.diag([1.0, 4.0, 9.0, 16.0])
+    g = np.array([1.0, -1.0, 2.0, 0.5])
+    exact = np.linalg.solve(F, g)
+    pre = tr.natural_step(g, F, 0.01, M=np.linalg.inv(F), maxiter=1)
+    plain = tr.natural_step(g, F, 0.01, maxiter=1)
+    assert pre.cg.nit == 1 and pre.status is StepStatus.OK
+    np.testing.assert_allclose(pre.direction, exact, rtol=8 * EPS, atol=0)
+    assert np.linalg.norm(plain.direction - exact) > 0.1 * np.linalg.norm(exact)
+    full = tr.natural_step(g, F, 0.01, maxiter=4, rtol=0.0)
+    np.testing.assert_allclose(pre.step, full.step, rtol=1e-13)
+
+
+def test_atol_stops_cg_once_the_residual_is_below_it():
+    """atol reaches CG's stopping test ||g - F d|| <= max(rtol ||g||, atol): a loose atol
+    stops after fewer iterations than atol = 0 and the residual then meets it; the
+    step is still on the KL boundary."""
+    F = np.diag([1.0, 2.0, 5.0, 10.0, 20.0])
+    g = np.ones(5)
+    tight = tr.natural_step(g, F, 0.02, rtol=0.0, atol=0.0, maxiter=50)
+    loose = tr.natural_step(g, F, 0.02, rtol=0.0, atol=0.5, maxiter=50)
+    assert loose.cg.nit < tight.cg.nit
+    assert loose.cg.residual_norms[-1] <= 0.5 < loose.cg.residual_norms[-2]
+    assert loose.quadratic_kl == pytest.approx(0.02, rel=1e-14)
+
+
+def test_callback_sees_every_cg_iterate_and_the_last_is_the_direction():
+    """callback reaches CG: called once per iteration with d_k, the last one being the
+    direction of the step (warm start x0 included)."""
+    F = np.diag([1.0, 3.0, 7.0])
+    g = np.array([1.0, 2.0, -1.0])
+    for x0 in (None, np.array([0.5, 0.5, 0.0])):
+        seen = []
+        res = tr.natural_step(g, F, 0.01, x0=x0, maxiter=3, rtol=0.0,
+                              callback=lambda d, seen=seen: seen.append(d.copy()))
+        assert len(seen) == res.cg.nit >= 1
+        np.testing.assert_array_equal(seen[-1], res.direction)
+
+
+def test_warm_start_at_the_natural_gradient_needs_no_iteration():
+    """x0 = F^{-1} g (exactly, in binary arithmetic) leaves a zero residual: CG stops at
+    once and the step is beta x0 on the KL boundary, as from a cold start."""
+    F = np.diag([2.0, 4.0])
+    g = np.array([1.0, 2.0])
+    x0 = np.array([0.5, 0.5])
+    res = tr.natural_step(g, F, 0.01, x0=x0)
+    assert res.cg.nit == 0 and res.status is StepStatus.OK
+    np.testing.assert_array_equal(res.direction, x0)
+    cold = tr.natural_step(g, F, 0.01)
+    np.testing.assert_allclose(res.step, cold.step, rtol=1e-14)
+    assert res.quadratic_kl == pytest.approx(0.01, rel=1e-14)
+
+
+@pytest.mark.parametrize("scale", [2.0**-560, 2.0**560])
+def test_rescaled_step_reports_beta_curvature_and_improvement_exactly(scale):
+    """Where d^T F d leaves the float range the step is formed on scaled copies; the
+    reported beta, curvature and expected improvement are then the unscaled ones times
+    the exact powers of two (beta ~ 1/scale, d ~ scale, g^T step ~ scale), and
+    quadratic_kl = 1/2 beta^2 d^T F d is still max_kl."""
+    F = np.array([[2.0, 0.5], [0.5, 1.0]])
+    g = np.array([1.0, -1.0])
+    ref = tr.natural_step(g, F, 0.01)
+    res = tr.natural_step(g * scale, F, 0.01)
+    assert res.status is StepStatus.OK
+    assert res.beta == pytest.approx(ref.beta / scale, rel=1e-14)
+    assert res.expected_improvement == pytest.approx(ref.expected_improvement * scale,
+                                                     rel=1e-14)
+    # d^T F d ~ 2^(+-1120) is outside the float range: its rounding, 0 or inf, is reported
+    assert res.curvature == (0.0 if scale < 1 else np.inf)
+    np.testing.assert_allclose(res.direction, ref.direction * scale, rtol=1e-14)
+    assert res.quadratic_kl == pytest.approx(0.01, rel=1e-14)
