@@ -281,13 +281,80 @@ def test_armijo_accepts_equality_and_rejects_one_ulp_above():
     assert default(x + d, f0 + 1e-4 * 0.5 * slope) is False
 
 
-def test_accept_may_return_a_one_element_array():
-    """accept's verdict may be a one-element array or list (a reduced numpy comparison);
-    it is read as its element, while a longer array is refused."""
+def test_accept_may_return_a_one_element_array_or_a_number():
+    """accept's verdict may be a one-element array, list or tuple (a reduced numpy
+    comparison) or a number; it is read as its element's truth value, so a rejection in a
+    list ([False], itself a non-empty list) is a rejection. A longer array is refused with
+    a message saying how to reduce it."""
     f = lambda z: float(z @ z)  # noqa: E731
-    x, d = np.ones(2), -np.ones(2)
-    for wrap in (np.array, list, tuple):
-        res = tr.backtracking(f, x, d, accept=lambda cx, cf, wrap=wrap: wrap([cf < 1.0]))
-        assert res.status.name == "ACCEPTED" and res.fun < 1.0
-    with pytest.raises(ValueError, match=r"^accept must return a single bool"):
+    x, d = np.ones(2), -np.ones(2)  # step 2: f = 2, rejected; step 1: f = 0, accepted
+    for wrap in (np.array, list, tuple, lambda v: int(v[0]), lambda v: float(v[0])):
+        res = tr.backtracking(f, x, d, step=2.0, accept=lambda cx, cf, w=wrap: w([cf < 0.1]))
+        assert res.status.name == "ACCEPTED"
+        assert res.step == 1.0 and res.nsteps == 2 and res.fun == 0.0
+    refused = (r"^accept must return a single bool; got an array of shape \(2,\) "
+               r"\(reduce it with \.all\(\) or \.any\(\)\)$")
+    with pytest.raises(ValueError, match=refused):
         tr.backtracking(f, x, d, accept=lambda cx, cf: np.array([True, False]))
+
+
+def test_default_test_is_strict_decrease_and_default_budget_is_ten_trials():
+    """Without accept a trial must lower f strictly: on a constant f nothing is accepted,
+    after the default max_steps = 10 trials t = 1, 1/2, ..., 1/512 (default step and
+    shrink), and the result is x itself with f(x)."""
+    calls = []
+
+    def f(z):
+        calls.append(z.copy())
+        return 3.0
+
+    x, d = np.array([1.0, 2.0]), np.array([-1.0, 0.0])
+    res = tr.backtracking(f, x, d)
+    assert res.status.name == "NO_ACCEPTABLE_STEP" and res.step == 0.0
+    assert [t for t, _ in res.trials] == [0.5**k for k in range(10)]
+    assert res.nsteps == 10 and res.fun == 3.0
+    np.testing.assert_array_equal(res.x, x)
+
+
+def test_given_f0_is_the_reference_and_f_is_not_evaluated_at_x():
+    """f0, when given, replaces f(x): plain decrease is measured against it, a failed
+    search reports it, and f is called only at the trial points."""
+    calls = []
+
+    def f(z):
+        calls.append(z.copy())
+        return float(z @ z)
+
+    x, d = np.ones(2), -np.ones(2)
+    res = tr.backtracking(f, x, d, step=2.0, max_steps=3, f0=1.5)  # f = 2, 0.0, ...
+    assert res.status.name == "ACCEPTED" and res.step == 1.0
+    assert len(calls) == 2
+    calls.clear()
+    res = tr.backtracking(f, x, d, step=2.0, max_steps=1, f0=1.5)
+    assert res.status.name == "NO_ACCEPTABLE_STEP" and res.fun == 1.5 and len(calls) == 1
+    with pytest.raises(ValueError, match=r"^f0 must return a scalar"):
+        tr.backtracking(f, x, d, f0=np.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"f": 3}, r"^f must be a callable f\(x\) -> float; got int$"),
+        ({"accept": 3},
+         r"^accept must be a callable accept\(candidate_x, candidate_f\) -> bool, or None; "
+         r"got int$"),
+        ({"step": -1.0}, r"^step must be finite and > 0"),
+        ({"shrink": True}, r"^shrink must be a real number in \(0, 1\); got True$"),
+        ({"f": lambda z: np.ones(2)}, r"^f must return a scalar"),
+        ({"f": lambda z: np.ones(2), "accept": lambda cx, cf: True}, r"^f must return a scalar"),
+        ({"f": lambda z: float("inf")},
+         r"^f\(x\) = inf is not finite, so 'decrease' is undefined; start from a point where "
+         r"f is finite or pass accept=\.\.\.$"),
+    ],
+)
+def test_backtracking_refusals_say_what_to_pass(kwargs, message):
+    """Every refusal names the argument first and says what it must be; f's output is
+    checked at x (without accept) and at the trial points (with accept)."""
+    args = {"f": lambda z: float(z @ z), "x": np.ones(2), "direction": -np.ones(2)} | kwargs
+    with pytest.raises(ValueError, match=message):
+        tr.backtracking(args.pop("f"), args.pop("x"), args.pop("direction"), **args)
