@@ -275,7 +275,9 @@ def test_exercise_5_3_to_5_6_cg_formulas(A, data):
     P = np.column_stack(P)
     H = P.T @ A @ P
     d = np.sqrt(np.diag(H))
-    assert np.all(np.linalg.eigvalsh(H / np.outer(d, d)) > 0.0)
+    # positive definite, to rounding: once the residual is at rounding level the last
+    # directions are nearly dependent, and the smallest eigenvalue is then ~eps
+    assert np.min(np.linalg.eigvalsh(H / np.outer(d, d))) >= -1e3 * scale
     # consecutive directions are conjugate to rounding (global conjugacy decays in floating
     # point, the loss Exercise 5.1 shows)
     off = np.diag(H / np.outer(d, d), k=1)
