@@ -396,3 +396,55 @@ def test_rescaled_step_reports_beta_curvature_and_improvement_exactly(scale):
     assert res.curvature == (0.0 if scale < 1 else np.inf)
     np.testing.assert_allclose(res.direction, ref.direction * scale, rtol=1e-14)
     assert res.quadratic_kl == pytest.approx(0.01, rel=1e-14)
+
+
+# ------------------------------------------------------- what a step not taken reports
+def _assert_no_step(res, status, n):
+    """No step: the status, a zero step of the problem's shape, zero gain and KL, beta 0,
+    and CG's result kept for inspection."""
+    assert res.status is status and not res.success
+    assert res.step.shape == (n,) and not res.step.any()
+    assert res.beta == 0.0 and res.expected_improvement == 0.0 and res.quadratic_kl == 0.0
+    assert isinstance(res.cg, tr.CGResult)
+
+
+def test_no_step_results_report_the_curvature_they_saw():
+    """Each way of not stepping reports d^T F d as it was found: 0 for a zero gradient
+    (nothing was computed), NaN when F gave NaN, and the nonpositive value itself when CG
+    stepped along positive curvature into a direction of negative d^T F d (here a warm
+    start on an indefinite F, one iteration)."""
+    res = tr.natural_step(np.zeros(3), np.eye(3), 0.01)
+    _assert_no_step(res, StepStatus.ZERO_GRADIENT, 3)
+    assert res.curvature == 0.0
+    res = tr.natural_step(np.ones(2), lambda v: np.full(2, np.nan), 0.01)
+    _assert_no_step(res, StepStatus.NON_FINITE, 2)
+    assert np.isnan(res.curvature)
+    F = np.diag([4.0, -1.0])
+    res = tr.natural_step(np.array([1.0, 0.0]), F, 0.01, x0=[0.0, 1.0], maxiter=1)
+    _assert_no_step(res, StepStatus.NONPOSITIVE_CURVATURE, 2)
+    assert res.cg.nit == 1  # the first direction had positive curvature
+    d = res.direction
+    np.testing.assert_allclose(d, [2.0 / 3.0, 5.0 / 3.0], rtol=1e-15)
+    assert res.curvature == pytest.approx(float(d @ F @ d), rel=1e-14)
+    assert res.curvature < 0.0
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_rescaled_path_refuses_as_the_plain_one_does(e):
+    """Where d^T F d leaves the float range the same refusals hold, with the same
+    statuses and directions: negative curvature after a positive first step, and a warm
+    start that leaves a descent direction (g^T d < 0)."""
+    s = 2.0**e
+    F = np.diag([4.0, -1.0])
+    plain = tr.natural_step(np.array([1.0, 0.0]), F, 0.01, x0=[0.0, 1.0], maxiter=1)
+    res = tr.natural_step(np.array([s, 0.0]), F, 0.01, x0=[0.0, s], maxiter=1)
+    _assert_no_step(res, StepStatus.NONPOSITIVE_CURVATURE, 2)
+    np.testing.assert_array_equal(res.direction, plain.direction * s)
+    assert res.curvature <= 0.0
+    F = np.diag([1.0, 100.0])
+    plain = tr.natural_step(np.array([1.0, 1.0]), F, 0.01, x0=[-3.0, 0.0], maxiter=1)
+    res = tr.natural_step(np.array([s, s]), F, 0.01, x0=[-3.0 * s, 0.0], maxiter=1)
+    _assert_no_step(res, StepStatus.NOT_ASCENT, 2)
+    assert plain.status is StepStatus.NOT_ASCENT
+    np.testing.assert_array_equal(res.direction, plain.direction * s)
+    assert res.curvature == (0.0 if e < 0 else np.inf)
