@@ -150,10 +150,16 @@ def _load(path: Path) -> dict:
     return {"files": {}}
 
 
-def _equivalent(path: Path) -> dict:
-    """``{file: {mutant: reason}}``: mutants judged equivalent, with a one-line reason."""
-    data = _load(path)
-    return data.get("equivalent", {})
+EQUIVALENT = Path(__file__).resolve().parent / "mutation_equivalent.json"
+
+
+def _equivalent() -> dict:
+    """``{file: {mutant: reason}}``: surviving mutants judged equivalent (no input tells
+    them from the original), each with a one-line reason; kept by hand in
+    ``benchmarks/mutation_equivalent.json``."""
+    if EQUIVALENT.is_file():
+        return json.loads(EQUIVALENT.read_text(encoding="utf-8"))
+    return {}
 
 
 def render_md(data: dict) -> str:
@@ -172,7 +178,7 @@ def render_md(data: dict) -> str:
         "| run (s) | date (commit) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
-    equivalent = data.get("equivalent", {})
+    equivalent = _equivalent()
     total_k = total_t = 0
     for f in TARGETS:
         row = data["files"].get(f)
@@ -216,7 +222,15 @@ def main(argv=None) -> int:
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite mutation.md (and the equivalents in mutation.json)")
     args = parser.parse_args(argv)
+    if args.render:
+        data = _load(args.out / "mutation.json")
+        data["equivalent"] = _equivalent()
+        write_json(args.out / "mutation.json", data)
+        write_atomic(args.out / "mutation.md", render_md(data))
+        return 0
     if args.list:
         for f, tests in TARGETS.items():
             print(f"{f}: {' '.join(tests)}")
@@ -231,6 +245,7 @@ def main(argv=None) -> int:
         row = run_target(f, args.max_children, args.keep)
         data = _load(json_path)  # reread: merge into what other runs wrote meanwhile
         data["files"][f] = row
+        data["equivalent"] = _equivalent()
         write_json(json_path, data)
         write_atomic(args.out / "mutation.md", render_md(data))
         print(f"  {row['killed']} / {row['tested']} killed ({100 * row['score']:.1f} %) "

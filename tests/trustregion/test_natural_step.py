@@ -446,5 +446,35 @@ def test_rescaled_path_refuses_as_the_plain_one_does(e):
     res = tr.natural_step(np.array([s, s]), F, 0.01, x0=[-3.0 * s, 0.0], maxiter=1)
     _assert_no_step(res, StepStatus.NOT_ASCENT, 2)
     assert plain.status is StepStatus.NOT_ASCENT
+    d = plain.direction
+    assert plain.curvature == pytest.approx(float(d @ F @ d), rel=1e-14)
     np.testing.assert_array_equal(res.direction, plain.direction * s)
     assert res.curvature == (0.0 if e < 0 else np.inf)
+
+
+def test_a_radius_too_large_for_floats_is_no_step_not_an_infinite_one():
+    """max_kl = 1e308: 2 delta overflows, so beta = sqrt(2 delta / d^T F d) is not finite;
+    the result is NON_FINITE with no step (and the curvature that was found), on the
+    plain path and on the rescaled one."""
+    F = np.diag([2.0, 1.0])
+    for scale in (1.0, 2.0**600):
+        res = tr.natural_step(np.array([1.0, 1.0]) * scale, F, 1e308)
+        _assert_no_step(res, StepStatus.NON_FINITE, 2)
+        np.testing.assert_array_equal(res.direction, np.array([0.5, 1.0]) * scale)
+        if scale == 1.0:
+            assert res.curvature == pytest.approx(1.5, rel=1e-15)
+
+
+@pytest.mark.parametrize("scale", [2.0**-560, 2.0**560])
+def test_extreme_scales_work_under_strict_floating_point_errors(scale):
+    """The rescaled path under np.errstate(all="raise"): every over- and underflow it
+    expects is confined to its own errstate, so a caller who makes floating-point errors
+    raise gets the same step, and the CG result with it."""
+    F = np.array([[2.0, 0.5], [0.5, 1.0]])
+    g = np.array([1.0, -1.0])
+    ref = tr.natural_step(g, F, 0.01)
+    with np.errstate(all="raise"):
+        res = tr.natural_step(g * scale, F, 0.01)
+    assert res.status is StepStatus.OK
+    np.testing.assert_allclose(res.step, ref.step, rtol=1e-14)
+    assert isinstance(res.cg, tr.CGResult) and res.cg.nit == ref.cg.nit
