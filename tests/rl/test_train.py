@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import math
+import re
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -498,3 +501,46 @@ def test_vine_estimator_and_all_actions_from_the_runner(tmp_path):
         resolve_config("trpo", overrides={"vine_estimator": "snis"})
     with pytest.raises(ConfigError, match="self_normalized.*clipped"):
         resolve_config("ppo", overrides={"sampling": "vine", "vine_estimator": "self_normalized"})
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def test_progress_is_one_log_line_per_iteration_and_nothing_when_off(tmp_path, capsys):
+    """progress=True on a stream that is not a terminal: one line per iteration with its
+    number, the steps so far out of the total, and the iteration's return and KL as the
+    history has them; progress=False writes nothing."""
+    result = train("trpo", "CartPole-v1", steps=512, seed=1, out=tmp_path / "on",
+                   config=SMALL, progress=True, plot=False)
+    lines = capsys.readouterr().err.splitlines()
+    pattern = re.compile(r"^iteration (\d+)  steps (\d+)/512  return (\S+)  kl (\S+)  "
+                         r"steps/s \d+$")
+    matches = [pattern.match(line) for line in lines if line.startswith("iteration")]
+    assert len(matches) == len(result.history) == 2 and all(matches)
+    for m, row in zip(matches, result.history, strict=True):
+        assert int(m.group(1)) == row["iteration"] and int(m.group(2)) == row["steps"]
+        assert m.group(4) == f"{row['trpo/kl']:.5f}"
+        assert m.group(3) == f"{row.get('episode/return_mean', float('nan')):.2f}"
+    train("trpo", "CartPole-v1", steps=512, seed=1, out=tmp_path / "off", config=SMALL,
+          progress=False, plot=False)
+    assert "iteration" not in capsys.readouterr().err
+
+
+def test_progress_on_a_terminal_redraws_one_bar(tmp_path, monkeypatch):
+    """On a terminal the bar is redrawn in place (carriage returns, no newline until the
+    end): it fills to 30 '#' at the last iteration and shows steps/total."""
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    train("trpo", "CartPole-v1", steps=512, seed=1, out=tmp_path / "tty", config=SMALL,
+          progress=True, plot=False)
+    text = term.getvalue()
+    draws = [d for d in text.split("\r") if d]
+    assert len(draws) >= 2
+    assert draws[0].startswith("[" + "#" * 15 + "-" * 15 + "] 256/512 it ")
+    last = draws[-1].split("\n")[0]
+    assert last.startswith("[" + "#" * 30 + "] 512/512 it ")
+    assert text.count("\n") >= 1
