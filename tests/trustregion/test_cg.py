@@ -771,3 +771,9 @@ def test_overflow_replay_returns_the_last_finite_iterate_not_x0():
     assert finite and np.max(np.abs(finite[-1])) > 1.0
     assert res.nit == len(finite)
     np.testing.assert_array_equal(res.x, finite[-1])
+
+
+def test_mismatched_x0_names_what_it_must_match():
+    """A wrong-length x0 is refused with a message giving the length and its source, b."""
+    with pytest.raises(ValueError, match=r"^x0 must have length 2 to match b; got length 3$"):
+        tr.cg(np.eye(2), np.ones(2), x0=np.ones(3))
