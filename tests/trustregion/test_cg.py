@@ -777,3 +777,30 @@ def test_mismatched_x0_names_what_it_must_match():
     """A wrong-length x0 is refused with a message giving the length and its source, b."""
     with pytest.raises(ValueError, match=r"^x0 must have length 2 to match b; got length 3$"):
         tr.cg(np.eye(2), np.ones(2), x0=np.ones(3))
+
+
+def test_callback_that_is_not_callable_is_named_with_its_type():
+    with pytest.raises(ValueError, match=r"^callback must be callable as callback\(xk\) or None; "
+                                         r"got int$"):
+        tr.cg(np.eye(2), np.ones(2), callback=3)
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_warm_start_is_rescaled_with_the_problem(e):
+    """b and x0 both far outside the safe range are rescaled together: the iterates are
+    2^e times those of the unit problem from the unit x0, exactly."""
+    A = np.diag([1.0, 3.0, 10.0])
+    b = np.array([1.0, -1.0, 0.5])
+    x0 = np.array([0.25, 0.5, -0.25])
+    unit = tr.cg(A, b, x0=x0, rtol=1e-10)
+    res = tr.cg(A, np.ldexp(b, e), x0=np.ldexp(x0, e), rtol=1e-10)
+    assert res.nit == unit.nit and res.status is unit.status
+    np.testing.assert_array_equal(res.x, np.ldexp(unit.x, e))
+
+
+def test_huge_atol_on_a_tiny_problem_converges_at_once_without_overflow_warnings():
+    """atol is rescaled with a tiny b (2^-600): atol = 1e300 then overflows to inf, which
+    must stay silent (no floating-point error) and means every residual is small enough."""
+    with np.errstate(all="raise"):
+        res = tr.cg(np.eye(3), np.ldexp(np.ones(3), -600), atol=1e300)
+    assert res.status is CGStatus.CONVERGED and res.nit == 0
