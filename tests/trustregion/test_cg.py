@@ -804,3 +804,32 @@ def test_huge_atol_on_a_tiny_problem_converges_at_once_without_overflow_warnings
     with np.errstate(all="raise"):
         res = tr.cg(np.eye(3), np.ldexp(np.ones(3), -600), atol=1e300)
     assert res.status is CGStatus.CONVERGED and res.nit == 0
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_rescaled_run_reports_in_the_callers_scale(e):
+    """With b far outside the safe range the callback sees the iterates of the caller's
+    problem (2^e times the unit problem's, exactly), and the history is scaled back:
+    residual norms by 2^e and curvatures p^T A p by 2^(2e) (rounded to the float range);
+    nothing raises under np.errstate(all="raise")."""
+    A = np.diag([1.0, 3.0, 10.0])
+    b = np.array([1.0, -1.0, 0.5])
+    seen_unit, seen = [], []
+    unit = tr.cg(A, b, rtol=1e-10, callback=lambda xk: seen_unit.append(xk.copy()))
+    with np.errstate(all="raise"):
+        res = tr.cg(A, np.ldexp(b, e), rtol=1e-10, callback=lambda xk: seen.append(xk.copy()))
+    assert len(seen) == len(seen_unit) == res.nit == unit.nit
+    for x, x_unit in zip(seen, seen_unit, strict=True):
+        np.testing.assert_array_equal(x, np.ldexp(x_unit, e))
+    np.testing.assert_array_equal(res.residual_norms, np.ldexp(unit.residual_norms, e))
+    with np.errstate(over="ignore", under="ignore"):
+        expected = np.ldexp(unit.curvatures, 2 * e)
+    np.testing.assert_array_equal(res.curvatures, expected)
+
+
+def test_zero_iterations_allowed_is_max_iterations_at_x0():
+    """maxiter = 0: no iteration, status MAX_ITERATIONS, x = x0 (unless b = 0)."""
+    x0 = np.array([0.5, 0.25])
+    res = tr.cg(np.diag([2.0, 3.0]), np.ones(2), x0=x0, maxiter=0)
+    assert res.status is CGStatus.MAX_ITERATIONS and res.nit == 0 and not res.success
+    np.testing.assert_array_equal(res.x, x0)
