@@ -87,8 +87,10 @@ def _setup_cfg(target: str, tests: list[str]) -> str:
     )
 
 
-def run_target(target: str, max_children: int, keep: bool) -> dict:
-    """Mutate ``target`` in a scratch copy; return its row (counts, score, survivors)."""
+def run_target(target: str, max_children: int, keep: bool, only=None) -> dict:
+    """Mutate ``target`` in a scratch copy; return its row (counts, score, survivors).
+
+    ``only``: run just these mutants (the survivors of an earlier row, ``--survivors``)."""
     tests = TARGETS[target]
     work = Path(tempfile.mkdtemp(prefix="trpokit-mutation-"))
     try:
@@ -99,8 +101,8 @@ def run_target(target: str, max_children: int, keep: bool) -> dict:
                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children",
-                               str(max_children)], cwd=work, env=env, capture_output=True,
-                              text=True)
+                               str(max_children), *(only or [])], cwd=work, env=env,
+                              capture_output=True, text=True)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"mutmut run failed on {target}:\n{proc.stdout[-3000:]}\n"
@@ -113,6 +115,8 @@ def run_target(target: str, max_children: int, keep: bool) -> dict:
             m = re.match(r"\s*(\S+): (.+)$", line)
             if m and m.group(2).strip() in MUTMUT_STATUS:
                 status[m.group(1)] = m.group(2).strip()
+        if only is not None:
+            status = {k: v for k, v in status.items() if k in set(only)}
         survivors = sorted(k for k, v in status.items() if v in ("survived", "no tests"))
         diffs = {}
         for name in survivors:
@@ -144,6 +148,24 @@ def run_target(target: str, max_children: int, keep: bool) -> dict:
     }
 
 
+def _merge(previous: dict, rerun: dict) -> dict:
+    """The row of a full run updated by a rerun of its survivors: those the rerun killed
+    move to killed; the mutant total, and the killed ones, of the full run stay."""
+    newly = rerun["killed"]
+    counts = dict(previous["counts"])
+    counts["killed"] = counts.get("killed", 0) + rerun["counts"].get("killed", 0)
+    counts["timeout"] = counts.get("timeout", 0) + rerun["counts"].get("timeout", 0)
+    for key in ("survived", "no tests"):
+        counts[key] = rerun["counts"].get(key, 0)
+    row = dict(previous, counts=counts, killed=previous["killed"] + newly,
+               survivors=rerun["survivors"],
+               score=(previous["killed"] + newly) / previous["tested"])
+    row["reruns"] = previous.get("reruns", []) + [
+        {k: rerun[k] for k in ("date", "commit", "seconds", "killed", "tested")}]
+    row["command"] = previous["command"] + f" (then --survivors at {rerun['commit']})"
+    return row
+
+
 def _load(path: Path) -> dict:
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
@@ -160,6 +182,11 @@ def _equivalent() -> dict:
     if EQUIVALENT.is_file():
         return json.loads(EQUIVALENT.read_text(encoding="utf-8"))
     return {}
+
+
+def _reruns(row: dict) -> str:
+    return "".join(f"; survivors rerun {r['date'][:16]} ({r['commit']})"
+                   for r in row.get("reruns", []))
 
 
 def render_md(data: dict) -> str:
@@ -193,7 +220,7 @@ def render_md(data: dict) -> str:
         lines.append(
             f"| `{f}` | {', '.join(row['tests'])} | {row['mutants']} | {row['killed']} | "
             f"{survived} | {100 * row['score']:.1f} % | {100 * net:.1f} % | {row['seconds']} "
-            f"| {row['date'][:16]} ({row.get('commit', '?')}) |"
+            f"| {row['date'][:16]} ({row.get('commit', '?')}){_reruns(row)} |"
         )
     if total_t:
         lines += ["", f"**All files run:** {total_k} / {total_t} killed "
@@ -222,6 +249,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the surviving mutants of the file's last row (after "
+                             "adding tests; mutants killed before stay killed) and merge")
     parser.add_argument("--render", action="store_true",
                         help="only rewrite mutation.md (and the equivalents in mutation.json)")
     args = parser.parse_args(argv)
@@ -242,7 +272,12 @@ def main(argv=None) -> int:
     json_path = args.out / "mutation.json"
     for f in files:
         print(f"mutating {f} against {' '.join(TARGETS[f])} ...", flush=True)
-        row = run_target(f, args.max_children, args.keep)
+        previous = _load(json_path)["files"].get(f)
+        if args.survivors and previous is not None:
+            row = _merge(previous, run_target(f, args.max_children, args.keep,
+                                              only=list(previous["survivors"])))
+        else:
+            row = run_target(f, args.max_children, args.keep)
         data = _load(json_path)  # reread: merge into what other runs wrote meanwhile
         data["files"][f] = row
         data["equivalent"] = _equivalent()
