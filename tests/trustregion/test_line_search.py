@@ -345,6 +345,7 @@ def test_given_f0_is_the_reference_and_f_is_not_evaluated_at_x():
          r"got int$"),
         ({"step": -1.0}, r"^step must be finite and > 0"),
         ({"shrink": True}, r"^shrink must be a real number in \(0, 1\); got True$"),
+        ({"shrink": "0.5"}, r"^shrink must be a real number in \(0, 1\); got '0.5'$"),
         ({"f": lambda z: np.ones(2)}, r"^f must return a scalar"),
         ({"f": lambda z: np.ones(2), "accept": lambda cx, cf: True}, r"^f must return a scalar"),
         ({"f": lambda z: float("inf")},
@@ -358,3 +359,15 @@ def test_backtracking_refusals_say_what_to_pass(kwargs, message):
     args = {"f": lambda z: float(z @ z), "x": np.ones(2), "direction": -np.ones(2)} | kwargs
     with pytest.raises(ValueError, match=message):
         tr.backtracking(args.pop("f"), args.pop("x"), args.pop("direction"), **args)
+
+
+def test_failed_search_checks_f_at_x_too():
+    """With accept given, f(x) is first evaluated after a failed search (to report it);
+    an array there is refused like one at a trial point."""
+    x, d = np.ones(2), -np.ones(2)
+
+    def f(z):
+        return np.ones(2) if np.array_equal(z, x) else float(z @ z)
+
+    with pytest.raises(ValueError, match=r"^f must return a scalar"):
+        tr.backtracking(f, x, d, accept=lambda cx, cf: False, max_steps=2)

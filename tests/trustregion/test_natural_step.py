@@ -296,7 +296,9 @@ def test_dense_non_symmetric_fisher_is_refused():
 def test_maxiter_zero_is_refused():
     """No CG iteration means no direction: maxiter = 0 is an input error, not a curvature
     status."""
-    with pytest.raises(ValueError, match=r"^maxiter must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"^maxiter must be an integer >= 1 or None; got 0 "
+                                         r"\(the direction d ~= F\^\{-1\} g needs at least "
+                                         r"one CG iteration\)$"):
         tr.natural_step(np.ones(2), F_SPD, 0.01, maxiter=0)
 
 
