@@ -480,3 +480,15 @@ def test_extreme_scales_work_under_strict_floating_point_errors(scale):
     assert res.status is StepStatus.OK
     np.testing.assert_allclose(res.step, ref.step, rtol=1e-14)
     assert isinstance(res.cg, tr.CGResult) and res.cg.nit == ref.cg.nit
+
+
+def test_exactly_zero_curvature_is_nonpositive_not_a_division():
+    """A warm start at a solution of F d = g with d^T F d = 0 exactly (F indefinite,
+    d = (1, 1), F d = (1, -1)): CG stops at once, the curvature is 0, and the result is
+    NONPOSITIVE_CURVATURE (beta = sqrt(2 delta / 0) is never formed), not NOT_ASCENT."""
+    F = np.diag([1.0, -1.0])
+    res = tr.natural_step(np.array([1.0, -1.0]), F, 0.01, x0=[1.0, 1.0])
+    assert res.cg.nit == 0
+    _assert_no_step(res, StepStatus.NONPOSITIVE_CURVATURE, 2)
+    assert res.curvature == 0.0
+    np.testing.assert_array_equal(res.direction, [1.0, 1.0])
