@@ -703,15 +703,65 @@ class TabularMDP(gym.Env):
         rho = anp.linalg.solve(anp.transpose(M), self.mu0)
         return anp.dot(self.mu0, V) + anp.sum(rho[:, None] * pi_new * A)
 
-    def _kl(self, pi, pi_new):
-        """Per-state KL(pi(.|s) || pi_new(.|s)); terms with pi(a|s) = 0 contribute 0."""
-        support = pi > 0  # a plain boolean array even when pi is traced
-        p = anp.where(support, pi, 1.0)
-        q = anp.where(support, pi_new, 1.0)
-        with np.errstate(divide="ignore"):  # q = 0 < p: the divergence is +inf, by definition
-            return anp.sum(anp.where(support, pi * (anp.log(p) - anp.log(q)), 0.0), axis=1)
+    def _log_policy(self, log_pi, name: str = "log_pi"):
+        """Validate a matrix of log-probabilities ``log pi(a|s)``; return ``(pi, log_pi)``.
 
-    def mean_kl(self, pi, pi_new):
+        Entries are real or ``-inf`` (a zero probability); each row's probabilities sum to
+        1 within ``_PROB_ATOL``. Traced (autograd) matrices are only shape-checked.
+        """
+        S, A = self.num_states, self.num_actions
+        if isinstance(log_pi, (list, tuple)):
+            log_pi = np.asarray(log_pi, dtype=np.float64)
+        if isinstance(log_pi, np.ndarray):
+            if log_pi.shape != (S, A) or log_pi.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"{name} must be an (S, A) = ({S}, {A}) real matrix with "
+                    f"{name}[s, a] = log pi(a|s); got {log_pi.dtype} of shape {log_pi.shape}"
+                )
+            log_pi = log_pi.astype(np.float64, copy=False)
+            if np.any(np.isnan(log_pi)) or np.any(log_pi == np.inf):
+                raise ValueError(
+                    f"{name} contains NaN or +inf; pass log-probabilities (-inf for zero)"
+                )
+            pi = np.exp(log_pi)
+            _check_distributions(
+                pi, f"exp({name})", "a distribution over actions",
+                f"normalise rows, e.g. {name} - logsumexp({name}, axis=1, keepdims=True)",
+            )
+            return pi, log_pi
+        if getattr(log_pi, "shape", None) != (S, A):
+            raise ValueError(
+                f"{name} must have shape (S, A) = ({S}, {A}); got {getattr(log_pi, 'shape', None)}"
+            )
+        return anp.exp(log_pi), log_pi
+
+    def _policies(self, pi, pi_new, log: bool):
+        """``(pi, pi_new, log_pi, log_pi_new)`` from probabilities or, with ``log``,
+        log-probabilities (then nothing below the smallest float is lost to underflow)."""
+        if not isinstance(log, (bool, np.bool_)):
+            raise ValueError(f"log must be True or False; got {log!r}")
+        if log:
+            pi, log_pi = self._log_policy(pi, "pi")
+            pi_new, log_pi_new = self._log_policy(pi_new, "pi_new")
+            return pi, pi_new, log_pi, log_pi_new
+        pi = self._policy(pi)
+        pi_new = self._policy(pi_new, "pi_new")
+        # logs only on the support of pi (1.0 elsewhere, so a traced log has no infinite
+        # derivative there); pi_new(a|s) = 0 < pi(a|s) gives log 0 = -inf, by definition
+        support = pi > 0
+        with np.errstate(divide="ignore"):
+            log_pi_new = anp.log(anp.where(support, pi_new, 1.0))
+        return pi, pi_new, anp.log(anp.where(support, pi, 1.0)), log_pi_new
+
+    def _kl(self, pi, log_pi, log_pi_new):
+        """Per-state KL(pi(.|s) || pi_new(.|s)) = sum_a pi (log pi - log pi_new), from the
+        log-probabilities; terms with pi(a|s) = 0 contribute 0, and pi_new(a|s) = 0 < pi(a|s)
+        gives +inf, by definition."""
+        support = pi > 0  # a plain boolean array even when pi is traced
+        diff = anp.where(support, log_pi, 0.0) - anp.where(support, log_pi_new, 0.0)
+        return anp.sum(anp.where(support, pi * diff, 0.0), axis=1)
+
+    def mean_kl(self, pi, pi_new, *, log: bool = False):
         r"""Visitation-weighted mean KL divergence :math:`\bar D_{KL}^{d_\pi}(\pi, \tilde\pi)`.
 
         Parameters
@@ -719,6 +769,11 @@ class TabularMDP(gym.Env):
         pi : array_like, shape (S, A)
             The old policy; its normalised visitation :math:`d_\pi` weights the states.
         pi_new : array_like, shape (S, A)
+        log : bool, default False
+            ``True``: ``pi`` and ``pi_new`` are log-probabilities :math:`\log\pi(a|s)`
+            (``-inf`` for a zero probability). The divergence is then computed from them,
+            so a probability too small for a float (a softmax of logits far apart) still
+            gives its finite contribution instead of :math:`\log 0 = -\infty`.
 
         Returns
         -------
@@ -751,17 +806,27 @@ class TabularMDP(gym.Env):
         0.0
         >>> print(round(float(mdp.mean_kl(pi, np.array([[0.9, 0.1]]))), 6))
         0.510826
-        """
-        pi = self._policy(pi)
-        pi_new = self._policy(pi_new, "pi_new")
-        return anp.dot(self.visitation(pi, normalized=True), self._kl(pi, pi_new))
 
-    def max_kl(self, pi, pi_new):
+        A new probability :math:`e^{-800}` underflows to 0 as a float, but not as a log:
+
+        >>> log_pi = np.log([[0.5, 0.5]])
+        >>> log_new = np.array([[0.0, -800.0]])
+        >>> print(float(mdp.mean_kl(np.exp(log_pi), np.exp(log_new))))
+        inf
+        >>> print(round(float(mdp.mean_kl(log_pi, log_new, log=True)), 6))
+        399.306853
+        """
+        pi, _, log_pi, log_pi_new = self._policies(pi, pi_new, log)
+        return anp.dot(self.visitation(pi, normalized=True), self._kl(pi, log_pi, log_pi_new))
+
+    def max_kl(self, pi, pi_new, *, log: bool = False):
         r"""Maximal KL divergence :math:`D_{KL}^{\max}(\pi, \tilde\pi)` over states.
 
         Parameters
         ----------
         pi, pi_new : array_like, shape (S, A)
+        log : bool, default False
+            ``True``: ``pi`` and ``pi_new`` are log-probabilities, as in :meth:`mean_kl`.
 
         Returns
         -------
@@ -785,9 +850,8 @@ class TabularMDP(gym.Env):
         >>> print(round(float(mdp.max_kl(pi, pi)), 12))
         0.0
         """
-        pi = self._policy(pi)
-        pi_new = self._policy(pi_new, "pi_new")
-        return anp.max(self._kl(pi, pi_new))
+        pi, _, log_pi, log_pi_new = self._policies(pi, pi_new, log)
+        return anp.max(self._kl(pi, log_pi, log_pi_new))
 
     def max_tv(self, pi, pi_new):
         r"""Maximal total-variation divergence :math:`D_{TV}^{\max}(\pi, \tilde\pi)`.
@@ -851,7 +915,7 @@ class TabularMDP(gym.Env):
         epsilon = anp.max(anp.abs(self.advantages(pi)))
         return 4.0 * epsilon * self.gamma / (1.0 - self.gamma) ** 2
 
-    def lower_bound(self, pi, pi_new, *, divergence: str = "kl"):
+    def lower_bound(self, pi, pi_new, *, divergence: str = "kl", log: bool = False):
         r"""TRPO's lower bound on :math:`\eta(\tilde\pi)` (paper Theorem 1).
 
         Parameters
@@ -861,6 +925,8 @@ class TabularMDP(gym.Env):
             ``"kl"``: :math:`L_\pi(\tilde\pi) - C\, D_{KL}^{\max}(\pi, \tilde\pi)`, eq. (9).
             ``"tv"``: :math:`L_\pi(\tilde\pi) - C\, \alpha^2` with
             :math:`\alpha = D_{TV}^{\max}(\pi, \tilde\pi)`, Theorem 1.
+        log : bool, default False
+            ``True``: ``pi`` and ``pi_new`` are log-probabilities, as in :meth:`mean_kl`.
 
         Returns
         -------
@@ -895,11 +961,10 @@ class TabularMDP(gym.Env):
         """
         if divergence not in ("kl", "tv"):
             raise ValueError(f'divergence must be "kl" or "tv"; got {divergence!r}')
-        pi = self._policy(pi)
-        pi_new = self._policy(pi_new, "pi_new")
+        pi, pi_new, log_pi, log_pi_new = self._policies(pi, pi_new, log)
         C = self.penalty_coefficient(pi)
         if divergence == "kl":
-            return self.surrogate(pi, pi_new) - C * self.max_kl(pi, pi_new)
+            return self.surrogate(pi, pi_new) - C * anp.max(self._kl(pi, log_pi, log_pi_new))
         return self.surrogate(pi, pi_new) - C * self.max_tv(pi, pi_new) ** 2
 
     def _policy_jacobian(self, policy_fn, theta):
@@ -1014,8 +1079,10 @@ class TabularMDP(gym.Env):
         theta, pi, J = self._policy_jacobian(policy_fn, theta)
         d = self.visitation(pi, normalized=True)
         support = pi > 0.0
-        w = np.where(support, d[:, None] / np.where(support, pi, 1.0), 0.0)
-        F = np.einsum("sa,san,sam->nm", w, J, J)
+        # grad pi / sqrt(pi) = sqrt(pi) grad log pi: no 1/pi, which overflows for a
+        # subnormal probability (whose gradient is as small, so the term is ~pi)
+        G = np.where(support[..., None], J / np.sqrt(np.where(support, pi, 1.0))[..., None], 0.0)
+        F = np.einsum("s,san,sam->nm", d, G, G)
         return 0.5 * (F + F.T)
 
     def optimal_policy(self, *, maxiter: int = 1000) -> np.ndarray:

@@ -25,6 +25,7 @@ __all__ = [
     "nonzero_vectors",
     "spd_with_spectrum",
     "indefinite_with_negative_component",
+    "long_path_subproblems",
 ]
 
 
@@ -145,3 +146,35 @@ def indefinite_with_negative_component(draw, max_n=8):
     w[i] = draw(st.sampled_from([-1.0, 1.0])) * draw(finite_floats(1.0, 10.0))
     A = (Q * (signs * mags)) @ Q.T
     return 0.5 * (A + A.T), Q @ w
+
+
+@st.composite
+def long_path_subproblems(draw, *, min_n=4, max_n=10, max_log10_cond=3.0,
+                          preconditioned=False):
+    """``(g, H, Delta, M, c)`` on which truncated CG takes many steps before it stops.
+
+    ``H = Q diag(lam) Q^T`` is SPD with eigenvalues log-uniform in ``[1, 10**max_log10_cond]``
+    and ``g = Q w`` has every component ``|w_i| >= 0.1``, so CG needs about ``n`` iterations
+    to reach the Newton step ``p_N = -H^{-1} g``. The radius is ``Delta = c ||p_N||_M`` (the
+    ``M^{-1}``-norm of ``p_N`` when preconditioned, else the Euclidean one) with ``c`` in
+    ``[0.3, 0.99]`` (the path crosses the boundary after several interior steps) or in
+    ``[1.01, 3]`` (the Newton step is interior). ``M`` is SPD with ``kappa(M) <= 10`` and a
+    drawn scale, or ``None``.
+    """
+    n = draw(st.integers(min_n, max_n))
+    Q = draw(orthogonal_matrices(n))
+    logs = draw(hnp.arrays(np.float64, (n,), elements=finite_floats(0.0, max_log10_cond)))
+    lam = 10.0**logs
+    H = (Q * lam) @ Q.T
+    H = 0.5 * (H + H.T)
+    mags = draw(vectors(n, min_value=0.1, max_value=10.0))
+    signs = np.array(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    g = Q @ (signs * mags)
+    M = None
+    if preconditioned:
+        M = draw(spd_matrices(n, max_log10_cond=1.0)) / draw(finite_floats(0.1, 10.0))
+    p_newton = -np.linalg.solve(H, g)
+    norm = np.sqrt(p_newton @ np.linalg.solve(M, p_newton)) if preconditioned else \
+        np.linalg.norm(p_newton)
+    c = draw(st.one_of(finite_floats(0.3, 0.99), finite_floats(1.01, 3.0)))
+    return g, H, c * norm, M, c

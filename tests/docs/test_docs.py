@@ -178,6 +178,98 @@ def test_verification_table_covers_the_theory_pages():
         assert EQ_REF.search(cells[2]), f"a verification row cites no equation: {cells[:2]!r}"
 
 
+CHECKS = re.compile(r"\bChecks\s+((?:``\w+``(?:,\s*|\s+and\s+)?)+)\.")
+
+
+def _identifiers(node) -> set[str]:
+    """Every name and attribute used in ``node`` (``mdp.mean_kl(...)`` gives mdp, mean_kl)."""
+    found = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name):
+            found.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            found.add(sub.attr)
+    return found
+
+
+def used_names(test_file: Path, name: str) -> set[str]:
+    """The identifiers a test uses: in its own body and in the module-level functions of
+    its module it calls, transitively (helpers such as ``cg_trajectory``)."""
+    tree = ast.parse(test_file.read_text(encoding="utf-8"), filename=str(test_file))
+    functions = {node.name: node for node in tree.body
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            functions.update({f"{node.name}::{item.name}": item for item in node.body
+                              if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))})
+    if name not in functions:
+        return set()
+    seen, todo, names = set(), [name], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        ids = _identifiers(functions[current])
+        names |= ids
+        todo += [i for i in ids if i in functions and i not in seen]
+    return names
+
+
+def unchecked_rows(table: Path = DOCS / "verification.rst", root: Path = ROOT) -> list[str]:
+    """Rows of the table whose "Checks" names are missing, or not used by any of the row's
+    tests: the row then cites a test that does not exercise the labelled quantity."""
+    problems = []
+    for cells in verification_rows(table):
+        label = " ".join(cells[2].split()) if len(cells) > 2 else cells[0]
+        tests_cell = cells[3] if len(cells) > 3 else ""
+        m = CHECKS.search(tests_cell)
+        if m is None:
+            problems.append(f"{label}: no 'Checks ``name``.' line in the Test cell")
+            continue
+        names = re.findall(r"``(\w+)``", m.group(1))
+        used = set()
+        for file, test in TEST_REF.findall(tests_cell):
+            if (root / file).is_file():
+                used |= used_names(root / file, test)
+        missing = [n for n in names if n not in used]
+        if missing:
+            problems.append(f"{label}: no test of the row uses {missing}")
+    return problems
+
+
+def test_every_verification_row_names_what_its_tests_check():
+    """Each row ends with "Checks ``name``, ..." naming the functions through which its
+    tests reach the labelled quantity (``mean_kl``, ``gae``, ``steihaug``), and each name
+    is used by one of the row's tests, so a row cannot cite the test of a neighbouring
+    identity (as a test of sum_a pi A = 0 once stood for E[grad log pi b(s)] = 0)."""
+    problems = unchecked_rows()
+    assert not problems, "verification rows whose tests do not exercise what they name:\n" + (
+        "\n".join(problems))
+
+
+def test_the_checks_check_can_fail(tmp_path):
+    """A row without a Checks line, and one naming a function its test does not use, are
+    reported; a name used only through a helper of the test module counts."""
+    me = "tests/docs/test_docs.py"
+    table = tmp_path / "verification.rst"
+    row = ("   * - p\n     - identity\n     - :eq:`{eq}`\n"
+           "     - ``" + me + "::{test}``\n{checks}")
+    table.write_text(
+        ".. list-table::\n   :header-rows: 1\n\n"
+        "   * - Page\n     - Theorem or identity\n     - Equation\n     - Test\n"
+        + row.format(eq="a", test="test_the_checks_check_can_fail", checks="")
+        + row.format(eq="b", test="test_the_checks_check_can_fail",
+                     checks="\n       Checks ``write_text``, ``steihaug``.\n")
+        + row.format(eq="c", test="test_every_verification_row_names_what_its_tests_check",
+                     checks="\n       Checks ``verification_rows``.\n")
+    )
+    problems = unchecked_rows(table)
+    assert len(problems) == 2
+    assert problems[0].startswith(":eq:`a`: no 'Checks")
+    assert problems[1] == ":eq:`b`: no test of the row uses ['steihaug']"
+
+
 def test_every_labelled_equation_has_a_verification_row():
     """Every ``:label:`` of a theory page is cited in the Equation cell of a row of
     docs/verification.rst, so that index.rst's "every labelled identity is checked

@@ -339,3 +339,19 @@ def test_two_action_bandit_matches_the_lecture(theta0):
     assert abs(F[0, 0] - sigma * (1.0 - sigma)) <= 16 * EPS
     # pi[2] = 1 - sigma loses relative accuracy eps / min(pi): that bounds the ratio's error
     assert abs(g[0] / F[0, 0] - 99.0) <= 99.0 * 64 * EPS / min(sigma, 1.0 - sigma)
+
+
+@given(mdp_and_thetas())
+def test_mean_kl_gradient_vanishes_at_the_old_policy(args):
+    """grad_theta' mean KL(pi_theta || pi_theta') = 0 at theta' = theta (natural_gradient.rst,
+    eq. kl-gradient-zero: sum_a pi grad log pi = grad sum_a pi = 0), so the KL is
+    second order in the step; away from theta the gradient is not zero (the check can
+    fail). Tolerance: rounding of the softmax, |grad log pi| <= 2."""
+    mdp, theta = args
+    policy = policy_fn_for(mdp)
+    pi_old = policy(theta)
+    kl_grad = grad(lambda th: mdp.mean_kl(pi_old, policy(th)))
+    assert np.max(np.abs(kl_grad(theta))) <= 64 * mdp.num_actions * EPS
+    away = theta + 0.5 * np.sign(np.arange(theta.size) % 2 - 0.5)
+    if mdp.num_actions > 1 and float(mdp.mean_kl(pi_old, policy(away))) > 1e-6:
+        assert np.max(np.abs(kl_grad(away))) > 1e-8

@@ -436,3 +436,79 @@ def test_builders_accept_numpy_scalars_and_generators():
     assert np.array_equal(random_mdp(3, 2, seed=np.int64(3)).P, random_mdp(3, 2, seed=3).P)
     a, b = chain_mdp(small_reward=np.float32(2.0)), chain_mdp()
     assert np.array_equal(a.R, b.R)
+
+
+@given(random_mdps(max_states=4, max_actions=3))
+def test_kl_from_log_probabilities_equals_kl_from_probabilities(mdp_args):
+    """mean_kl, max_kl and lower_bound with ``log=True`` agree with the probability form
+    wherever no probability underflows (softmax logits in [-3, 3]); relative error a
+    few eps times the number of actions, as both sum the same terms."""
+    mdp = TabularMDP(*mdp_args)
+    S, A = mdp.num_states, mdp.num_actions
+    rng = np.random.default_rng(S * 10 + A)
+    logits = rng.uniform(-3, 3, size=(2, S, A))
+    log_p = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
+    pi, pi_new = np.exp(log_p)
+    tol = 16 * A * np.finfo(float).eps
+    for method in (mdp.mean_kl, mdp.max_kl):
+        exact = float(method(pi, pi_new))
+        assert float(method(log_p[0], log_p[1], log=True)) == pytest.approx(exact, rel=tol,
+                                                                            abs=tol)
+    assert float(mdp.lower_bound(log_p[0], log_p[1], log=True)) == pytest.approx(
+        float(mdp.lower_bound(pi, pi_new)), rel=1e-12, abs=1e-12)
+
+
+def test_kl_from_log_probabilities_survives_underflow():
+    """A new probability exp(-800) is 0 as a float: the KL from probabilities is +inf,
+    the KL from log-probabilities is the exact 0.5 (log 0.5 - 0) + 0.5 (log 0.5 + 800)
+    = 400 + log 0.5 = 399.3069."""
+    mdp = two_action_bandit()
+    log_pi = np.log([[0.5, 0.5]])
+    log_new = np.array([[0.0, -800.0]])
+    expected = 0.5 * 800.0 + np.log(0.5)
+    assert float(mdp.mean_kl(np.exp(log_pi), np.exp(log_new))) == np.inf
+    assert float(mdp.mean_kl(log_pi, log_new, log=True)) == pytest.approx(expected, rel=1e-15)
+    assert float(mdp.max_kl(log_pi, log_new, log=True)) == pytest.approx(expected, rel=1e-15)
+    # a zero old probability contributes nothing; a zero new one under a positive old: +inf
+    assert float(mdp.max_kl(np.array([[0.0, -np.inf]]), log_new, log=True)) == 0.0
+    assert float(mdp.max_kl(log_pi, np.array([[0.0, -np.inf]]), log=True)) == np.inf
+
+
+@pytest.mark.parametrize(
+    ("log_pi", "match"),
+    [
+        (np.zeros((2, 3)), r"pi must be an \(S, A\) = \(2, 2\) real matrix"),
+        (np.array([[np.nan, 0.0], [0.0, -np.inf]]), "NaN or \\+inf"),
+        (np.array([[np.inf, 0.0], [0.0, -np.inf]]), "NaN or \\+inf"),
+        (np.zeros((2, 2)), r"exp\(pi\)\[0, :\] must sum to 1"),
+    ],
+)
+def test_invalid_log_policies_raise(log_pi, match):
+    """With log=True each matrix must be (S, A) log-probabilities whose exponentials are
+    distributions; pi_new is checked under its own name; log must be a bool."""
+    mdp = TabularMDP(**_valid_args())
+    good = np.log(np.full((2, 2), 0.5))
+    for method in (mdp.mean_kl, mdp.max_kl, mdp.lower_bound):
+        with pytest.raises(ValueError, match=match):
+            method(log_pi, good, log=True)
+        with pytest.raises(ValueError, match=match.replace("pi", "pi_new", 1)):
+            method(good, log_pi, log=True)
+    with pytest.raises(ValueError, match="log must be True or False"):
+        mdp.mean_kl(good, good, log=1)
+
+
+def test_fisher_of_a_subnormal_probability_is_finite():
+    """F = sum_a grad pi grad pi^T / pi: at pi(a) = e^-710 (subnormal, 1/pi overflows)
+    the term is ~pi, so F equals the sigmoid's s (1 - s) ~ e^-710, finite, not NaN."""
+    import autograd.numpy as anp
+
+    def policy(theta):  # (sigmoid(t), sigmoid(-t)) from logs, so no exp overflows
+        log_p = -anp.logaddexp(0.0, -theta[0])
+        log_q = -anp.logaddexp(0.0, theta[0])
+        return anp.reshape(anp.stack([anp.exp(log_p), anp.exp(log_q)]), (1, 2))
+
+    theta = np.array([-710.0])
+    s = np.exp(-710.0)  # sigmoid(-710) to a relative 1e-308
+    F = two_action_bandit().fisher(policy, theta)
+    assert np.isfinite(F).all()
+    assert float(F[0, 0]) == pytest.approx(s * (1.0 - s), rel=1e-6)

@@ -660,6 +660,13 @@ def test_vine_on_mujoco_runs_and_is_reproducible():
     np.testing.assert_array_equal(out[0].q_values, out[1].q_values)
     assert out[0].actions.shape == (8, 1) and out[0].dist_params.shape == (8, 2)
     assert np.all(out[0].q_values <= (1 - 0.9**10) / (1 - 0.9) + 1e-12)
+    # reward 1 per step until the pole falls: each Q̂ is sum_{t<k} gamma^t for the k steps
+    # its rollout lasted, an integer in [1, H] (termination ends a rollout early, the
+    # horizon H = 10 cuts the others), so the discounting is exact
+    k = np.log1p(-out[0].q_values * (1 - 0.9)) / np.log(0.9)
+    np.testing.assert_allclose(k, np.round(k), rtol=0, atol=1e-9)
+    assert np.all((np.round(k) >= 1) & (np.round(k) <= 10))
+    assert np.any(np.round(k) < 10) and np.any(np.round(k) == 10)
 
 
 # --------------------------------------------------------------------------------------

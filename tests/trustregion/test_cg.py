@@ -404,13 +404,14 @@ def test_maxiter_stops_with_status():
 
 
 def test_default_maxiter_is_ten_n():
-    """maxiter=None means 10 n iterations, as in scipy."""
+    """maxiter=None means 10 n iterations, as in scipy: on the 5 x 5 Hilbert matrix with
+    rtol = atol = 0 the residual never reaches exactly zero, so the run uses all 50."""
+    from scipy.linalg import hilbert
+
     n = 5
-    A = np.diag(np.arange(1.0, n + 1))
-    res = tr.cg(A, np.ones(n), rtol=0.0, atol=0.0)
-    assert res.nit <= 10 * n
-    if res.status is CGStatus.MAX_ITERATIONS:
-        assert res.nit == 10 * n
+    res = tr.cg(hilbert(n), np.ones(n), rtol=0.0, atol=0.0)
+    assert res.status is CGStatus.MAX_ITERATIONS
+    assert res.nit == 10 * n
 
 
 def test_indefinite_preconditioner_reports_breakdown():
@@ -482,11 +483,13 @@ b2 = np.ones(2)
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(kwargs, name):
-    """Invalid input is rejected before any work with a ValueError that names the argument."""
-    A = kwargs.pop("A")
-    b = kwargs.pop("b")
+    """Invalid input is rejected before any work with a ValueError that names the argument.
+
+    The parametrized dict is shared by every run of this test in the process (pytest
+    reruns, mutation testing), so it is read, never modified."""
+    options = {k: v for k, v in kwargs.items() if k not in ("A", "b")}
     with pytest.raises(ValueError, match=rf"^{name}\b"):
-        tr.cg(A, b, **kwargs)
+        tr.cg(kwargs["A"], kwargs["b"], **options)
 
 
 def test_tiny_b_with_a_normal_sized_x0_is_not_rescaled_into_overflow():
@@ -618,6 +621,16 @@ def test_callable_returning_complex_values_is_refused():
         tr.cg(lambda v: (1 + 1j) * v, np.ones(2))
 
 
+def test_complex_products_message_says_what_the_matvec_must_do():
+    """The refusal of complex products from a real-declared operator names it and says
+    what to return."""
+    A = spla.LinearOperator((2, 2), matvec=lambda v: v + 0j, dtype=np.float64)
+    with pytest.raises(ValueError, match=r"^A returned complex values; its matvec must map "
+                                         r"real vectors to real vectors \(return the real part "
+                                         r"if the imaginary part is rounding noise\)$"):
+        tr.cg(A, np.ones(2))
+
+
 def test_real_declared_operator_returning_complex_values_is_refused():
     """A LinearOperator declared float64 whose matvec computes in complex arithmetic is
     refused by name in every solver that applies it (cg's A and M, steihaug's H,
@@ -673,3 +686,164 @@ def test_large_dense_matrices_are_checked_for_symmetry_by_probes():
     B = A + 1e-6 * np.max(np.abs(A)) * np.triu(rng.standard_normal((n, n)), 1)
     with pytest.raises(ValueError, match="A must be symmetric"):
         tr.cg(B, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# edge cases of the stopping test, the preconditioner, the cost count and the replay
+
+
+def test_exact_convergence_meets_a_zero_tolerance():
+    """With rtol = atol = 0 the test ||r_k|| <= 0 is met only by an exactly zero residual:
+    b an eigenvector of A (in exact binary arithmetic) converges in one iteration."""
+    A = np.diag([4.0, 2.0, 1.0])
+    b = np.array([0.0, 2.0, 0.0])
+    res = tr.cg(A, b, rtol=0.0, atol=0.0)
+    assert res.status is CGStatus.CONVERGED and res.success
+    assert res.nit == 1 and res.residual_norm == 0.0
+    np.testing.assert_array_equal(res.x, [0.0, 1.0, 0.0])
+    # met exactly on the last iteration allowed, it is still CONVERGED
+    res = tr.cg(A, b, rtol=0.0, atol=0.0, maxiter=1)
+    assert res.status is CGStatus.CONVERGED and res.nit == 1
+    # one ulp away from an eigenvector the zero tolerance is not met in one iteration
+    res = tr.cg(A, b + np.array([0.0, 0.0, 2.0**-40]), rtol=0.0, atol=0.0, maxiter=1)
+    assert res.status is CGStatus.MAX_ITERATIONS
+
+
+def test_preconditioner_returning_nan_reports_non_finite_and_a_finite_iterate():
+    """NaN from M ends the solve with NON_FINITE, like NaN from A, and the iterate
+    returned is the last finite one: here that of the first iteration, not x0 = 0."""
+    A = np.diag([1.0, 2.0, 3.0, 4.0])
+    calls = {"n": 0}
+    seen = []
+
+    def psolve(r):
+        calls["n"] += 1
+        return np.full_like(r, np.nan) if calls["n"] == 2 else r.copy()
+
+    res = tr.cg(A, np.ones(4), M=psolve, rtol=1e-12, callback=lambda xk: seen.append(xk.copy()))
+    assert res.status is CGStatus.NON_FINITE and not res.success
+    assert np.all(np.isfinite(res.x)) and res.x.any()
+    np.testing.assert_array_equal(res.x, seen[0])
+    assert res.nit == 1
+
+
+def test_singular_psd_preconditioner_breaks_down_after_its_range_is_solved():
+    """M = diag(1, 0) is positive semidefinite, not definite: CG solves the first
+    component, then z = M r = 0 with r != 0 (r^T z = 0) is a BREAKDOWN, not a division
+    by zero, and the iterate solved so far is returned."""
+    res = tr.cg(np.diag([2.0, 3.0]), np.array([4.0, 3.0]), M=np.diag([1.0, 0.0]))
+    assert res.status is CGStatus.BREAKDOWN and not res.success
+    np.testing.assert_array_equal(res.x, [2.0, 0.0])
+    assert res.nit == 1
+    assert res.residual_norm == pytest.approx(3.0)
+
+
+@given(spd_systems(max_log10_cond=2.0), st.booleans())
+def test_nmatvec_counts_every_product_with_a(system, warm):
+    """nmatvec is the number of products with A: one per iteration, one for the
+    initial residual b - A x0 when x0 != 0, one for the final true residual (when the
+    returned x is nonzero)."""
+    A, b, _ = system
+    calls = {"n": 0}
+
+    def matvec(v):
+        calls["n"] += 1
+        return A @ v
+
+    x0 = np.linalg.solve(A, b) * 0.5 if warm else None
+    res = tr.cg(matvec, b, x0=x0, rtol=1e-8)
+    assert res.nmatvec == calls["n"]
+    assert res.nmatvec == res.nit + int(warm) + int(res.x.any())
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_atol_is_rescaled_with_the_problem(e):
+    """For b and x far outside the safe range CG runs on 2^-e b; atol must be rescaled
+    with it: tr.cg(A, 2^e b, atol=2^e a) takes the iterations of tr.cg(A, b, atol=a) and
+    returns 2^e times its solution, exactly, with the residual 2^e times as large."""
+    A = np.diag([1.0, 3.0, 10.0, 30.0])
+    b = np.array([1.0, -1.0, 0.5, 2.0])
+    atol = 1.3  # ||r_k|| = 2.5, 1.62, 1.21, ...: met at the second iteration
+    unit = tr.cg(A, b, rtol=0.0, atol=atol)
+    big = tr.cg(A, np.ldexp(b, e), rtol=0.0, atol=float(np.ldexp(atol, e)))
+    assert unit.nit == 2  # atol decides, well before the exact solution
+    assert big.nit == unit.nit and big.status is unit.status is CGStatus.CONVERGED
+    np.testing.assert_array_equal(big.x, np.ldexp(unit.x, e))
+    assert big.residual_norm == pytest.approx(float(np.ldexp(unit.residual_norm, e)), rel=1e-15)
+
+
+def test_overflow_replay_returns_the_last_finite_iterate_not_x0():
+    """A singular A with b outside its range: the iterates grow until they overflow. The
+    replay returns the last iterate the callback saw that is finite with a finite
+    residual (far from x0), and nit counts the iterations up to it."""
+    A = np.diag([1.0, 2.0, 0.0])
+    seen = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = tr.cg(A, np.ones(3), rtol=1e-12, callback=lambda xk: seen.append(xk.copy()))
+    assert res.status is CGStatus.NON_FINITE
+    finite = [x for x in seen if np.isfinite(x).all() and np.isfinite(np.ones(3) - A @ x).all()]
+    assert finite and np.max(np.abs(finite[-1])) > 1.0
+    assert res.nit == len(finite)
+    np.testing.assert_array_equal(res.x, finite[-1])
+
+
+def test_mismatched_x0_names_what_it_must_match():
+    """A wrong-length x0 is refused with a message giving the length and its source, b."""
+    with pytest.raises(ValueError, match=r"^x0 must have length 2 to match b; got length 3$"):
+        tr.cg(np.eye(2), np.ones(2), x0=np.ones(3))
+
+
+def test_callback_that_is_not_callable_is_named_with_its_type():
+    with pytest.raises(ValueError, match=r"^callback must be callable as callback\(xk\) or None; "
+                                         r"got int$"):
+        tr.cg(np.eye(2), np.ones(2), callback=3)
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_warm_start_is_rescaled_with_the_problem(e):
+    """b and x0 both far outside the safe range are rescaled together: the iterates are
+    2^e times those of the unit problem from the unit x0, exactly."""
+    A = np.diag([1.0, 3.0, 10.0])
+    b = np.array([1.0, -1.0, 0.5])
+    x0 = np.array([0.25, 0.5, -0.25])
+    unit = tr.cg(A, b, x0=x0, rtol=1e-10)
+    res = tr.cg(A, np.ldexp(b, e), x0=np.ldexp(x0, e), rtol=1e-10)
+    assert res.nit == unit.nit and res.status is unit.status
+    np.testing.assert_array_equal(res.x, np.ldexp(unit.x, e))
+
+
+def test_huge_atol_on_a_tiny_problem_converges_at_once_without_overflow_warnings():
+    """atol is rescaled with a tiny b (2^-600): atol = 1e300 then overflows to inf, which
+    must stay silent (no floating-point error) and means every residual is small enough."""
+    with np.errstate(all="raise"):
+        res = tr.cg(np.eye(3), np.ldexp(np.ones(3), -600), atol=1e300)
+    assert res.status is CGStatus.CONVERGED and res.nit == 0
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_rescaled_run_reports_in_the_callers_scale(e):
+    """With b far outside the safe range the callback sees the iterates of the caller's
+    problem (2^e times the unit problem's, exactly), and the history is scaled back:
+    residual norms by 2^e and curvatures p^T A p by 2^(2e) (rounded to the float range);
+    nothing raises under np.errstate(all="raise")."""
+    A = np.diag([1.0, 3.0, 10.0])
+    b = np.array([1.0, -1.0, 0.5])
+    seen_unit, seen = [], []
+    unit = tr.cg(A, b, rtol=1e-10, callback=lambda xk: seen_unit.append(xk.copy()))
+    with np.errstate(all="raise"):
+        res = tr.cg(A, np.ldexp(b, e), rtol=1e-10, callback=lambda xk: seen.append(xk.copy()))
+    assert len(seen) == len(seen_unit) == res.nit == unit.nit
+    for x, x_unit in zip(seen, seen_unit, strict=True):
+        np.testing.assert_array_equal(x, np.ldexp(x_unit, e))
+    np.testing.assert_array_equal(res.residual_norms, np.ldexp(unit.residual_norms, e))
+    with np.errstate(over="ignore", under="ignore"):
+        expected = np.ldexp(unit.curvatures, 2 * e)
+    np.testing.assert_array_equal(res.curvatures, expected)
+
+
+def test_zero_iterations_allowed_is_max_iterations_at_x0():
+    """maxiter = 0: no iteration, status MAX_ITERATIONS, x = x0 (unless b = 0)."""
+    x0 = np.array([0.5, 0.25])
+    res = tr.cg(np.diag([2.0, 3.0]), np.ones(2), x0=x0, maxiter=0)
+    assert res.status is CGStatus.MAX_ITERATIONS and res.nit == 0 and not res.success
+    np.testing.assert_array_equal(res.x, x0)

@@ -230,3 +230,144 @@ def test_zero_dimensional_arrays_are_accepted_as_scalar_options():
     wrapped = tr.backtracking(f, x, d, step=np.array(1.0), shrink=np.array(0.5),
                               max_steps=np.array(5))
     assert wrapped.step == plain.step and wrapped.nsteps == plain.nsteps
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((1.0, -1.0, [np.nan, 0.0], [-1.0, 0.0]), r"^x contains NaN or inf"),
+        ((1.0, -1.0, [0.0, 0.0], [-1.0]), r"^direction must have length 2 to match x;"),
+        ((1.0, -1.0, [0.0, 0.0], [np.inf, 0.0]), r"^direction contains NaN or inf"),
+        ((1.0, -1.0, [0.0, 0.0], [0.0, 0.0]), r"^direction must be non-zero$"),
+        ((np.ones(2), -1.0, [0.0, 0.0], [-1.0, 0.0]), r"^f0 must return a scalar"),
+        ((np.inf, -1.0, [0.0, 0.0], [-1.0, 0.0]), r"^f0 must be finite"),
+        ((1.0, np.ones(2), [0.0, 0.0], [-1.0, 0.0]), r"^slope must return a scalar"),
+        ((1.0, 0.5, [0.0, 0.0], [-1.0, 0.0]),
+         r"^slope = grad f\(x\)\^T d must be finite and negative .*\(negate the direction, "
+         r"or the objective if maximising\)$"),
+    ],
+)
+def test_armijo_bad_input_message_starts_with_the_argument(args, message):
+    """Each refusal of armijo is one line that starts with the argument's name (and, for a
+    non-descent slope, says what to do instead)."""
+    with pytest.raises(ValueError, match=message):
+        tr.armijo(*args)
+
+
+@pytest.mark.parametrize("c1", [True, "0.5", None])
+def test_armijo_c1_must_be_a_real_number(c1):
+    """c1 is a real number, not a bool (True == 1 would pass a numeric range check)."""
+    with pytest.raises(ValueError, match=r"^c1 must be a real number in \(0, 1\)"):
+        tr.armijo(1.0, -1.0, np.zeros(2), -np.ones(2), c1=c1)
+
+
+def test_armijo_accepts_equality_and_rejects_one_ulp_above():
+    """N&W eq. (3.4) is a non-strict inequality: f(x + t d) = f(x) + c1 t grad f^T d is
+    accepted, the next float above it is not. Checked with c1 = 1/2 (exact binary
+    arithmetic) and with the default c1 = 1e-4 (N&W §3.1), with t recovered from the
+    candidate by projection onto d."""
+    x, d = np.array([1.0, -2.0]), np.array([-2.0, 0.0])
+    f0, slope = 3.0, -4.0
+    half = tr.armijo(f0, slope, x, d, c1=0.5)
+    bound = f0 + 0.5 * 0.25 * slope  # t = 1/4: 2.5, exact
+    assert half(x + 0.25 * d, bound) is True
+    assert half(x + 0.25 * d, np.nextafter(bound, np.inf)) is False
+    default = tr.armijo(f0, slope, x, d)
+    bound = f0 + 1e-4 * 1.0 * slope  # t = 1
+    assert default(x + d, bound) is True
+    assert default(x + d, np.nextafter(bound, np.inf)) is False
+    # the step is read off the candidate: the bound at t = 1/2 is too high at t = 1
+    assert default(x + 0.5 * d, f0 + 1e-4 * 0.5 * slope) is True
+    assert default(x + d, f0 + 1e-4 * 0.5 * slope) is False
+
+
+def test_accept_may_return_a_one_element_array_or_a_number():
+    """accept's verdict may be a one-element array, list or tuple (a reduced numpy
+    comparison) or a number; it is read as its element's truth value, so a rejection in a
+    list ([False], itself a non-empty list) is a rejection. A longer array is refused with
+    a message saying how to reduce it."""
+    f = lambda z: float(z @ z)  # noqa: E731
+    x, d = np.ones(2), -np.ones(2)  # step 2: f = 2, rejected; step 1: f = 0, accepted
+    for wrap in (np.array, list, tuple, lambda v: int(v[0]), lambda v: float(v[0])):
+        res = tr.backtracking(f, x, d, step=2.0, accept=lambda cx, cf, w=wrap: w([cf < 0.1]))
+        assert res.status.name == "ACCEPTED"
+        assert res.step == 1.0 and res.nsteps == 2 and res.fun == 0.0
+    refused = (r"^accept must return a single bool; got an array of shape \(2,\) "
+               r"\(reduce it with \.all\(\) or \.any\(\)\)$")
+    with pytest.raises(ValueError, match=refused):
+        tr.backtracking(f, x, d, accept=lambda cx, cf: np.array([True, False]))
+
+
+def test_default_test_is_strict_decrease_and_default_budget_is_ten_trials():
+    """Without accept a trial must lower f strictly: on a constant f nothing is accepted,
+    after the default max_steps = 10 trials t = 1, 1/2, ..., 1/512 (default step and
+    shrink), and the result is x itself with f(x)."""
+    calls = []
+
+    def f(z):
+        calls.append(z.copy())
+        return 3.0
+
+    x, d = np.array([1.0, 2.0]), np.array([-1.0, 0.0])
+    res = tr.backtracking(f, x, d)
+    assert res.status.name == "NO_ACCEPTABLE_STEP" and res.step == 0.0
+    assert [t for t, _ in res.trials] == [0.5**k for k in range(10)]
+    assert res.nsteps == 10 and res.fun == 3.0
+    np.testing.assert_array_equal(res.x, x)
+
+
+def test_given_f0_is_the_reference_and_f_is_not_evaluated_at_x():
+    """f0, when given, replaces f(x): plain decrease is measured against it, a failed
+    search reports it, and f is called only at the trial points."""
+    calls = []
+
+    def f(z):
+        calls.append(z.copy())
+        return float(z @ z)
+
+    x, d = np.ones(2), -np.ones(2)
+    res = tr.backtracking(f, x, d, step=2.0, max_steps=3, f0=1.5)  # f = 2, 0.0, ...
+    assert res.status.name == "ACCEPTED" and res.step == 1.0
+    assert len(calls) == 2
+    calls.clear()
+    res = tr.backtracking(f, x, d, step=2.0, max_steps=1, f0=1.5)
+    assert res.status.name == "NO_ACCEPTABLE_STEP" and res.fun == 1.5 and len(calls) == 1
+    with pytest.raises(ValueError, match=r"^f0 must return a scalar"):
+        tr.backtracking(f, x, d, f0=np.ones(2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"f": 3}, r"^f must be a callable f\(x\) -> float; got int$"),
+        ({"accept": 3},
+         r"^accept must be a callable accept\(candidate_x, candidate_f\) -> bool, or None; "
+         r"got int$"),
+        ({"step": -1.0}, r"^step must be finite and > 0"),
+        ({"shrink": True}, r"^shrink must be a real number in \(0, 1\); got True$"),
+        ({"shrink": "0.5"}, r"^shrink must be a real number in \(0, 1\); got '0.5'$"),
+        ({"f": lambda z: np.ones(2)}, r"^f must return a scalar"),
+        ({"f": lambda z: np.ones(2), "accept": lambda cx, cf: True}, r"^f must return a scalar"),
+        ({"f": lambda z: float("inf")},
+         r"^f\(x\) = inf is not finite, so 'decrease' is undefined; start from a point where "
+         r"f is finite or pass accept=\.\.\.$"),
+    ],
+)
+def test_backtracking_refusals_say_what_to_pass(kwargs, message):
+    """Every refusal names the argument first and says what it must be; f's output is
+    checked at x (without accept) and at the trial points (with accept)."""
+    args = {"f": lambda z: float(z @ z), "x": np.ones(2), "direction": -np.ones(2)} | kwargs
+    with pytest.raises(ValueError, match=message):
+        tr.backtracking(args.pop("f"), args.pop("x"), args.pop("direction"), **args)
+
+
+def test_failed_search_checks_f_at_x_too():
+    """With accept given, f(x) is first evaluated after a failed search (to report it);
+    an array there is refused like one at a trial point."""
+    x, d = np.ones(2), -np.ones(2)
+
+    def f(z):
+        return np.ones(2) if np.array_equal(z, x) else float(z @ z)
+
+    with pytest.raises(ValueError, match=r"^f must return a scalar"):
+        tr.backtracking(f, x, d, accept=lambda cx, cf: False, max_steps=2)

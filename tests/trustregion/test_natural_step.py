@@ -296,7 +296,9 @@ def test_dense_non_symmetric_fisher_is_refused():
 def test_maxiter_zero_is_refused():
     """No CG iteration means no direction: maxiter = 0 is an input error, not a curvature
     status."""
-    with pytest.raises(ValueError, match=r"^maxiter must be an integer >= 1"):
+    with pytest.raises(ValueError, match=r"^maxiter must be an integer >= 1 or None; got 0 "
+                                         r"\(the direction d ~= F\^\{-1\} g needs at least "
+                                         r"one CG iteration\)$"):
         tr.natural_step(np.ones(2), F_SPD, 0.01, maxiter=0)
 
 
@@ -319,3 +321,174 @@ def test_warm_start_that_leaves_a_descent_direction_takes_no_step():
     for x0 in (None, [3.0, 0.0]):
         ok = tr.natural_step(g, F, 0.01, x0=x0, maxiter=1)
         assert ok.status is StepStatus.OK and ok.expected_improvement > 0.0
+
+
+# ------------------------------------------------------- the arguments passed through to CG
+def test_preconditioner_is_used_an_exact_inverse_solves_in_one_iteration():
+    """M ~ F^{-1} reaches CG: with M = F^{-1} one iteration gives d = F^{-1} g exactly (to
+    rounding), where plain CG on four distinct eigenvalues needs four; the step is the
+    same natural step either way."""
+    F = np.diag([1.0, 4.0, 9.0, 16.0])
+    g = np.array([1.0, -1.0, 2.0, 0.5])
+    exact = np.linalg.solve(F, g)
+    pre = tr.natural_step(g, F, 0.01, M=np.linalg.inv(F), maxiter=1)
+    plain = tr.natural_step(g, F, 0.01, maxiter=1)
+    assert pre.cg.nit == 1 and pre.status is StepStatus.OK
+    np.testing.assert_allclose(pre.direction, exact, rtol=8 * EPS, atol=0)
+    assert np.linalg.norm(plain.direction - exact) > 0.1 * np.linalg.norm(exact)
+    full = tr.natural_step(g, F, 0.01, maxiter=4, rtol=0.0)
+    np.testing.assert_allclose(pre.step, full.step, rtol=1e-13)
+
+
+def test_atol_stops_cg_once_the_residual_is_below_it():
+    """atol reaches CG's stopping test ||g - F d|| <= max(rtol ||g||, atol): a loose atol
+    stops after fewer iterations than atol = 0 and the residual then meets it; the
+    step is still on the KL boundary."""
+    F = np.diag([1.0, 2.0, 5.0, 10.0, 20.0])
+    g = np.ones(5)
+    tight = tr.natural_step(g, F, 0.02, rtol=0.0, atol=0.0, maxiter=50)
+    loose = tr.natural_step(g, F, 0.02, rtol=0.0, atol=0.5, maxiter=50)
+    assert loose.cg.nit < tight.cg.nit
+    assert loose.cg.residual_norms[-1] <= 0.5 < loose.cg.residual_norms[-2]
+    assert loose.quadratic_kl == pytest.approx(0.02, rel=1e-14)
+
+
+def test_callback_sees_every_cg_iterate_and_the_last_is_the_direction():
+    """callback reaches CG: called once per iteration with d_k, the last one being the
+    direction of the step (warm start x0 included)."""
+    F = np.diag([1.0, 3.0, 7.0])
+    g = np.array([1.0, 2.0, -1.0])
+    for x0 in (None, np.array([0.5, 0.5, 0.0])):
+        seen = []
+        res = tr.natural_step(g, F, 0.01, x0=x0, maxiter=3, rtol=0.0,
+                              callback=lambda d, seen=seen: seen.append(d.copy()))
+        assert len(seen) == res.cg.nit >= 1
+        np.testing.assert_array_equal(seen[-1], res.direction)
+
+
+def test_warm_start_at_the_natural_gradient_needs_no_iteration():
+    """x0 = F^{-1} g (exactly, in binary arithmetic) leaves a zero residual: CG stops at
+    once and the step is beta x0 on the KL boundary, as from a cold start."""
+    F = np.diag([2.0, 4.0])
+    g = np.array([1.0, 2.0])
+    x0 = np.array([0.5, 0.5])
+    res = tr.natural_step(g, F, 0.01, x0=x0)
+    assert res.cg.nit == 0 and res.status is StepStatus.OK
+    np.testing.assert_array_equal(res.direction, x0)
+    cold = tr.natural_step(g, F, 0.01)
+    np.testing.assert_allclose(res.step, cold.step, rtol=1e-14)
+    assert res.quadratic_kl == pytest.approx(0.01, rel=1e-14)
+
+
+@pytest.mark.parametrize("scale", [2.0**-560, 2.0**560])
+def test_rescaled_step_reports_beta_curvature_and_improvement_exactly(scale):
+    """Where d^T F d leaves the float range the step is formed on scaled copies; the
+    reported beta, curvature and expected improvement are then the unscaled ones times
+    the exact powers of two (beta ~ 1/scale, d ~ scale, g^T step ~ scale), and
+    quadratic_kl = 1/2 beta^2 d^T F d is still max_kl."""
+    F = np.array([[2.0, 0.5], [0.5, 1.0]])
+    g = np.array([1.0, -1.0])
+    ref = tr.natural_step(g, F, 0.01)
+    res = tr.natural_step(g * scale, F, 0.01)
+    assert res.status is StepStatus.OK
+    assert res.beta == pytest.approx(ref.beta / scale, rel=1e-14)
+    assert res.expected_improvement == pytest.approx(ref.expected_improvement * scale,
+                                                     rel=1e-14)
+    # d^T F d ~ 2^(+-1120) is outside the float range: its rounding, 0 or inf, is reported
+    assert res.curvature == (0.0 if scale < 1 else np.inf)
+    np.testing.assert_allclose(res.direction, ref.direction * scale, rtol=1e-14)
+    assert res.quadratic_kl == pytest.approx(0.01, rel=1e-14)
+
+
+# ------------------------------------------------------- what a step not taken reports
+def _assert_no_step(res, status, n):
+    """No step: the status, a zero step of the problem's shape, zero gain and KL, beta 0,
+    and CG's result kept for inspection."""
+    assert res.status is status and not res.success
+    assert res.step.shape == (n,) and not res.step.any()
+    assert res.beta == 0.0 and res.expected_improvement == 0.0 and res.quadratic_kl == 0.0
+    assert isinstance(res.cg, tr.CGResult)
+
+
+def test_no_step_results_report_the_curvature_they_saw():
+    """Each way of not stepping reports d^T F d as it was found: 0 for a zero gradient
+    (nothing was computed), NaN when F gave NaN, and the nonpositive value itself when CG
+    stepped along positive curvature into a direction of negative d^T F d (here a warm
+    start on an indefinite F, one iteration)."""
+    res = tr.natural_step(np.zeros(3), np.eye(3), 0.01)
+    _assert_no_step(res, StepStatus.ZERO_GRADIENT, 3)
+    assert res.curvature == 0.0
+    res = tr.natural_step(np.ones(2), lambda v: np.full(2, np.nan), 0.01)
+    _assert_no_step(res, StepStatus.NON_FINITE, 2)
+    assert np.isnan(res.curvature)
+    F = np.diag([4.0, -1.0])
+    res = tr.natural_step(np.array([1.0, 0.0]), F, 0.01, x0=[0.0, 1.0], maxiter=1)
+    _assert_no_step(res, StepStatus.NONPOSITIVE_CURVATURE, 2)
+    assert res.cg.nit == 1  # the first direction had positive curvature
+    d = res.direction
+    np.testing.assert_allclose(d, [2.0 / 3.0, 5.0 / 3.0], rtol=1e-15)
+    assert res.curvature == pytest.approx(float(d @ F @ d), rel=1e-14)
+    assert res.curvature < 0.0
+
+
+@pytest.mark.parametrize("e", [-600, 600])
+def test_rescaled_path_refuses_as_the_plain_one_does(e):
+    """Where d^T F d leaves the float range the same refusals hold, with the same
+    statuses and directions: negative curvature after a positive first step, and a warm
+    start that leaves a descent direction (g^T d < 0)."""
+    s = 2.0**e
+    F = np.diag([4.0, -1.0])
+    plain = tr.natural_step(np.array([1.0, 0.0]), F, 0.01, x0=[0.0, 1.0], maxiter=1)
+    res = tr.natural_step(np.array([s, 0.0]), F, 0.01, x0=[0.0, s], maxiter=1)
+    _assert_no_step(res, StepStatus.NONPOSITIVE_CURVATURE, 2)
+    np.testing.assert_array_equal(res.direction, plain.direction * s)
+    assert res.curvature <= 0.0
+    F = np.diag([1.0, 100.0])
+    plain = tr.natural_step(np.array([1.0, 1.0]), F, 0.01, x0=[-3.0, 0.0], maxiter=1)
+    res = tr.natural_step(np.array([s, s]), F, 0.01, x0=[-3.0 * s, 0.0], maxiter=1)
+    _assert_no_step(res, StepStatus.NOT_ASCENT, 2)
+    assert plain.status is StepStatus.NOT_ASCENT
+    d = plain.direction
+    assert plain.curvature == pytest.approx(float(d @ F @ d), rel=1e-14)
+    np.testing.assert_array_equal(res.direction, plain.direction * s)
+    assert res.curvature == (0.0 if e < 0 else np.inf)
+
+
+def test_a_radius_too_large_for_floats_is_no_step_not_an_infinite_one():
+    """max_kl = 1e308: 2 delta overflows, so beta = sqrt(2 delta / d^T F d) is not finite;
+    the result is NON_FINITE with no step (and the curvature that was found), on the
+    plain path and on the rescaled one."""
+    F = np.diag([2.0, 1.0])
+    for scale in (1.0, 2.0**600):
+        res = tr.natural_step(np.array([1.0, 1.0]) * scale, F, 1e308)
+        _assert_no_step(res, StepStatus.NON_FINITE, 2)
+        np.testing.assert_array_equal(res.direction, np.array([0.5, 1.0]) * scale)
+        if scale == 1.0:
+            assert res.curvature == pytest.approx(1.5, rel=1e-15)
+
+
+@pytest.mark.parametrize("scale", [2.0**-560, 2.0**560])
+def test_extreme_scales_work_under_strict_floating_point_errors(scale):
+    """The rescaled path under np.errstate(all="raise"): every over- and underflow it
+    expects is confined to its own errstate, so a caller who makes floating-point errors
+    raise gets the same step, and the CG result with it."""
+    F = np.array([[2.0, 0.5], [0.5, 1.0]])
+    g = np.array([1.0, -1.0])
+    ref = tr.natural_step(g, F, 0.01)
+    with np.errstate(all="raise"):
+        res = tr.natural_step(g * scale, F, 0.01)
+    assert res.status is StepStatus.OK
+    np.testing.assert_allclose(res.step, ref.step, rtol=1e-14)
+    assert isinstance(res.cg, tr.CGResult) and res.cg.nit == ref.cg.nit
+
+
+def test_exactly_zero_curvature_is_nonpositive_not_a_division():
+    """A warm start at a solution of F d = g with d^T F d = 0 exactly (F indefinite,
+    d = (1, 1), F d = (1, -1)): CG stops at once, the curvature is 0, and the result is
+    NONPOSITIVE_CURVATURE (beta = sqrt(2 delta / 0) is never formed), not NOT_ASCENT."""
+    F = np.diag([1.0, -1.0])
+    res = tr.natural_step(np.array([1.0, -1.0]), F, 0.01, x0=[1.0, 1.0])
+    assert res.cg.nit == 0
+    _assert_no_step(res, StepStatus.NONPOSITIVE_CURVATURE, 2)
+    assert res.curvature == 0.0
+    np.testing.assert_array_equal(res.direction, [1.0, 1.0])

@@ -16,6 +16,7 @@ import trustregion as tr
 from tests.strategies import (
     finite_floats,
     indefinite_with_negative_component,
+    long_path_subproblems,
     nonzero_vectors,
     spd_with_spectrum,
     symmetric_matrices,
@@ -415,7 +416,8 @@ def test_extreme_scales_give_the_exactly_scaled_step(g_exp, H_exp, radius):
 
 
 @pytest.mark.parametrize(("g_scale", "radius"), [(1e-300, 1e10), (1e-310, 1.0),
-                                                 (1e-300, 1e300), (1e-200, 1e120)])
+                                                 (1e-300, 1e300), (1e-200, 1e120),
+                                                 (1e-150, 1e160)])
 def test_newton_step_deep_inside_an_out_of_range_radius(g_scale, radius):
     """Delta ||H|| / ||g|| beyond the float range (the scaled H overflows): the Newton step
     -H^{-1} g, far inside the region, is found, not p = 0 reported as NON_FINITE."""
@@ -424,7 +426,9 @@ def test_newton_step_deep_inside_an_out_of_range_radius(g_scale, radius):
     assert res.status is SubproblemStatus.INTERIOR and res.success
     newton = -np.linalg.solve(A_SPD, G) * g_scale
     np.testing.assert_allclose(res.p, newton, rtol=1e-9)
-    assert res.model_decrease >= 0.0  # 1/2 g^T H^-1 g, which underflows here
+    # 1/2 g^T H^-1 g, which underflows here: its rounding, to a few subnormal units
+    expected = 0.5 * float(G @ np.linalg.solve(A_SPD, G)) * g_scale * g_scale
+    assert res.model_decrease == pytest.approx(expected, rel=1e-9, abs=4 * 5e-324)
 
 
 def test_negative_curvature_out_to_an_out_of_range_radius():
@@ -528,3 +532,46 @@ def test_interior_message_says_what_was_checked():
     res = tr.steihaug(G, A_SPD, 10.0)
     assert res.status is SubproblemStatus.INTERIOR
     assert "tolerance" in res.message and "the solution lies" not in res.message
+
+
+# ---------------------------------------------------------------------------------------------
+# long paths on SPD problems: many interior steps, then the boundary or the Newton step
+
+
+@pytest.mark.parametrize("preconditioned", [False, True])
+@given(data=st.data())
+def test_long_spd_paths_reach_the_boundary_or_the_newton_step(preconditioned, data):
+    """On SPD H (and SPD M) Steihaug's iterates stay interior until they cross
+    ||p||_{M^{-1}} = Delta (Steihaug 1983, Thm. 2.1), so: with Delta below the Newton step's
+    norm the result is BOUNDARY with ||p||_{M^{-1}} = Delta, reached after interior
+    iterates and improving the model on the last of them; with Delta above it the result
+    is INTERIOR and equal to the Newton step -H^{-1} g within the CG tolerance. Never
+    BREAKDOWN, NON_FINITE or NEGATIVE_CURVATURE. Tolerances: 100 n kappa(M) eps on the
+    norm; kappa(H) rtol on the Newton step."""
+    g, H, Delta, M, c = data.draw(long_path_subproblems(preconditioned=preconditioned))
+    n = g.shape[0]
+    Minv = np.eye(n) if M is None else np.linalg.inv(M)
+    kappa_M = 1.0 if M is None else np.linalg.cond(M)
+
+    def m_norm(p):
+        return np.sqrt(p @ Minv @ p)
+
+    rtol = 1e-12
+    res = tr.steihaug(g, H, Delta, M=M, rtol=rtol)
+    path, _ = steihaug_path(g, H, Delta, M=M, rtol=rtol)
+    np.testing.assert_array_equal(res.p, path[-1])
+    assert res.nit == len(path) - 1
+    interior = path[:-1]
+    assert all(m_norm(p) < Delta * (1 + 100 * n * kappa_M * EPS) for p in interior)
+    tol = model_tolerance(g, H, res.p, Delta) * kappa_M
+    if c < 1.0:
+        assert res.status is SubproblemStatus.BOUNDARY and res.hits_boundary
+        assert m_norm(res.p) == pytest.approx(Delta, rel=100 * n * kappa_M * EPS)
+        assert model(g, H, res.p) <= model(g, H, interior[-1]) + tol
+    else:
+        assert res.status is SubproblemStatus.INTERIOR and not res.hits_boundary
+        newton = -np.linalg.solve(H, g)
+        kappa_H = np.linalg.cond(H)
+        assert np.linalg.norm(res.p - newton) <= 100 * kappa_H * kappa_M * rtol * (
+            np.linalg.norm(newton))
+    assert res.model_decrease == pytest.approx(-model(g, H, res.p), rel=1e-9, abs=tol)

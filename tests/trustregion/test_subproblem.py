@@ -443,6 +443,11 @@ def test_scaled_problem_gives_the_scaled_step(solver, radius, e):
     res = solver(np.ldexp(G, e), A_SPD, np.ldexp(radius, e))
     assert res.status is reference.status
     np.testing.assert_allclose(np.ldexp(res.p, -e), reference.p, rtol=1e-14)
+    # the decrease g^T p + ... scales by 2^(2e), rounded to the float range (0 or inf at
+    # the ends, subnormal in between: absolute tolerance of a few subnormal units)
+    with np.errstate(over="ignore", under="ignore"):
+        expected = float(np.ldexp(reference.model_decrease, 2 * e))
+    assert res.model_decrease == pytest.approx(expected, rel=1e-13, abs=4 * 5e-324)
 
 
 @pytest.mark.parametrize("solver", [tr.cauchy_point, tr.dogleg])
