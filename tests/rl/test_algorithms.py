@@ -380,7 +380,7 @@ def test_trpo_expected_improvement_accepted_scales_with_the_step_fraction():
     log_old = _log_probs_at(policy, theta_old)
     max_kl = float(mdp.max_kl(log_old, _log_probs_at(policy, theta), log=True))
     assert max_kl <= 0.05 * (1 + 1e-12)
-    assert diag["trpo/max_kl"] == pytest.approx(max_kl, rel=1e-9)
+    assert diag["trpo/kl_max_state"] == pytest.approx(max_kl, rel=1e-9)
     full = theta_old + (theta - theta_old) / fraction
     assert float(mdp.max_kl(log_old, _log_probs_at(policy, full), log=True)) > 0.05
 
