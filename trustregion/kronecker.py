@@ -190,7 +190,8 @@ def kronecker_factored_operator(blocks, *, damping=0.0, pi_damping=True):
     which is :math:`A \otimes G + \lambda I` plus the cross terms
     :math:`\pi\sqrt\lambda\, I \otimes G + \tfrac{\sqrt\lambda}{\pi} A \otimes I`; :math:`\pi`
     makes the two factors' damping proportional to their average eigenvalues and
-    minimises a bound on the cross terms' norm. Where a trace is zero :math:`\pi = 1`.
+    minimises a bound on the cross terms' norm. Where a trace is zero, or the ratio of the
+    square roots of the traces leaves the float range, :math:`\pi = 1`.
     The operator and its inverse use the same damped factors, so ``K.inverse()`` is the
     exact inverse of ``K``; both are symmetric positive definite when :math:`\lambda > 0`.
 
@@ -225,10 +226,14 @@ def kronecker_factored_operator(blocks, *, damping=0.0, pi_damping=True):
             G = _symmetric_factor(block[1], f"blocks[{i}][1] (G)")
             pi = 1.0
             if pi_damping:
-                mean_a = np.trace(A) / A.shape[0]
-                mean_g = np.trace(G) / G.shape[0]
+                mean_a = float(np.trace(A)) / A.shape[0]
+                mean_g = float(np.trace(G)) / G.shape[0]
                 if mean_a > 0 and mean_g > 0:
-                    pi = math.sqrt(mean_a / mean_g)  # Martens & Grosse §6.3
+                    # Martens & Grosse §6.3; the square roots first, so that a ratio of
+                    # traces beyond the float range (a subnormal trace) does not overflow
+                    pi = math.sqrt(mean_a) / math.sqrt(mean_g)
+                    if not 0.0 < pi < math.inf:
+                        pi = 1.0
             A = A + pi * root * np.eye(A.shape[0])
             G = G + (root / pi) * np.eye(G.shape[0])
             damped.append(("kron", A, G))

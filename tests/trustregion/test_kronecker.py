@@ -101,6 +101,20 @@ def test_damping_makes_singular_factors_positive_definite(a, g, lam, data):
     assert float(x @ (K.inverse() @ x)) >= 0.0
 
 
+@pytest.mark.parametrize("w", [6.63643492e-155, 1e-160, 1e100])
+def test_pi_damping_with_a_trace_at_the_edge_of_the_float_range(w):
+    """A factor whose trace is subnormal (w^2 for w = 6.6e-155, as a randomized run found)
+    or huge: the pi split neither overflows nor loses the damping; the smallest
+    eigenvalue is still at least lam and the inverse undoes the product."""
+    lam = 1.0
+    K = tr.kronecker_factored_operator([(np.ones((1, 1)), np.array([[w * w]]))], damping=lam)
+    M = K.todense()
+    assert np.all(np.isfinite(M))
+    assert np.linalg.eigvalsh(M)[0] >= lam * (1 - 1e-12)
+    x = np.ones(1)
+    np.testing.assert_allclose(K @ (K.inverse() @ x), x, rtol=1e-12)
+
+
 def test_an_undamped_singular_factor_has_no_inverse():
     """Without damping a singular factor cannot be inverted: a clear error, asked up front."""
     K = tr.kronecker_factored_operator([(np.zeros((2, 2)), np.eye(2))], damping=0.0)
