@@ -114,7 +114,7 @@ class TrainingProgress(_Display):
     stream : file, optional
         Where to write (default ``sys.stderr``); a bar if it is a terminal, lines otherwise.
     start : int
-        Steps already done (a resumed run); the rate counts only this session's steps.
+        Steps already done (a resumed run); the rate counts only the steps of this process.
     headline : dict, optional
         ``{label: key}`` of the diagnostics to show beside the training return (an
         algorithm's ``headline_metrics``).
