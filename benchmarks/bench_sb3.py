@@ -50,6 +50,7 @@ fall outside the timings (``--no-warmup`` skips it). Observation normalisation, 
 Run::
 
     python benchmarks/bench_sb3.py                       # CartPole-v1, 100k, seeds 0-4
+    python benchmarks/bench_sb3.py --zoo --envs Hopper-v5 --seeds 0 1 2   # zoo settings, 1M
 
 Results: ``benchmarks/results/sb3.json`` and ``sb3.md``, rewritten after each seed and
 merged with the runs already recorded there (a rerun of the same env, seed and steps
@@ -325,12 +326,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-warmup", action="store_true",
                         help="skip the untimed short run of each side before the first seed")
+    parser.add_argument("--zoo", action="store_true",
+                        help="learning runs of sb3-contrib alone with rl-baselines3-zoo's "
+                             "MuJoCo settings (results: sb3_zoo.json / sb3_zoo.md; see "
+                             "sb3_zoo.py); default steps 1M")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds) or any(s < 0 for s in args.seeds):
         parser.error(f"--seeds must be distinct non-negative integers; got {args.seeds}")
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be a positive integer; got {args.steps}")
 
+    if args.zoo:
+        import sb3_zoo
+
+        return {"runs": sb3_zoo.main(args.envs, args.seeds, args.steps, args.out, argv)}
     import sb3_contrib
     import torch
 
