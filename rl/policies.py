@@ -686,11 +686,12 @@ class _LogitMLP(_MLPPolicy):
     """An MLP from observations to the logits of a distribution (``Categorical``,
     ``MultiCategorical``, ``Bernoulli``): the parts the logit policies share."""
 
-    def _build_net(self, obs_dim, out_dim, hidden_sizes, seed, obs_normalizer, dtype):
+    def _build_net(self, obs_dim, out_dim, hidden_sizes, seed, obs_normalizer, dtype,
+                   output_gain=0.01):
         self.obs_dim = positive_int(obs_dim, "obs_dim")
         self.hidden_sizes = checked_hidden_sizes(hidden_sizes)
         _check_normalizer(obs_normalizer, self.obs_dim)
-        self.net = MLP((self.obs_dim, *self.hidden_sizes, out_dim), output_gain=0.01,
+        self.net = MLP((self.obs_dim, *self.hidden_sizes, out_dim), output_gain=output_gain,
                        seed=seed, dtype=dtype)
         Policy.__init__(self, self.net.params, obs_normalizer)
 
@@ -722,6 +723,9 @@ class CategoricalMLP(_LogitMLP):
         Shared running normaliser applied to the observations.
     dtype : {"float64", "float32"}, default "float64"
         Compute precision of the network's numpy passes (:class:`rl.networks.MLP`).
+    output_gain : float >= 0, default 0.01
+        Gain of the orthogonal initialisation of the logit layer (0.01: the PPO reference
+        code, sb3's ``ortho_init``; the other logit policies take it too).
 
     Notes
     -----
@@ -749,9 +753,11 @@ class CategoricalMLP(_LogitMLP):
     def __init__(
         self, obs_dim: int, num_actions: int, hidden_sizes=(64, 64), *, seed=None,
         obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
+        output_gain: float = 0.01,
     ):
         self.num_actions = positive_int(num_actions, "num_actions")
-        self._build_net(obs_dim, self.num_actions, hidden_sizes, seed, obs_normalizer, dtype)
+        self._build_net(obs_dim, self.num_actions, hidden_sizes, seed, obs_normalizer, dtype,
+                        output_gain)
 
     def _architecture(self) -> dict:
         return {"obs_dim": self.obs_dim, "num_actions": self.num_actions,
@@ -795,10 +801,12 @@ class MultiCategoricalMLP(_LogitMLP):
     def __init__(
         self, obs_dim: int, nvec, hidden_sizes=(64, 64), *, seed=None,
         obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
+        output_gain: float = 0.01,
     ):
         self.distribution_class = MultiCategorical.for_nvec(nvec)
         self.nvec = self.distribution_class.nvec
-        self._build_net(obs_dim, sum(self.nvec), hidden_sizes, seed, obs_normalizer, dtype)
+        self._build_net(obs_dim, sum(self.nvec), hidden_sizes, seed, obs_normalizer, dtype,
+                        output_gain)
 
     def _architecture(self) -> dict:
         return {"obs_dim": self.obs_dim, "nvec": self.nvec,
@@ -836,9 +844,11 @@ class BernoulliMLP(_LogitMLP):
     def __init__(
         self, obs_dim: int, num_bits: int, hidden_sizes=(64, 64), *, seed=None,
         obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
+        output_gain: float = 0.01,
     ):
         self.num_bits = positive_int(num_bits, "num_bits")
-        self._build_net(obs_dim, self.num_bits, hidden_sizes, seed, obs_normalizer, dtype)
+        self._build_net(obs_dim, self.num_bits, hidden_sizes, seed, obs_normalizer, dtype,
+                        output_gain)
 
     def _architecture(self) -> dict:
         return {"obs_dim": self.obs_dim, "num_bits": self.num_bits,
@@ -861,6 +871,9 @@ class GaussianMLP(_MLPPolicy):
         Shared running normaliser applied to the observations.
     dtype : {"float64", "float32"}, default "float64"
         Compute precision of the mean network's numpy passes (:class:`rl.networks.MLP`).
+    output_gain : float >= 0, default 0.01
+        Gain of the orthogonal initialisation of the mean's output layer (0.01: the PPO
+        reference code and sb3's ``ortho_init``, so the initial mean is near 0).
 
     Notes
     -----
@@ -889,6 +902,7 @@ class GaussianMLP(_MLPPolicy):
     def __init__(
         self, obs_dim: int, act_dim: int, hidden_sizes=(64, 64), *, init_log_std: float = 0.0,
         seed=None, obs_normalizer: ObservationNormalizer | None = None, dtype="float64",
+        output_gain: float = 0.01,
     ):
         self.obs_dim = positive_int(obs_dim, "obs_dim")
         self.act_dim = positive_int(act_dim, "act_dim")
@@ -897,8 +911,8 @@ class GaussianMLP(_MLPPolicy):
         if not np.isfinite(init_log_std):
             raise ValueError(f"init_log_std must be finite; got {init_log_std!r}")
         _check_normalizer(obs_normalizer, self.obs_dim)
-        self.net = MLP((self.obs_dim, *self.hidden_sizes, self.act_dim), output_gain=0.01,
-                       seed=seed, dtype=dtype)
+        self.net = MLP((self.obs_dim, *self.hidden_sizes, self.act_dim),
+                       output_gain=output_gain, seed=seed, dtype=dtype)
         theta = np.concatenate([self.net.params, np.full(self.act_dim, init_log_std)])
         super().__init__(theta, obs_normalizer)
 
@@ -1228,7 +1242,8 @@ def _check_normalizer(obs_normalizer, obs_dim: int) -> None:
 def make_policy(
     observation_space, action_space, *, hidden_sizes=(64, 64), seed=None,
     obs_normalization: bool = False, dtype="float64", conv_layers=NATURE_CONV,
-    conv_hidden_sizes=(512,), image_layout: str = "auto",
+    conv_hidden_sizes=(512,), image_layout: str = "auto", obs_clip: float = 10.0,
+    init_log_std: float = 0.0, output_gain: float = 0.01,
 ) -> Policy:
     """Build the policy that fits a pair of Gymnasium spaces.
 
@@ -1251,6 +1266,13 @@ def make_policy(
         Dense layers after the convolutions.
     image_layout : {"auto", "HWC", "CHW"}, default "auto"
         Axis order of image observations (:meth:`rl.spaces.ObservationLayout.from_space`).
+    obs_clip : float > 0, default 10.0
+        With ``obs_normalization``: normalised observations are clipped to
+        ``[-obs_clip, obs_clip]`` (the vector-observation MLP policies).
+    init_log_std : float, default 0.0
+        Initial log-std of :class:`GaussianMLP`.
+    output_gain : float >= 0, default 0.01
+        Gain of the orthogonal initialisation of the MLP policies' output layer.
 
     Returns
     -------
@@ -1295,22 +1317,24 @@ def make_policy(
         if isinstance(observation_space, spaces.Discrete):
             return TabularSoftmax(int(observation_space.n), int(action_space.n), seed=seed)
         obs_dim = int(observation_space.shape[0])
-        norm = ObservationNormalizer(obs_dim) if obs_normalization else None
+        norm = ObservationNormalizer(obs_dim, clip=obs_clip) if obs_normalization else None
         if isinstance(action_space, spaces.Discrete):
             return CategoricalMLP(obs_dim, int(action_space.n), hidden_sizes, seed=seed,
-                                  obs_normalizer=norm, dtype=dtype)
+                                  obs_normalizer=norm, dtype=dtype, output_gain=output_gain)
         return GaussianMLP(obs_dim, int(action_space.shape[0]), hidden_sizes, seed=seed,
-                           obs_normalizer=norm, dtype=dtype)
+                           obs_normalizer=norm, dtype=dtype, init_log_std=init_log_std,
+                           output_gain=output_gain)
     spec = action_spec(action_space)
     layout = ObservationLayout.from_space(observation_space, image_layout=image_layout)
     if vector_obs:
         obs_dim = layout.flat_dim
-        norm = ObservationNormalizer(obs_dim) if obs_normalization else None
+        norm = ObservationNormalizer(obs_dim, clip=obs_clip) if obs_normalization else None
         if spec.kind == "multidiscrete":
             return MultiCategoricalMLP(obs_dim, spec.nvec, hidden_sizes, seed=seed,
-                                       obs_normalizer=norm, dtype=dtype)
+                                       obs_normalizer=norm, dtype=dtype,
+                                       output_gain=output_gain)
         return BernoulliMLP(obs_dim, spec.size, hidden_sizes, seed=seed, obs_normalizer=norm,
-                            dtype=dtype)
+                            dtype=dtype, output_gain=output_gain)
     if not layout.structured and spec.kind == "discrete":
         return CategoricalCNN(layout.image.shape, spec.size, layout=layout.image_layout,
                               conv_layers=conv_layers, hidden_sizes=conv_hidden_sizes,
