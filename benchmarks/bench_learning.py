@@ -26,6 +26,8 @@ Run::
     python benchmarks/bench_learning.py --envs Hopper-v5 --seeds 0 --steps 20000   # smoke
     python benchmarks/bench_learning.py --envs Pendulum-v1 --algos trpo --runner-defaults
     python benchmarks/bench_learning.py --envs Hopper-v5 --algos trpo --sb3-critic
+    python benchmarks/bench_learning.py --envs Swimmer-v5 --algos trpo --label gamma-0.9999 \
+        --set gamma=0.9999                                            # an ablation arm
 
 ``OPENBLAS_NUM_THREADS=1`` is set before numpy is imported (see the README).
 """
@@ -332,7 +334,27 @@ def main(argv=None) -> dict:
     parser.add_argument("--sb3-critic", action="store_true",
                         help="add sb3-contrib's critic and float32 (SB3_CRITIC) to the "
                              "benchmark settings")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="settings",
+                        help="a setting on top of the runner's defaults (and the env's "
+                             "preset), as 'python -m rl train --set'; repeatable; needs "
+                             "--label")
+    parser.add_argument("--label", default=None,
+                        help="name of the settings given with --set (e.g. an ablation arm); "
+                             "runs are grouped and stored by it")
     args = parser.parse_args(argv)
+    if bool(args.settings) != bool(args.label):
+        parser.error("--set and --label go together: name the settings you give (e.g. "
+                     "--label reward-scaling --set reward_scaling=true)")
+    extra = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--set expects KEY=VALUE; got {item!r}")
+        extra[key.strip()] = value.strip()
+    if args.label is not None and (args.runner_defaults or args.sb3_critic):
+        parser.error("--label/--set go on top of the runner's defaults; do not combine them "
+                     "with --runner-defaults or --sb3-critic")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     if args.runner_defaults and args.sb3_critic:
@@ -362,7 +384,11 @@ def main(argv=None) -> dict:
         steps = args.steps or ENV_STEPS.get(env, 1_000_000)
         for algo in args.algos:
             for seed in args.seeds:
-                if args.runner_defaults:
+                if args.label is not None:
+                    label, overrides = args.label, dict(extra)
+                    suffix = "-" + "".join(c if c.isalnum() or c in "-_." else "_"
+                                           for c in args.label)
+                elif args.runner_defaults:
                     label, overrides, suffix = DEFAULTS_LABEL, {}, "-defaults"
                 elif args.sb3_critic:
                     label, suffix = SB3_CRITIC_LABEL, "-sb3-critic"

@@ -125,6 +125,23 @@ def _interval(args, keywords) -> str:
             f"{'inf' if high is None else format(high, 'g')}{hb}")
 
 
+def _choices(node, names):
+    """A tuple of literals, where ``*NAME`` entries unpack a module-level constant of
+    ``names`` (``("auto", "none", *PRESETS)``); None for anything else."""
+    if not isinstance(node, ast.Tuple):
+        return _literal(node)
+    out = []
+    for elt in node.elts:
+        if isinstance(elt, ast.Starred) and isinstance(elt.value, ast.Name) \
+                and elt.value.id in names:
+            out.extend(names[elt.value.id])
+        elif (value := _literal(elt)) is not None:
+            out.append(value)
+        else:
+            return None
+    return tuple(out)
+
+
 def _field_of(node, loop_names):
     """The field a check's value argument names: ``self.x``, or ``getattr(self, name)``."""
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
@@ -183,7 +200,7 @@ def _checked_ranges(cls) -> dict:
                 for name, choices in pairs[comparator.id].items():
                     allowed[name] = " | ".join(choices)
             else:
-                choices = _literal(comparator)
+                choices = _choices(comparator, module_names)
                 if isinstance(choices, (tuple, list)):
                     for name in _field_of(node.left, loops):
                         allowed[name] = " | ".join(map(str, choices))
@@ -193,6 +210,7 @@ def _checked_ranges(cls) -> dict:
     for klass in reversed(cls.__mro__):
         method = klass.__dict__.get("__post_init__")
         if method is not None:
+            module_names = vars(inspect.getmodule(method))
             visit(ast.parse(textwrap.dedent(inspect.getsource(method))), {}, {}, {})
     for name, words in extra.items():
         if name in allowed:

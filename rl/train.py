@@ -49,6 +49,8 @@ from rl.envs import (
     snapshot_env,
 )
 from rl.policies import make_policy
+from rl.presets import PRESETS, preset_settings, resolve_preset
+from rl.reward_scaling import RewardScaler
 from rl.progress import EvaluationProgress, TrainingProgress
 from rl.sampling import BlockSampler, EnvAction, SinglePathSampler, VineSampler
 from rl.tensorboard import TensorBoardWriter
@@ -119,7 +121,38 @@ class TrainConfig:
     value_learning_rate : float
         Step size of the ``"adam"`` value fit (1e-3, OpenAI baselines and sb3).
     obs_normalization : bool
-        Normalise observations by running mean and std (clipped at 10).
+        Normalise observations by running mean and std (off: Spinning Up and the TRPO
+        paper feed raw observations; the MuJoCo presets turn it on, as rl-baselines3-zoo
+        and OpenAI baselines do).
+    obs_clip : float
+        With ``obs_normalization``: normalised observations are clipped to ``[-obs_clip,
+        obs_clip]`` (10: VecNormalize's ``clip_obs`` and OpenAI baselines' ``RunningMeanStd``
+        clip).
+    reward_scaling : bool
+        Divide rewards by a running estimate of the discounted return's standard deviation,
+        then clip them (VecNormalize's ``norm_reward`` rule, :class:`rl.reward_scaling.
+        RewardScaler`); the reported episode returns stay unscaled. Off by default (the
+        TRPO paper and Spinning Up learn from raw rewards); on in the MuJoCo presets, as in
+        rl-baselines3-zoo.
+    reward_clip : float
+        With ``reward_scaling``: scaled rewards are clipped to ``[-reward_clip,
+        reward_clip]`` (10: VecNormalize's ``clip_reward``).
+    value_target_normalization : bool
+        Fit the value network to standardised targets and keep its output layer rescaled
+        to their running mean and std (:class:`rl.advantages.MLPValueFunction`'s
+        ``normalize_targets``; on: the PopArt-style rescaling OpenAI baselines' PPO2 and
+        the "What matters" study recommend).
+    init_log_std : float
+        Initial log standard deviation of Gaussian policies (0, σ = 1: the TRPO/PPO
+        reference code and sb3's ``log_std_init``).
+    policy_output_gain : float
+        Gain of the orthogonal initialisation of the policy's output layer (0.01: the PPO
+        reference code and sb3's ``ortho_init``, so the initial policy is near uniform or
+        zero-mean; hidden layers always get √2).
+    preset : str
+        Per-environment settings applied beneath ``--set`` (:mod:`rl.presets`): ``"auto"``
+        uses the environment's preset if it has one, ``"none"`` uses none, a preset's name
+        applies that preset. ``config.json`` records the preset applied.
     dtype : str
         Compute precision of the policy and value networks, ``"float64"`` (default) or
         ``"float32"`` (about twice as fast; the precision deep-learning libraries train in).
@@ -183,6 +216,13 @@ class TrainConfig:
     value_minibatch_size: int = 64
     value_learning_rate: float = 1e-3
     obs_normalization: bool = False
+    obs_clip: float = 10.0
+    reward_scaling: bool = False
+    reward_clip: float = 10.0
+    value_target_normalization: bool = True
+    init_log_std: float = 0.0
+    policy_output_gain: float = 0.01
+    preset: str = "auto"
     dtype: str = "float64"
     sampling: str = "single_path"
     vine_rollout_states: int = 64
@@ -223,6 +263,16 @@ class TrainConfig:
             check_range("value_iterations", self.value_iterations, 1, None, integer=True)
         check_range("value_minibatch_size", self.value_minibatch_size, 1, None, integer=True)
         check_range("value_learning_rate", self.value_learning_rate, 0.0, None, low_open=True)
+        check_range("obs_clip", self.obs_clip, 0.0, None, low_open=True)
+        check_range("reward_clip", self.reward_clip, 0.0, None, low_open=True)
+        check_range("init_log_std", self.init_log_std, None, None)
+        check_range("policy_output_gain", self.policy_output_gain, 0.0, None)
+        if self.preset not in ("auto", "none", *PRESETS):
+            raise ConfigError(_unknown("preset", self.preset, ("auto", "none", *PRESETS)))
+        if self.reward_scaling and self.sampling == "vine":
+            raise ConfigError("reward_scaling is for single-path sampling (the vine estimates "
+                              "its advantages from rollouts of raw rewards); drop "
+                              "reward_scaling or use sampling=single_path")
         check_range("eval_episodes", self.eval_episodes, 0, None, integer=True)
         check_range("checkpoint_every", self.checkpoint_every, 1, None, integer=True)
         if self.blas_threads is not None:
@@ -369,6 +419,25 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
     algo_kw, train_kw = {}, {"algo": algo, "env": env, "seed": seed}
     if steps is not None:
         train_kw["steps"] = steps
+    preset_key = next((k for k in ("train.preset", "preset") if k in overrides), None)
+    try:
+        preset = resolve_preset(str(overrides[preset_key]).strip() if preset_key else "auto",
+                                str(env))
+    except ValueError as exc:
+        raise ConfigError(_unknown("preset", overrides[preset_key], ("auto", "none", *PRESETS))
+                          ) from None
+    if preset_key:
+        overrides[preset_key] = preset
+    else:
+        train_kw["preset"] = preset
+    given = {key.rpartition(".")[2] for key in overrides}
+    for key, value in preset_settings(preset, algo).items():  # beneath the user's --set
+        if key in given:
+            continue
+        if key in algo_hints:
+            algo_kw[key] = value
+        elif key in train_hints:
+            train_kw[key] = value
     for key, value in overrides.items():
         scope, _, bare = key.rpartition(".")
         if scope not in ("", "algo", "train"):
@@ -439,7 +508,7 @@ def _make_baseline(cfg: TrainConfig, obs_dim, normalizer, seed):
                             iterations=cfg.value_iterations,
                             minibatch_size=cfg.value_minibatch_size,
                             learning_rate=cfg.value_learning_rate, obs_normalizer=normalizer,
-                            dtype=cfg.dtype)
+                            normalize_targets=cfg.value_target_normalization, dtype=cfg.dtype)
 
 
 def _obs_dim(space):
@@ -478,7 +547,12 @@ class _Run:
             raise ConfigError(f"environment {cfg.env!r} could not be made: {exc}") from None
         self.policy = make_policy(obs_space, act_space, hidden_sizes=cfg.hidden_sizes,
                                   seed=s_policy, obs_normalization=cfg.obs_normalization,
-                                  dtype=cfg.dtype)
+                                  dtype=cfg.dtype, obs_clip=cfg.obs_clip,
+                                  init_log_std=cfg.init_log_std,
+                                  output_gain=cfg.policy_output_gain)
+        # VecNormalize's reward scaling, applied to each finished batch (rl.reward_scaling)
+        self.reward_scaler = (RewardScaler(cfg.num_envs, algo_cfg.gamma, clip=cfg.reward_clip)
+                              if cfg.reward_scaling else None)
         self.baseline = _make_baseline(cfg, _obs_dim(obs_space),
                                        getattr(self.policy, "obs_normalizer", None), s_value)
         self.algo = ALGORITHMS[cfg.algo](self.policy, self.baseline, algo_cfg, seed=s_algo)
@@ -528,6 +602,8 @@ class _Run:
             "env": {"is_id": self.env_is_id, "name": self.cfg.env,
                     "problem": self.resume_problem, "sub_envs": None},
             "history": self.history,
+            **({"reward_scaler": self.reward_scaler.state_dict()}
+               if self.reward_scaler is not None else {}),
         }
 
     def load_state_dict(self, state):
@@ -540,6 +616,11 @@ class _Run:
             sampler = {**sampler, "envs": sub_envs}
         if sampler is not None:  # None: a vine run whose trunk could not be saved then
             self.sampler.load_state_dict(sampler)
+        if (self.reward_scaler is None) != ("reward_scaler" not in state):
+            raise ValueError("the checkpoint's reward scaler does not match its "
+                             "reward_scaling setting")
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.iteration = int(state["iteration"])
         self.total_steps = int(state["total_steps"])
         # rows written before a diagnostic was renamed carry its current name
@@ -601,6 +682,7 @@ def _check_memory(cfg, obs_space, act_space):
 
 _STATE_KEYS = ("config", "algo_config", "iteration", "total_steps", "policy", "baseline",
                "algo", "sampler", "env", "history")
+_OPTIONAL_STATE_KEYS = ("reward_scaler",)  # present when the run scales its rewards
 _ENV_KEYS = ("is_id", "name", "problem", "sub_envs")
 
 
@@ -628,7 +710,8 @@ def _check_state_layout(run_dir, manifest, state):
     """The keys and types of a checkpoint's top level (the parts check their own)."""
     where = f"checkpoint in {run_dir}"
     fix = "delete the run folder or resume from a copy"
-    if not isinstance(state, dict) or set(state) != set(_STATE_KEYS):
+    if not isinstance(state, dict) or not set(_STATE_KEYS) <= set(state) <= set(
+            _STATE_KEYS + _OPTIONAL_STATE_KEYS):
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{where} does not hold a run's state (keys {got}); {fix}")
     for key in ("iteration", "total_steps"):
@@ -1113,6 +1196,8 @@ def _iterate(run, run_dir, bar, callback, signals=None, board=None):
     while run.total_steps < cfg.steps:
         t0 = time.perf_counter()
         batch = run.sampler.sample()
+        if run.reward_scaler is not None:
+            batch = run.reward_scaler.scale(batch)
         t1 = time.perf_counter()
         diag = run.algo.update(batch)
         run.iteration += 1

@@ -330,7 +330,8 @@ def api_sections() -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("module_name", ["trustregion", "rl", "rl.algorithms", "rl.checkpoint",
                                          "rl.settings", "rl.progress", "rl.plotting",
-                                         "rl.tensorboard", "rl.validation"])
+                                         "rl.tensorboard", "rl.validation",
+                                         "rl.reward_scaling", "rl.presets"])
 def test_api_reference_lists_every_public_name(module_name):
     """docs/api.rst lists every public name of the package (autosummary generates its page),
     under its own module or, for a re-export, under the module that defines it."""
