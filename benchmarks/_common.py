@@ -132,14 +132,51 @@ def interleaved_medians(arms: dict[str, Callable], repeats: int) -> dict[str, di
     }
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere):
+    runs reproduce bit for bit only on the same CPU and libraries."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict:
+    """Versions of the libraries a run's numbers depend on (those installed)."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("numpy", "scipy", "autograd", "gymnasium", "mujoco", "torch",
+                 "stable-baselines3", "sb3-contrib", "ray"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    try:  # the BLAS numpy calls (OpenBLAS, MKL ...) and its version
+        from threadpoolctl import threadpool_info
+
+        out["blas"] = sorted({f"{i.get('internal_api')} {i.get('version')}"
+                              for i in threadpool_info() if i.get("user_api") == "blas"})
+    except Exception:  # noqa: BLE001 - optional detail
+        pass
+    return out
+
+
 def machine_info() -> dict:
-    """Python, numpy, scipy versions, platform, CPU count and load, for the result files."""
+    """Python and library versions, platform, CPU model and count, load, for the result
+    files."""
     import scipy
 
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
+        "libraries": library_versions(),
+        "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),

@@ -105,7 +105,7 @@ def run_zoo(env: str, seed: int, steps: int) -> dict:
                          **kwargs, "policy": "MlpPolicy (sb3 defaults: 64x64 tanh, "
                          "orthogonal init, log_std_init 0)"},
             "load_average_start": load_start, "load_average_end": list(os.getloadavg()),
-            "date": timestamp(), "code_version": code_version()}
+            "date": timestamp(), "code_version": code_version(), "machine": machine_info()}
 
 
 def merge_and_write(out: Path, record: dict, command: str) -> str:
