@@ -47,6 +47,7 @@ class Preset:
     source: str = ""
 
 
+# presets: begin
 #: Shared by the five MuJoCo locomotion tasks (rl-baselines3-zoo ``trpo.yml``,
 #: ``mujoco-defaults``: ``normalize: true`` (observations and rewards, VecNormalize's
 #: clip 10 on both), ``n_envs: 2``, ``n_steps: 1024``, ``gae_lambda: 0.95``,
@@ -65,6 +66,7 @@ PRESETS: dict[str, Preset] = {
     "Swimmer-v5": Preset(dict(_MUJOCO, gamma=0.9999),
                          source=_ZOO + "; Swimmer: gamma 0.9999)"),
 }
+# presets: end
 
 
 def resolve_preset(name: str, env: str) -> str:
