@@ -85,6 +85,11 @@ SB3_CRITIC_LABEL = "sb3 critic, float32"
 ENV_OVERRIDES = {
     "Pendulum-v1": {"gamma": 0.9, "num_envs": 2, "steps_per_env": 1024},
 }
+#: Published TRPO results at 1M steps (mean ± std over seeds): sb3-contrib's benchmark
+#: (3 seeds, v3 tasks) and Tianshou's (10 seeds).
+PUBLISHED = {"Hopper-v5": ("3372 ± 215", "2046 ± 1038"), "Walker2d-v5": ("4502 ± 234", "3827 ± 783"),
+             "HalfCheetah-v5": ("1803 ± 46", "4471 ± 805"), "Swimmer-v5": ("359 ± 2", "41 ± 20"),
+             "Ant-v5": ("3554 ± 591", "2867 ± 708")}
 #: The MuJoCo tasks have presets (:mod:`rl.presets`), which the runner applies by itself:
 #: their "benchmark" settings are the runner's defaults. Runs recorded before the presets
 #: existed carry ``preset: none`` and their own label (``BASELINES_LABEL``: observation
@@ -227,6 +232,7 @@ def summarize(records: dict, out: Path, command: str, jobs: int,
                  f"{r['load_average_start'][0]:.1f} → {r['load_average_end'][0]:.1f}"]
                 for r in recs]
     overrides = {env: ENV_OVERRIDES.get(env, {}) for env in sorted({r["env"] for r in recs})}
+    suite, suite_md = suite_table(records, out)
     md = "\n".join([
         "# Learning benchmark: final evaluation return over seeds",
         "",
@@ -252,6 +258,15 @@ def summarize(records: dict, out: Path, command: str, jobs: int,
         f"Settings \"{SB3_CRITIC_LABEL}\": the benchmark settings plus sb3-contrib's critic "
         f"and precision, {SB3_CRITIC} (`--sb3-critic`).",
         "",
+        "## MuJoCo suite",
+        "",
+        "TRPO at 1M steps, final evaluation (10 deterministic episodes, env seed = seed + "
+        "10000, the same function for both libraries), mean ± sample std over seeds. sb3-"
+        "contrib as run here: `bench_sb3.py --zoo` (`sb3_zoo.md`). Published: sb3-contrib's "
+        "benchmark (3 seeds, v3 tasks) and Tianshou's (10 seeds).",
+        "",
+        suite_md,
+        "",
         "## Runs",
         "",
         markdown_table(["env", "algo", "seed", "steps", "settings", "eval return",
@@ -266,13 +281,69 @@ def summarize(records: dict, out: Path, command: str, jobs: int,
     ])
     write_json(out / "learning.json", {
         "benchmark": "learning", "summary": summary, "runs": recs,
-        "env_overrides": ENV_OVERRIDES, "goals": GOALS,
+        "env_overrides": ENV_OVERRIDES, "goals": GOALS, "mujoco_suite": suite,
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "machine": machine_info(), "command": command, "date": timestamp(),
         "training_command": training[0], "training_date": training[1],
     })
     write_atomic(out / "learning.md", md)
     return md
+
+
+def load_sb3_zoo(out: Path) -> dict:
+    """sb3-contrib's runs with rl-baselines3-zoo's settings (``bench_sb3.py --zoo``), by env."""
+    try:
+        runs = json.loads((out / "sb3_zoo.json").read_text())["runs"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return {}
+    by_env = {}
+    for r in runs:
+        if r["steps"] == ENV_STEPS.get(r["env"]):
+            by_env.setdefault(r["env"], []).append(r)
+    return by_env
+
+
+def _mean_sd(values):
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def suite_table(records: dict, out: Path) -> tuple[list, str]:
+    """The MuJoCo suite: ours (TRPO, benchmark settings = preset) against sb3-contrib as run
+    here and the published figures; the goal per task is ours' mean at least sb3's and
+    ours' seed standard deviation no larger."""
+    sb3 = load_sb3_zoo(out)
+    entries, rows = [], []
+    for env in MUJOCO:
+        ours = [r["eval_return_mean"] for r in records.values()
+                if r["env"] == env and r["algo"] == "trpo" and _label(r) == SETTINGS_LABEL
+                and r["steps"] == ENV_STEPS[env]]
+        theirs = [r["eval_return_mean"] for r in sb3.get(env, [])]
+        om, osd = _mean_sd(ours)
+        tm, tsd = _mean_sd(theirs)
+        judged = len(ours) >= GOAL_SEEDS and len(theirs) >= 3
+        met = bool(om >= tm and osd <= tsd) if judged else None
+        entries.append({"env": env, "ours_seeds": len(ours), "ours_mean": om, "ours_std": osd,
+                        "ours_min": min(ours) if ours else None,
+                        "sb3_seeds": len(theirs), "sb3_mean": tm, "sb3_std": tsd,
+                        "sb3_min": min(theirs) if theirs else None,
+                        "published_sb3": PUBLISHED[env][0],
+                        "published_tianshou": PUBLISHED[env][1], "goal_met": met})
+
+        def cell(m, sd, n, lo):
+            return "–" if m is None else f"{m:.0f} ± {sd:.0f} (n={n}, min {lo:.0f})"
+
+        rows.append([env, cell(om, osd, len(ours), entries[-1]["ours_min"]),
+                     cell(tm, tsd, len(theirs), entries[-1]["sb3_min"]),
+                     PUBLISHED[env][0], PUBLISHED[env][1],
+                     "not judged (needs ≥ 5 + ≥ 3 seeds)" if met is None
+                     else ("met" if met else "not met")])
+    md = markdown_table(["task (1M steps)", "trpokit TRPO (preset)",
+                         "sb3-contrib TRPO, zoo settings, run here", "sb3-contrib published",
+                         "Tianshou published", "goal: mean ≥ sb3's, std ≤ sb3's"], rows,
+                        "llllll")
+    return entries, md
 
 
 def plot_env(env: str, records: dict, out: Path) -> Path | None:
@@ -300,8 +371,23 @@ def plot_env(env: str, records: dict, out: Path) -> Path | None:
             for i in range(1, n):
                 if np.isnan(row[i]):
                     row[i] = row[i - 1]
-        line = ax.plot(x, np.nanmean(y, axis=0), label=f"{algo.upper()} ({len(rs)} seeds)")[0]
+        line = ax.plot(x, np.nanmean(y, axis=0),
+                       label=f"trpokit {algo.upper()} ({len(rs)} seeds)")[0]
         ax.fill_between(x, np.nanmin(y, axis=0), np.nanmax(y, axis=0), alpha=0.2,
+                        color=line.get_color(), linewidth=0)
+    zoo = [r for r in load_sb3_zoo(out).get(env, []) if r.get("curve")]
+    if zoo:
+        n = min(len(r["curve"]["steps"]) for r in zoo)
+        x = np.asarray(zoo[0]["curve"]["steps"][:n], dtype=float)
+        y = np.array([[np.nan if v is None else v for v in r["curve"]["return_mean"][:n]]
+                      for r in zoo], dtype=float)
+        for row in y:
+            for i in range(1, n):
+                if np.isnan(row[i]):
+                    row[i] = row[i - 1]
+        line = ax.plot(x, np.nanmean(y, axis=0), linestyle="--",
+                       label=f"sb3-contrib TRPO, zoo settings ({len(zoo)} seeds)")[0]
+        ax.fill_between(x, np.nanmin(y, axis=0), np.nanmax(y, axis=0), alpha=0.15,
                         color=line.get_color(), linewidth=0)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("training episode return")
