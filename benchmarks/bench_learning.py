@@ -87,8 +87,10 @@ ENV_OVERRIDES = {
 }
 #: Published TRPO results at 1M steps (mean ± std over seeds): sb3-contrib's benchmark
 #: (3 seeds, v3 tasks) and Tianshou's (10 seeds).
-PUBLISHED = {"Hopper-v5": ("3372 ± 215", "2046 ± 1038"), "Walker2d-v5": ("4502 ± 234", "3827 ± 783"),
-             "HalfCheetah-v5": ("1803 ± 46", "4471 ± 805"), "Swimmer-v5": ("359 ± 2", "41 ± 20"),
+PUBLISHED = {"Hopper-v5": ("3372 ± 215", "2046 ± 1038"),
+             "Walker2d-v5": ("4502 ± 234", "3827 ± 783"),
+             "HalfCheetah-v5": ("1803 ± 46", "4471 ± 805"),
+             "Swimmer-v5": ("359 ± 2", "41 ± 20"),
              "Ant-v5": ("3554 ± 591", "2867 ± 708")}
 #: The MuJoCo tasks have presets (:mod:`rl.presets`), which the runner applies by itself:
 #: their "benchmark" settings are the runner's defaults. Runs recorded before the presets

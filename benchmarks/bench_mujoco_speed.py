@@ -71,10 +71,9 @@ def _ours(env, steps, seed, out, queue):
 def _sb3(env, steps, seed, queue):
     import torch
     from sb3_contrib import TRPO
+    from sb3_zoo import ZOO_N_ENVS, zoo_kwargs
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
-
-    from sb3_zoo import ZOO_N_ENVS, zoo_kwargs
 
     torch.set_num_threads(1)
     kwargs = zoo_kwargs(env)

@@ -55,11 +55,11 @@ def zoo_kwargs(env: str) -> dict:
 
 def run_zoo(env: str, seed: int, steps: int) -> dict:
     """Train and evaluate one sb3-contrib run with the zoo's settings; return its record."""
+    from bench_sb3 import SB3Actor
     from sb3_contrib import TRPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
-    from bench_sb3 import SB3Actor
 
     from rl.train import evaluate_policy
 
