@@ -50,8 +50,8 @@ from rl.envs import (
 )
 from rl.policies import make_policy
 from rl.presets import PRESETS, preset_settings, resolve_preset
-from rl.reward_scaling import RewardScaler
 from rl.progress import EvaluationProgress, TrainingProgress
+from rl.reward_scaling import RewardScaler
 from rl.sampling import BlockSampler, EnvAction, SinglePathSampler, VineSampler
 from rl.tensorboard import TensorBoardWriter
 
@@ -423,7 +423,7 @@ def resolve_config(algo="trpo", env="CartPole-v1", *, steps=None, seed=0, overri
     try:
         preset = resolve_preset(str(overrides[preset_key]).strip() if preset_key else "auto",
                                 str(env))
-    except ValueError as exc:
+    except ValueError:
         raise ConfigError(_unknown("preset", overrides[preset_key], ("auto", "none", *PRESETS))
                           ) from None
     if preset_key:
