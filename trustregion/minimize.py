@@ -32,6 +32,7 @@ from trustregion._checks import (
     as_vector,
     autograd_error,
     check_symmetric,
+    checked_product,
     nonnegative_scalar,
     positive_scalar,
     real_scalar_output,
@@ -181,11 +182,7 @@ def _operator(n: int, product: Callable, name: str) -> LinearOperator:
     """
 
     def matvec(v):
-        Hv = np.asarray(product(np.asarray(v, dtype=np.float64).reshape(-1)))
-        if Hv.dtype.kind == "c" or Hv.size != n:
-            what = "complex values" if Hv.dtype.kind == "c" else f"an array of shape {Hv.shape}"
-            raise ValueError(f"{name} returned {what} for a vector p of length {n}; it must "
-                             f"return the real vector H(x) p of shape ({n},)")
+        Hv = checked_product(product(np.asarray(v, dtype=np.float64).reshape(-1)), name, n)
         return np.asarray(Hv, float).reshape(-1)
 
     return LinearOperator((n, n), matvec=matvec, rmatvec=matvec, dtype=np.float64)

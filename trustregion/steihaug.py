@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from trustregion._checks import (
+    PRODUCT_EXPONENT,
     as_operator,
     as_vector,
     checked_maxiter,
@@ -36,8 +37,9 @@ from trustregion.result import SubproblemResult, SubproblemStatus
 __all__ = ["steihaug"]
 
 # |g| and Delta in [2^-128, 2^128]: the squares and their products in the recurrences and in
-# the boundary quadratic stay in the normal range, so the problem is solved as given
-_SAFE_EXPONENT = 128
+# the boundary quadratic (fourth powers of the data) stay within 2^±PRODUCT_EXPONENT, so the
+# problem is solved as given
+_SAFE_EXPONENT = PRODUCT_EXPONENT // 4
 
 
 def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> SubproblemResult:
