@@ -27,16 +27,13 @@ import warnings
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
 import scipy.signal
 
 from rl.conv import NATURE_CONV, ConvNet
 from rl.networks import MLP, SquaredErrorKernel
 from rl.optimizers import Adam
-from rl.validation import as_generator, checked_hidden_sizes, finite_real
-from trustregion.line_search import backtracking
-from trustregion.natural_step import natural_step
-from trustregion.operators import damped, gauss_newton_operator
+from rl.validation import as_generator, checked_hidden_sizes, finite_real, positive_int
+from rl.value_fitting import fit_adam, fit_lbfgs, fit_trust_region, half_mse_and_gradient
 
 __all__ = [
     "discounted_cumsum",
@@ -837,7 +834,9 @@ class MLPValueFunction(Baseline):
     Notes
     -----
     All three solvers minimise the mean squared error :math:`\\tfrac12 \\frac1N
-    \\sum_n (V_\\phi(s_n) - y_n)^2` from the current weights.
+    \\sum_n (V_\\phi(s_n) - y_n)^2` from the current weights. This class is the network:
+    prediction, the output scaling and the prediction cache; the solvers are the functions
+    of :mod:`rl.value_fitting`, chosen by ``optimizer``.
 
     **trust-region** (GAE paper §5 [1]_). Read :math:`V_\\phi(s)` as the mean of a
     Gaussian with variance :math:`\\sigma^2 = \\frac1N\\sum_n (V_{\\phi_{old}}(s_n) -
@@ -925,19 +924,14 @@ class MLPValueFunction(Baseline):
         normalize_targets=True,
         dtype="float64",
     ):
-        if not isinstance(obs_dim, (int, np.integer)) or isinstance(obs_dim, bool) or obs_dim < 1:
-            raise ValueError(f"obs_dim must be a positive int; got {obs_dim!r}")
+        obs_dim = positive_int(obs_dim, "obs_dim")
         if optimizer not in _OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {_OPTIMIZERS}; got {optimizer!r}")
         if iterations is None:
             iterations = _DEFAULT_ITERATIONS[optimizer]
-        for name, value in (
-            ("iterations", iterations),
-            ("cg_iters", cg_iters),
-            ("minibatch_size", minibatch_size),
-        ):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int; got {value!r}")
+        iterations = positive_int(iterations, "iterations")
+        cg_iters = positive_int(cg_iters, "cg_iters")
+        minibatch_size = positive_int(minibatch_size, "minibatch_size")
         for name, value in (("max_change", max_change), ("learning_rate", learning_rate)):
             if not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
@@ -1073,112 +1067,33 @@ class MLPValueFunction(Baseline):
         return f_and_grad
 
     def _fit_trust_region(self, x, z) -> dict:
-        """GAE paper §5: natural steps on the Gaussian-output mean KL, capped at the GN minimum."""
-        N = x.shape[0]
-        eps = self.max_change
-        net = self.net
-        last = {}  # the latest trial's predictions, shared by the loss and the constraint
-
-        def f(phi_new):
-            V = net.forward(phi_new, x)[:, 0]
-            last["phi"], last["V"] = phi_new, V
-            r = V - z
-            return 0.5 * float(r @ r) / N
-
-        def predictions(phi_new):
-            if "phi" in last and np.array_equal(last["phi"], phi_new):
-                return last["V"]
-            return net.forward(phi_new, x)[:, 0]
-
-        phi = net.params.copy()
-        nit, cg_nit, max_kl, success = 0, 0, 0.0, True
-        for _ in range(self.iterations):
-            lin = net.linearize(phi, x)  # V_old, J v and J^T u at phi
-            V_old = lin.output[:, 0]
-            f0, grad = _half_mse_and_gradient(lin, z)
-            sigma2 = 2.0 * f0  # mean((V_old - z)^2), the predictive variance
-            if sigma2 == 0.0:
-                break  # the targets are met exactly: nothing to fit
-            g = -grad  # the direction of steepest decrease of f
-            # Fisher of the Gaussian outputs N(V_phi(s), sigma2), averaged over the batch
-            F = gauss_newton_operator(lin, phi, lambda u, s=N * sigma2: u / s)
-            step = natural_step(g, damped(F, self.damping), eps, maxiter=self.cg_iters)
-            cg_nit += step.cg.nit
-            if not step.success:
-                success = False
-                break
-            d = step.direction
-            # curvature of the Gauss-Newton model of f: H = sigma2 F, and natural_step's
-            # curvature is d^T (F + damping I) d
-            dHd = sigma2 * (step.curvature - self.damping * float(d @ d))
-            beta = step.beta
-            if dHd > 0.0:
-                beta = min(beta, float(g @ d) / dHd)  # do not pass the model's minimiser
-            if not beta > 0.0:
-                success = False
-                break
-
-            def mean_kl(phi_new, V_old=V_old, sigma2=sigma2):
-                dV = predictions(phi_new) - V_old
-                return float(dV @ dV) / (2.0 * sigma2 * N)
-
-            def accept(phi_new, f_new, f0=f0, mean_kl=mean_kl):
-                return f_new < f0 and mean_kl(phi_new) <= eps
-
-            search = backtracking(f, phi, beta * d, shrink=0.8, max_steps=30, accept=accept, f0=f0)
-            if not search.success:
-                success = False
-                break
-            phi = search.x
-            max_kl = max(max_kl, mean_kl(phi))
-            nit += 1
-        net.set_params(phi)
-        return {
-            "iterations": nit,
-            "cg_nit": cg_nit,
-            "max_step_kl": max_kl,
-            "success": float(success),
-        }
+        """GAE paper §5: natural steps on the Gaussian-output mean KL, capped at the GN minimum
+        (:func:`rl.value_fitting.fit_trust_region`)."""
+        return fit_trust_region(self.net, x, z, max_change=self.max_change,
+                                iterations=self.iterations, cg_iters=self.cg_iters,
+                                damping=self.damping)
 
     def _fit_lbfgs(self, x, z) -> dict:
-        """L-BFGS-B (scipy) on the squared error, gradients by backpropagation."""
-        fun = self._loss_and_gradient(x, z)
-        res = scipy.optimize.minimize(
-            fun, self.net.params, jac=True, method="L-BFGS-B", options={"maxiter": self.iterations}
-        )
-        if np.all(np.isfinite(res.x)) and fun(res.x)[0] <= fun(self.net.params)[0]:
-            self.net.set_params(res.x)
-        return {"iterations": int(res.nit), "success": float(res.success or res.status == 1)}
+        """L-BFGS-B (scipy) on the squared error, gradients by backpropagation
+        (:func:`rl.value_fitting.fit_lbfgs`)."""
+        return fit_lbfgs(self.net, self._loss_and_gradient(x, z), iterations=self.iterations)
 
     def _fit_adam(self, x, z) -> dict:
-        """Shuffled minibatch epochs of Adam, as in PPO's value update.
-
-        A fit whose weights come out NaN or inf (an overflowing target or gradient) leaves
-        the network and the Adam state as they were and reports ``success`` 0.
-        """
+        """Shuffled minibatch epochs of Adam, as in PPO's value update
+        (:func:`rl.value_fitting.fit_adam`), on a :class:`rl.networks.SquaredErrorKernel`
+        that steps the weights in the network's compute dtype."""
         N = x.shape[0]
-        saved = self._adam.state_dict()  # m, v and t copied: restored if the fit diverges
         kernel = SquaredErrorKernel(self.net, min(N, self.minibatch_size))
         kernel.set_params(self.net.params)
-        theta = kernel.params  # updated in place, in the network's compute dtype
         dt = self.net.dtype
         x, z = x.astype(dt, copy=False), z.astype(dt, copy=False)  # gathered once per row
-        steps = 0
-        for _ in range(self.iterations):
-            order = self._rng.permutation(N)
-            for lo in range(0, N, self.minibatch_size):
-                idx = order[lo : lo + self.minibatch_size]
-                _, grad = kernel(x[idx], z[idx], copy=False)
-                self._adam.step_in_place(theta, grad)
-                steps += 1
-        phi = theta.astype(np.float64)
-        if np.all(np.isfinite(phi)):
-            self.net.set_params(phi)
-            success = 1.0
-        else:  # the moments may be NaN too: step_in_place does not check its gradients
-            self._adam.load_state_dict(saved)
-            success = 0.0
-        return {"iterations": self.iterations, "adam_steps": steps, "success": success}
+
+        def minibatch_gradient(idx):
+            return kernel(x[idx], z[idx], copy=False)[1]
+
+        # kernel.params is updated in place, in the network's compute dtype
+        return fit_adam(self.net, self._adam, self._rng, kernel.params, minibatch_gradient, N,
+                        epochs=self.iterations, minibatch_size=self.minibatch_size)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -1223,13 +1138,6 @@ class MLPValueFunction(Baseline):
             self._adam = adam
         if "rng" in state:
             self._rng.bit_generator.state = state["rng"]
-
-
-def _half_mse_and_gradient(lin, z):
-    """``(½ mean((V - z)²), its gradient in φ)`` from a linearisation ``lin`` of ``V_φ``."""
-    r = lin.output[:, 0] - z
-    N = r.shape[0]
-    return 0.5 * float(r @ r) / N, lin.vjp((r / N)[:, None])
 
 
 def _nested_tuples(value):
@@ -1323,32 +1231,21 @@ class ConvValueFunction(MLPValueFunction):
     def _loss_and_gradient(self, x, z):
         """``φ -> (½ mean((net_φ(x) - z)²), J^T r / N)`` by the network's linearisation."""
         def f_and_grad(phi):
-            return _half_mse_and_gradient(self.net.linearize(phi, x), z)
+            return half_mse_and_gradient(self.net.linearize(phi, x), z)
 
         return f_and_grad
 
     def _fit_adam(self, x, z) -> dict:
-        """Shuffled minibatch epochs of Adam, gradients by the network's linearisation; a
-        fit that ends with NaN or inf weights is undone and reports ``success`` 0."""
-        N = x.shape[0]
-        saved = self._adam.state_dict()
+        """Shuffled minibatch epochs of Adam (:func:`rl.value_fitting.fit_adam`), gradients
+        by the network's linearisation, on a float64 copy of the weights."""
         loss_and_gradient = self._loss_and_gradient
         theta = self.net.params.copy()
-        steps = 0
-        for _ in range(self.iterations):
-            order = self._rng.permutation(N)
-            for lo in range(0, N, self.minibatch_size):
-                idx = order[lo:lo + self.minibatch_size]
-                _, grad = loss_and_gradient(x[idx], z[idx])(theta)
-                self._adam.step_in_place(theta, grad)
-                steps += 1
-        if np.all(np.isfinite(theta)):
-            self.net.set_params(theta)
-            success = 1.0
-        else:
-            self._adam.load_state_dict(saved)
-            success = 0.0
-        return {"iterations": self.iterations, "adam_steps": steps, "success": success}
+
+        def minibatch_gradient(idx):
+            return loss_and_gradient(x[idx], z[idx])(theta)[1]
+
+        return fit_adam(self.net, self._adam, self._rng, theta, minibatch_gradient, x.shape[0],
+                        epochs=self.iterations, minibatch_size=self.minibatch_size)
 
 
 # ------------------------------------------------------------------------- batch interface

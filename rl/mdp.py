@@ -12,7 +12,9 @@ Hessians of these quantities are exact too.
 
 The same object is a :class:`gymnasium.Env` (``Discrete`` observations and actions), so
 the sampling code that runs on MuJoCo runs on it unchanged, and sampled estimates can
-be compared with the exact answers.
+be compared with the exact answers. That face is :class:`rl.tabular_env.TabularEnv`, the
+base class that samples episodes and knows nothing of the exact answers; this module is
+the oracle: the model's checks and the exact quantities.
 
 References
 ----------
@@ -22,18 +24,14 @@ References
 
 from __future__ import annotations
 
-import copy
 import numbers
-import operator
 
 import autograd.numpy as anp
-import gymnasium as gym
 import numpy as np
 from autograd import jacobian
-from gymnasium import spaces
-from gymnasium.error import ResetNeeded
 
-from rl.validation import as_generator, finite_real, positive_int, probability
+from rl.tabular_env import TabularEnv
+from rl.validation import as_generator, finite_real, index_in_range, positive_int, probability
 from trustregion._checks import as_vector
 
 __all__ = ["TabularMDP", "random_mdp", "chain_mdp", "gridworld", "two_action_bandit"]
@@ -118,18 +116,8 @@ def _check_gamma(gamma) -> float:
     return gamma
 
 
-def _check_index(value, name: str, n: int, what: str) -> int:
-    try:
-        i = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer {what} in [0, {n}); got {value!r}") from None
-    if not 0 <= i < n:
-        raise ValueError(f"{name} must be an integer {what} in [0, {n}); got {i}")
-    return int(i)
-
-
 # ----------------------------------------------------------------------------- the MDP
-class TabularMDP(gym.Env):
+class TabularMDP(TabularEnv):
     r"""A finite discounted MDP with exact, differentiable answers; also a Gymnasium ``Env``.
 
     Parameters
@@ -180,11 +168,12 @@ class TabularMDP(gym.Env):
         \rho_\pi^\top = \mu_0^\top M_\pi^{-1}, \qquad
         \eta(\pi) = \mu_0^\top V_\pi = \sum_s \rho_\pi(s) r_\pi(s).
 
-    As an environment, ``reset`` draws :math:`s_0 \sim \mu_0` and ``step(a)`` returns
-    :math:`s' \sim P(\cdot|s, a)` and the reward :math:`R(s, a)`, all from the env's
-    ``np_random``. ``get_state``/``set_state`` save and restore the current state, the
-    elapsed steps and that generator's state, which is what vine sampling ([1]_, §5.2)
-    needs to branch several actions from one state with common random numbers.
+    As an environment (the methods of :class:`rl.tabular_env.TabularEnv`), ``reset``
+    draws :math:`s_0 \sim \mu_0` and ``step(a)`` returns :math:`s' \sim P(\cdot|s, a)`
+    and the reward :math:`R(s, a)`, all from the env's ``np_random``.
+    ``get_state``/``set_state`` save and restore the current state, the elapsed steps and
+    that generator's state, which is what vine sampling ([1]_, §5.2) needs to branch
+    several actions from one state with common random numbers.
 
     References
     ----------
@@ -209,8 +198,6 @@ class TabularMDP(gym.Env):
     >>> reward, terminated, truncated
     (1.0, False, False)
     """
-
-    metadata = {"render_modes": []}
 
     def __init__(self, P, R, gamma, mu0, *, horizon=None, terminal_states=None):
         P_dtype, mu0_dtype = _input_dtype(P), _input_dtype(mu0)
@@ -247,7 +234,7 @@ class TabularMDP(gym.Env):
                     f"terminal_states must be a sequence of state indices; got {terminal_states!r}"
                 ) from None
             terminal = tuple(
-                sorted({_check_index(s, "terminal_states", S, "state") for s in items})
+                sorted({index_in_range(s, "terminal_states", S, "state") for s in items})
             )
 
         P = P / P.sum(axis=2, keepdims=True)
@@ -264,26 +251,13 @@ class TabularMDP(gym.Env):
             P[s] = 0.0
             P[s, :, s] = 1.0
             R[s] = 0.0
-
-        cdf = np.cumsum(P, axis=2)
-        cdf /= cdf[..., -1:]  # last entry exactly 1: a uniform draw in [0, 1) always lands
-        mu0_cdf = np.cumsum(mu0)
-        mu0_cdf /= mu0_cdf[-1]
-        for arr in (P, R, mu0, cdf, mu0_cdf):
+        for arr in (P, R, mu0):
             arr.setflags(write=False)
 
         self.P, self.R, self.gamma, self.mu0 = P, R, gamma, mu0
-        self.horizon = horizon
         self.terminal_states = terminal
-        self._terminal = mask
-        self._cdf, self._mu0_cdf = cdf, mu0_cdf
         self._I = np.eye(S)
-        self.observation_space = spaces.Discrete(S)
-        self.action_space = spaces.Discrete(A)
-        self.render_mode = None
-        self._s: int | None = None
-        self._t = 0
-        self._needs_reset = True
+        super().__init__(P, R, mu0, horizon=horizon, terminal_states=terminal)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -301,108 +275,6 @@ class TabularMDP(gym.Env):
             f"TabularMDP(num_states={self.num_states}, num_actions={self.num_actions}, "
             f"gamma={self.gamma}, horizon={self.horizon}, terminal_states={self.terminal_states})"
         )
-
-    # ------------------------------------------------------------------ gymnasium.Env
-    def reset(self, *, seed=None, options=None):
-        r"""Start an episode: :math:`s_0 \sim \mu_0`, or ``options["state"]`` if given.
-
-        Parameters
-        ----------
-        seed : int, optional
-            Reseeds the env's ``np_random`` (Gymnasium semantics).
-        options : dict, optional
-            ``{"state": s}`` starts at the non-terminal state ``s`` instead of drawing it.
-
-        Returns
-        -------
-        obs : int
-        info : dict
-        """
-        super().reset(seed=seed)
-        if options is not None and "state" in options:
-            s = _check_index(options["state"], 'options["state"]', self.num_states, "state")
-            if self._terminal[s]:
-                raise ValueError(f'options["state"] = {s} is a terminal state; start elsewhere')
-        else:
-            s = int(np.searchsorted(self._mu0_cdf, self.np_random.random(), side="right"))
-        self._s, self._t, self._needs_reset = s, 0, False
-        return s, {}
-
-    def step(self, action):
-        r"""Take action ``a``: :math:`s' \sim P(\cdot|s, a)`, reward :math:`R(s, a)`.
-
-        Returns
-        -------
-        obs : int
-        reward : float
-        terminated : bool
-            ``True`` when :math:`s'` is a terminal state.
-        truncated : bool
-            ``True`` when ``horizon`` steps have elapsed (as ``gymnasium``'s ``TimeLimit``,
-            independent of ``terminated``).
-        info : dict
-        """
-        if self._needs_reset:
-            raise ResetNeeded(
-                "the episode has ended (or never started); call reset() before step()"
-            )
-        a = _check_index(action, "action", self.num_actions, "action")
-        s = self._s
-        s_next = int(np.searchsorted(self._cdf[s, a], self.np_random.random(), side="right"))
-        self._t += 1
-        terminated = bool(self._terminal[s_next])
-        truncated = self.horizon is not None and self._t >= self.horizon
-        self._s = s_next
-        self._needs_reset = terminated or truncated
-        return s_next, float(self.R[s, a]), terminated, truncated, {}
-
-    def get_state(self) -> dict:
-        """Snapshot of the simulator: current state, elapsed steps, and ``np_random`` state.
-
-        Returns
-        -------
-        dict
-            Keys ``"state"``, ``"elapsed_steps"``, ``"needs_reset"``, ``"rng"``; pass it to
-            :meth:`set_state` to continue from exactly here (same future random draws).
-        """
-        if self._s is None:
-            raise ResetNeeded("the env has no state yet; call reset() before get_state()")
-        return {
-            "state": self._s,
-            "elapsed_steps": self._t,
-            "needs_reset": self._needs_reset,
-            "rng": copy.deepcopy(self.np_random.bit_generator.state),
-        }
-
-    def set_state(self, state: dict) -> None:
-        """Restore a snapshot taken by :meth:`get_state` (state, step count and RNG).
-
-        Parameters
-        ----------
-        state : dict
-            As returned by :meth:`get_state`.
-        """
-        keys = {"state", "elapsed_steps", "needs_reset", "rng"}
-        if not isinstance(state, dict) or not keys <= state.keys():
-            raise ValueError(
-                f"state must be the dict returned by get_state() with keys {sorted(keys)}; "
-                f"got {state!r}"
-            )
-        s = _check_index(state["state"], 'state["state"]', self.num_states, "state")
-        t = state["elapsed_steps"]
-        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
-            raise ValueError(f'state["elapsed_steps"] must be an integer >= 0; got {t!r}')
-        rng = state["rng"]
-        name = rng.get("bit_generator") if isinstance(rng, dict) else None
-        if not isinstance(name, str) or not hasattr(np.random, name):
-            raise ValueError(
-                'state["rng"] must be a numpy bit-generator state (bit_generator.state); '
-                f"got {rng!r}"
-            )
-        if type(self.np_random.bit_generator).__name__ != name:
-            self.np_random = np.random.Generator(getattr(np.random, name)())
-        self.np_random.bit_generator.state = copy.deepcopy(rng)
-        self._s, self._t, self._needs_reset = s, int(t), bool(state["needs_reset"])
 
     # ------------------------------------------------------------------ exact answers
     def _policy(self, pi, name: str = "pi"):

@@ -1,12 +1,22 @@
-"""Flat-parameter multilayer perceptrons: one float64 vector θ, three paths through it.
+"""Flat-parameter multilayer perceptrons: one float64 vector θ, one forward pass per purpose.
 
-:meth:`MLP.forward` is traceable by autograd (and runs as plain numpy when θ is a plain
-array); :meth:`MLP.linearize` runs the forward pass once and returns hand-written
-Jacobian-vector and vector-Jacobian products on the cached activations (the update's
-hot path: gradients, Fisher- and Gauss-Newton-vector products); the sampler calls
-:meth:`MLP.forward_numpy` on weights cached by :meth:`MLP.set_params`; minibatch
-regression (the value network's Adam and L-BFGS fits) runs on a
-:class:`SquaredErrorKernel`.
+:class:`MLP` computes ``h_{k+1} = act(h_k W_k + b_k)`` in four ways, each named for what
+it serves:
+
+* the **traced pass** (:meth:`MLP.forward` at an autograd box): differentiable by autograd,
+  float64;
+* the **output pass** (:meth:`MLP.forward` at a plain θ, :meth:`MLP.forward_numpy` on many
+  rows): plain numpy in the compute dtype, hidden layers in scratch buffers kept between
+  calls;
+* the **recording pass** (:meth:`MLP.linearize`, :meth:`MLP.kronecker_factors`): the output
+  pass that also keeps every layer's input and activation derivative, which the
+  hand-written Jacobian-vector and vector-Jacobian products of the update's hot path
+  (gradients, Fisher- and Gauss-Newton-vector products) reuse;
+* the **few-rows pass** (:meth:`MLP.forward_numpy` on a sampler step's rows): the output
+  pass's arithmetic on fresh arrays, with none of its bookkeeping.
+
+Minibatch regression (the value network's Adam and L-BFGS fits) runs its own pass, forward
+and backward on preallocated buffers, in a :class:`SquaredErrorKernel`.
 """
 
 from __future__ import annotations
@@ -332,7 +342,13 @@ class MLP:
         """
         if isinstance(flat_params, np.ndarray) or not isinstance(flat_params, Box):
             # not traced: the plain numpy pass
-            return self._forward_plain(self._check_params(flat_params), np.asarray(x))[0]
+            flat = self._check_params(flat_params)
+            x = self._checked_inputs(x)
+            return self._output_pass(self._layers(flat), x)
+        return self._traced_pass(flat_params, x)
+
+    def _traced_pass(self, flat_params, x):
+        """The forward pass in ``autograd.numpy``: differentiable by autograd (float64)."""
         h = x
         layers = self.unflatten(flat_params)
         for k, (W, b) in enumerate(layers):
@@ -386,16 +402,38 @@ class MLP:
         return [(flat[w].reshape(shape).astype(dt, copy=False), flat[b].astype(dt, copy=False))
                 for w, shape, b in self._layout]
 
-    def _forward_plain(self, flat, x, keep=None, layers=None):
-        """numpy forward pass at ``flat`` in the compute dtype; returns the float64 output
-        and, with ``keep`` (a :meth:`_workspace`), the layer inputs and activation
-        derivatives that the Jacobian products reuse, in arrays the workspace owns
-        (without it the hidden layers use scratch space)."""
+    def _checked_inputs(self, x) -> np.ndarray:
+        """``x`` as an ``(N, sizes[0])`` array of the compute dtype, or ``ValueError``."""
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.sizes[0]:
             raise ValueError(f"x must have shape (N, {self.sizes[0]}); got shape {x.shape}")
-        x = x.astype(self.dtype, copy=False)
-        layers = self._layers(flat) if layers is None else layers
+        return x.astype(self.dtype, copy=False)
+
+    def _output_pass(self, layers, x) -> np.ndarray:
+        """The numpy forward pass at ``layers`` (:meth:`_layers`, or the cached weights) on
+        checked inputs ``x``: the float64 output, the hidden layers computed in scratch
+        space that the next pass reuses (:meth:`_buffer`)."""
+        last = len(layers) - 1
+        h = x
+        for k, (W, b) in enumerate(layers):
+            if k == last:
+                z = h @ W  # the output: a fresh array
+            else:
+                z = np.matmul(h, W, out=self._buffer(k, (x.shape[0], W.shape[1])))
+            z += b
+            if k < last:
+                if self.activation == "tanh":
+                    _tanh_into(z, z)
+                elif self.activation == "relu":
+                    np.maximum(z, 0.0, out=z)
+            h = z
+        return h.astype(np.float64, copy=False)
+
+    def _recording_pass(self, layers, x, workspace):
+        """The output pass that keeps what the Jacobian products reuse: returns the float64
+        output, every layer's input ``h_k`` (``x`` first) and every hidden layer's activation
+        derivative ``act'(z_k)`` (``None`` for the identity), in arrays ``workspace`` (a
+        :meth:`_workspace`) owns until it is dropped."""
         last = len(layers) - 1
         inputs, derivs = [x], []
         h = x
@@ -403,26 +441,21 @@ class MLP:
             shape = (x.shape[0], W.shape[1])
             if k == last:
                 z = h @ W  # the output: a fresh array
-            elif keep:
-                z = np.matmul(h, W, out=self._take(keep, shape))
             else:
-                z = np.matmul(h, W, out=self._buffer(k, shape))
+                z = np.matmul(h, W, out=self._take(workspace, shape))
             z += b
             if k < last:
                 if self.activation == "tanh":
                     _tanh_into(z, z)
-                    if keep:
-                        d = np.multiply(z, z, out=self._take(keep, shape))
-                        np.subtract(1.0, d, out=d)  # tanh' = 1 - tanh²
-                        derivs.append(d)
+                    d = np.multiply(z, z, out=self._take(workspace, shape))
+                    np.subtract(1.0, d, out=d)  # tanh' = 1 - tanh²
+                    derivs.append(d)
                 elif self.activation == "relu":
-                    if keep:
-                        derivs.append(np.greater(z, 0.0, out=self._take(keep, shape)))
+                    derivs.append(np.greater(z, 0.0, out=self._take(workspace, shape)))
                     np.maximum(z, 0.0, out=z)
-                elif keep:
+                else:
                     derivs.append(None)
-                if keep:
-                    inputs.append(z)
+                inputs.append(z)
             h = z
         return h.astype(np.float64, copy=False), inputs, derivs
 
@@ -464,9 +497,10 @@ class MLP:
         True
         """
         flat = self._check_params(flat_params)
+        x = self._checked_inputs(x)
         layers = self._layers(flat)
         workspace = self._workspace()  # its arrays return to the pool with the products
-        y, inputs, derivs = self._forward_plain(flat, x, keep=workspace, layers=layers)
+        y, inputs, derivs = self._recording_pass(layers, x, workspace)
         layout = self._layout
         weights = [W for W, _b in layers]
         n_params, n_layers = self.num_params, len(layout)
@@ -555,7 +589,8 @@ class MLP:
         if w.shape[0] != x.shape[0]:
             raise ValueError(f"weights must have {x.shape[0]} entries; got {w.shape[0]}")
         layers = self._layers(flat)
-        _, inputs, derivs = self._forward_plain(flat, x, keep=self._workspace(), layers=layers)
+        _, inputs, derivs = self._recording_pass(layers, self._checked_inputs(x),
+                                                 self._workspace())
         factors = []
         for k, h in enumerate(inputs):
             a = np.empty((h.shape[0], h.shape[1] + 1))
@@ -587,13 +622,16 @@ class MLP:
         """
         x = np.asarray(x)
         if x.ndim == 2 and x.shape[0] <= _SMALL_BATCH and x.shape[1] == self.sizes[0]:
-            return self._forward_small(x)
-        return self._forward_plain(None, x, layers=self._weights)[0]
+            return self._few_rows_pass(x)
+        return self._output_pass(self._weights, self._checked_inputs(x))
 
-    def _forward_small(self, x):
-        """The forward pass for a few rows (a sampler step): fresh arrays, no bookkeeping.
+    def _few_rows_pass(self, x):
+        """The forward pass for a few rows (a sampler step) at the cached weights: fresh
+        arrays, no bookkeeping.
 
-        Same arithmetic as :meth:`_forward_plain`, in a third less time on 8 rows.
+        The arithmetic of :meth:`_output_pass`, so the same numbers; kept apart because for
+        a handful of rows the scratch-buffer lookups of that pass cost as much as the
+        products themselves.
         """
         h = x.astype(self.dtype, copy=False)
         act = self.activation

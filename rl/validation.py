@@ -8,11 +8,12 @@ then calls trust what was checked.
 from __future__ import annotations
 
 import numbers
+import operator
 
 import numpy as np
 
 __all__ = ["check_range", "positive_int", "finite_real", "probability", "as_generator",
-           "checked_hidden_sizes"]
+           "checked_hidden_sizes", "index_in_range"]
 
 
 def check_range(name, value, low=None, high=None, *, low_open=False, high_open=False,
@@ -64,6 +65,18 @@ def positive_int(value, name: str) -> int:
             value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
+
+
+def index_in_range(value, name: str, n: int, what: str) -> int:
+    """``value`` as an ``int`` index in ``[0, n)`` (anything ``operator.index`` accepts), or
+    ``ValueError`` naming ``name`` and saying what it indexes (``what``: "state", "action")."""
+    try:
+        i = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer {what} in [0, {n}); got {value!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"{name} must be an integer {what} in [0, {n}); got {i}")
+    return int(i)
 
 
 def finite_real(value, name: str) -> float:

@@ -27,9 +27,18 @@ __all__ = [
     "fast_matvec",
     "checked_maxiter",
     "nonempty",
+    "PRODUCT_EXPONENT",
+    "checked_product",
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
+
+# The Krylov solvers keep the numbers their recurrences form within [2^-512, 2^512], far
+# inside float64's normal range [2^-1022, 2^1024): a problem whose data lie further from one
+# is solved scaled by powers of two, under which CG and Steihaug are exactly equivariant.
+# CG forms squares of its data (r^T r), so it rescales data beyond 2^(512 / 2); Steihaug's
+# boundary quadratic forms products of squares (b^2 - 4ac), so it rescales beyond 2^(512 / 4).
+PRODUCT_EXPONENT = 512
 # below this the sum of squares in ``np.linalg.norm`` has left the normal range (2^-1022)
 _NORM_FLOOR = 2.0**-511
 
@@ -228,16 +237,23 @@ def as_dense_matrix(H, name: str, *, n: int | None = None) -> np.ndarray:
     return arr
 
 
-def _product_vector(y, name: str, n: int) -> np.ndarray:
-    """The output ``y`` of ``name`` applied to a vector of length ``n``, checked, as float64."""
+def checked_product(y, name: str, n: int, whose: str = "it") -> np.ndarray:
+    """``y``, what ``name`` returned for a vector of length ``n``, as an array; a
+    ``ValueError`` naming ``name`` (and saying what ``whose``, "it" or "its matvec", must do)
+    if it holds complex values or has not ``n`` entries.
+
+    The one check of a product's output: callables (:func:`as_operator`), operators
+    (:func:`fast_matvec`) and :func:`trustregion.minimize`'s ``hessp`` go through it.
+    """
     y = np.asarray(y)
     if y.dtype.kind == "c":
-        raise ValueError(f"{name} returned complex values; it must map real vectors to real "
-                         "vectors")
+        raise ValueError(f"{name} returned complex values; {whose} must map real vectors to real "
+                         "vectors (return the real part if the imaginary part is rounding "
+                         "noise)")
     if y.size != n:
         raise ValueError(f"{name} returned an array of shape {y.shape} for a vector of length "
-                         f"{n}; it must return a vector of length {n}, shape ({n},)")
-    return np.asarray(y, dtype=np.float64).reshape(-1)
+                         f"{n}; {whose} must return a vector of length {n}, shape ({n},)")
+    return y
 
 
 def as_operator(A, name: str, *, n: int | None = None, symmetric: bool = False) -> LinearOperator:
@@ -277,8 +293,8 @@ def as_operator(A, name: str, *, n: int | None = None, symmetric: bool = False) 
             raise ValueError(f"{name} is a callable, so its size cannot be inferred; pass a "
                              f"LinearOperator instead")
         size = n
-        op = LinearOperator((n, n), dtype=np.float64,
-                            matvec=lambda v: _product_vector(A(v), name, size))
+        op = LinearOperator((n, n), dtype=np.float64, matvec=lambda v: np.asarray(
+            checked_product(A(v), name, size), dtype=np.float64).reshape(-1))
     else:
         raise ValueError(
             f"{name} must be an ndarray, a scipy sparse matrix, a LinearOperator or a callable v "
@@ -318,11 +334,7 @@ def fast_matvec(A, op, name: str = "A") -> Callable[[np.ndarray], np.ndarray]:
                 f"{name} returned an array of the wrong size for a vector of length {n} "
                 f"({exc}); its matvec must return a vector of length {n}"
             ) from exc
-        if y.dtype.kind == "c":
-            raise ValueError(f"{name} returned complex values; its matvec must map real "
-                             "vectors to real vectors (return the real part if the imaginary "
-                             "part is rounding noise)")
-        return y
+        return checked_product(y, name, n, "its matvec")
 
     return checked_matvec
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from trustregion._checks import (
+    PRODUCT_EXPONENT,
     as_operator,
     as_vector,
     checked_maxiter,
@@ -386,12 +387,10 @@ def preconditioned_cg(
     return result, r_true
 
 
-_SAFE_EXPONENT = 256  # |b| in [2^-256, 2^256]: squares of residuals stay normal
-
-
 def _power_of_two_exponent(b: np.ndarray, x0: np.ndarray) -> int:
     """``e`` such that ``2^-e max(|b_i|, |x0_i|)`` lies in ``[1/2, 1)``, or 0 in the safe range.
 
-    It is 0 when ``max(|b_i|, |x0_i|)`` is inside ``[2^-256, 2^256]`` already."""
+    It is 0 when ``max(|b_i|, |x0_i|)`` is inside ``[2^-256, 2^256]`` already: the squares
+    of residuals CG forms then stay within ``2^±PRODUCT_EXPONENT``."""
     e = math.frexp(max(float(np.max(np.abs(b))), float(np.max(np.abs(x0)))))[1]
-    return 0 if abs(e) <= _SAFE_EXPONENT else e
+    return 0 if abs(e) <= PRODUCT_EXPONENT // 2 else e

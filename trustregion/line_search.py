@@ -25,11 +25,6 @@ from trustregion.result import LineSearchResult, LineSearchStatus
 __all__ = ["backtracking", "armijo"]
 
 
-def _scalar_value(value, name: str) -> float:
-    """``value`` (a Python or 0-d / size-1 numpy number) as a float; NaN and inf pass through."""
-    return real_scalar_output(value, name)
-
-
 def _verdict(value) -> bool:
     """The answer of ``accept`` as a bool; an array of several entries is refused."""
     if isinstance(value, (bool, np.bool_)):
@@ -147,10 +142,10 @@ def backtracking(
     if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 1:
         raise ValueError(f"max_steps must be an integer >= 1; got {max_steps!r}")
     if f0 is not None:
-        f0 = _scalar_value(f0, "f0")
+        f0 = real_scalar_output(f0, "f0")
     if accept is None:
         if f0 is None:
-            f0 = _scalar_value(f(x.copy()), "f")
+            f0 = real_scalar_output(f(x.copy()), "f")
         if not np.isfinite(f0):
             raise ValueError(
                 f"f(x) = {f0} is not finite, so 'decrease' is undefined; start from a point "
@@ -168,7 +163,7 @@ def backtracking(
         with np.errstate(over="ignore", invalid="ignore"):
             candidate_x = x + t * direction
         if np.all(np.isfinite(candidate_x)):
-            candidate_f = _scalar_value(f(candidate_x.copy()), "f")
+            candidate_f = real_scalar_output(f(candidate_x.copy()), "f")
         else:
             candidate_f = float("nan")
         trials.append((t, candidate_f))
@@ -183,7 +178,7 @@ def backtracking(
                 trials=tuple(trials),
             )
     if f0 is None:
-        f0 = _scalar_value(f(x.copy()), "f")
+        f0 = real_scalar_output(f(x.copy()), "f")
     return LineSearchResult(
         x=x,
         fun=f0,
@@ -259,8 +254,8 @@ def armijo(f0, slope, x, direction, *, c1: float = 1e-4) -> Callable:
     """
     x = as_vector(x, "x")
     direction = as_vector(direction, "direction", n=x.shape[0], against="x")
-    f0 = _scalar_value(f0, "f0")
-    slope = _scalar_value(slope, "slope")
+    f0 = real_scalar_output(f0, "f0")
+    slope = real_scalar_output(slope, "slope")
     if not np.isfinite(f0):
         raise ValueError(f"f0 must be finite; got {f0}")
     if not np.isfinite(slope) or slope >= 0.0:

@@ -1,10 +1,17 @@
 """The trust-region outer loop (N&W Alg. 4.1), returning ``scipy.optimize.OptimizeResult``.
 
-:func:`minimize` sees only a quadratic model ``m(p) = f + g^T p + 1/2 p^T H p``,
-a subproblem solver that returns a step ``p`` with ``||p|| <= Delta`` and its
-predicted decrease, the ratio ``rho`` of actual to predicted decrease, and the
-radius rule. The subproblem is pluggable: Steihaug's truncated CG (the default,
-matrix-free), the dense reference solvers, or any callable.
+The parts, as in scipy's ``_trustregion.py``, each read like its piece of the algorithm:
+
+* the **objective** (:class:`_Objective`): ``f``, its gradient and its Hessian as the caller
+  gave them (or by autograd), every evaluation counted;
+* the **model** (:class:`_QuadraticModel`): ``m(p) = f + g^T p + 1/2 p^T H p`` at a point,
+  its second-order check (the smallest curvature of ``H``), the saddle step, and the ratio
+  ``rho`` of actual to predicted decrease of a trial step;
+* the **subproblem** (:func:`_subproblem_solver`): a step ``p`` with ``||p|| <= Delta`` and
+  its predicted decrease. It is pluggable: Steihaug's truncated CG (the default,
+  matrix-free), the dense reference solvers, or any callable;
+* the **loop** (:func:`minimize`): N&W Alg. 4.1, which sees only the model, the subproblem,
+  ``rho`` and the radius rule (:func:`_next_radius`).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import inspect
 import numbers
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import autograd
 import numpy as np
@@ -24,6 +32,7 @@ from trustregion._checks import (
     as_vector,
     autograd_error,
     check_symmetric,
+    checked_product,
     nonnegative_scalar,
     positive_scalar,
     real_scalar_output,
@@ -46,6 +55,140 @@ _DENSE_EIGH_MAX_N = 500  # a dense hess up to this size is checked by a full eig
 _SCIPY_OPTIONS = ("disp", "return_all")  # passed by scipy.optimize.minimize, not used here
 
 
+# --------------------------------------------------------------- the arguments
+class _Settings(NamedTuple):
+    """The checked arguments of :func:`minimize`."""
+
+    x0: np.ndarray
+    args: tuple
+    initial_radius: float
+    max_radius: float
+    eta: float
+    gtol: float
+    maxiter: int
+    return_all: bool
+    callback_style: str | None
+
+
+def _checked_settings(fun, x0, args, jac, hess, hessp, subproblem, initial_radius, max_radius,
+                      eta, gtol, maxiter, callback, bounds, constraints, tol,
+                      options) -> _Settings:
+    """Check every argument of :func:`minimize` before any work; ``ValueError`` naming it."""
+    if not callable(fun):
+        raise ValueError(f"fun must be callable; got {type(fun).__name__}")
+    x0 = as_vector(np.atleast_1d(x0) if np.ndim(x0) == 0 else x0, "x0")  # scipy: atleast_1d
+    n = x0.shape[0]
+    if n == 0:
+        raise ValueError("x0 must have at least one entry; got an empty vector")
+    if not isinstance(args, tuple):
+        args = (args,)
+    if bounds is not None:
+        raise ValueError(
+            "bounds are not supported: trustregion.minimize is unconstrained "
+            "(use method='trust-constr' or 'L-BFGS-B' for bounds)"
+        )
+    if constraints is not None and not (isinstance(constraints, (list, tuple, dict))
+                                        and not constraints):
+        raise ValueError(
+            "constraints are not supported: trustregion.minimize is unconstrained "
+            "(use method='trust-constr' or 'SLSQP' for constraints)"
+        )
+    return_all = bool(options.get("return_all", False))
+    unknown = sorted(set(options) - set(_SCIPY_OPTIONS))
+    if unknown:  # stacklevel 3: the caller of minimize
+        warnings.warn(
+            f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning, stacklevel=3
+        )
+    if not (jac is None or jac is True or callable(jac)):
+        raise ValueError(f"jac must be None, True or a callable; got {jac!r}")
+    if hess is not None and not callable(hess):
+        raise ValueError(f"hess must be a callable hess(x, *args) or None; got {hess!r}")
+    if hessp is not None and not callable(hessp):
+        raise ValueError(f"hessp must be a callable hessp(x, p, *args) or None; got {hessp!r}")
+    if isinstance(subproblem, str):
+        if subproblem not in _SUBPROBLEMS:
+            raise ValueError(
+                f"subproblem must be one of {_SUBPROBLEMS} or a callable(g, H, radius); "
+                f"got {subproblem!r}"
+            )
+    elif not callable(subproblem):
+        raise ValueError(f"subproblem must be a string or a callable; got {subproblem!r}")
+    Delta = positive_scalar(initial_radius, "initial_radius")
+    max_radius = positive_scalar(max_radius, "max_radius")
+    if max_radius < Delta:
+        raise ValueError(
+            f"max_radius must be >= initial_radius; got max_radius={max_radius} < "
+            f"initial_radius={Delta}"
+        )
+    eta, maxiter = scalar_option(eta), scalar_option(maxiter)
+    if not isinstance(eta, numbers.Real) or isinstance(eta, bool) or not 0.0 <= eta < 0.25:
+        raise ValueError(f"eta must be a real number in [0, 0.25) (N&W Alg. 4.1); got {eta!r}")
+    eta = float(eta)
+    if gtol is not None or tol is None:
+        gtol = nonnegative_scalar(1e-5 if gtol is None else gtol, "gtol")
+    else:
+        gtol = nonnegative_scalar(tol, "tol")
+    if maxiter is None:
+        maxiter = 200 * n
+    if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 0:
+        raise ValueError(f"maxiter must be an integer >= 0 or None; got {maxiter!r}")
+    return _Settings(x0, args, Delta, max_radius, eta, gtol, maxiter, return_all,
+                     _callback_style(callback))
+
+
+def _callback_style(callback):
+    if callback is None:
+        return None
+    if not callable(callback):
+        raise ValueError(f"callback must be callable or None; got {type(callback).__name__}")
+    try:
+        params = set(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):
+        return "x"
+    return "intermediate_result" if params == {"intermediate_result"} else "x"
+
+
+def _gradient_vector(value, n: int) -> np.ndarray:
+    g = np.asarray(value)
+    if g.dtype.kind == "c":
+        raise ValueError("the gradient must be real; got complex values")
+    g = np.asarray(g, dtype=np.float64)
+    if g.shape != (n,):
+        raise ValueError(f"the gradient must have shape ({n},) like x0; got shape {g.shape}")
+    return g
+
+
+def _as_model_hessian(H, n: int):
+    """The value returned by ``hess``: a dense array, sparse matrix or LinearOperator."""
+    if isinstance(H, LinearOperator) or sp.issparse(H):
+        if np.dtype(H.dtype).kind == "c":
+            raise ValueError(f"hess must return a real matrix; got dtype {H.dtype}")
+        if H.shape != (n, n):
+            raise ValueError(f"hess must return an ({n}, {n}) matrix; got shape {H.shape}")
+        return H
+    H = np.asarray(H)
+    if H.dtype.kind == "c":
+        raise ValueError(f"hess must return a real matrix; got dtype {H.dtype}")
+    H = np.asarray(H, dtype=np.float64)
+    if H.shape != (n, n):
+        raise ValueError(f"hess must return an ({n}, {n}) matrix; got shape {H.shape}")
+    return H
+
+
+def _operator(n: int, product: Callable, name: str) -> LinearOperator:
+    """The symmetric ``LinearOperator`` ``v -> product(v)`` on flat float64 vectors.
+
+    A product of the wrong size or with complex values is reported by ``name``.
+    """
+
+    def matvec(v):
+        Hv = checked_product(product(np.asarray(v, dtype=np.float64).reshape(-1)), name, n)
+        return np.asarray(Hv, float).reshape(-1)
+
+    return LinearOperator((n, n), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+
+
+# --------------------------------------------------------------- the objective
 class _Counter:
     """Wrap ``fn`` and count its calls in ``self.calls``."""
 
@@ -58,18 +201,193 @@ class _Counter:
         return self.fn(*a)
 
 
-def _scalar(value, name: str) -> float:
-    return real_scalar_output(value, name)
+class _Objective:
+    """``fun``, its gradient and its Hessian as the caller gave them, each call counted
+    (``nfev``, ``njev``, ``nhev``) as scipy counts them.
+
+    The gradient comes from ``jac`` (a callable, or ``True``: returned with the value) or
+    autograd; the Hessian from ``hess``, ``hessp`` or, with neither, autograd's
+    Hessian-vector products (Pearlmutter's identity), never formed densely.
+    """
+
+    def __init__(self, fun, args, jac, hess, hessp, n: int):
+        self.fun, self.args, self.jac, self.n = fun, args, jac, n
+        self.nfev = self.njev = 0
+        self.hess = _Counter(hess) if hess is not None else None
+        self.hessp = _Counter(hessp) if hessp is not None else None
+        self.hvp_count = _Counter(lambda product, v: product(v))  # autograd products
+        self.memo = {}  # jac=True: the gradient returned with the last value
+        self.autograd_hessian = hess is None and hessp is None
+        self.scalar_fun = ((lambda x: fun(x, *args)[0]) if jac is True
+                           else (lambda x: fun(x, *args)))
+
+    @property
+    def nhev(self) -> int:
+        """Calls of ``hess``, or Hessian-vector products (``hessp`` or autograd)."""
+        if self.hess is not None:
+            return self.hess.calls
+        return self.hessp.calls if self.hessp is not None else self.hvp_count.calls
+
+    def value(self, x) -> float:
+        """``f(x)``, counted in ``nfev``."""
+        self.nfev += 1
+        out = self.fun(x, *self.args)
+        if self.jac is True:
+            out, grad_value = out
+            self.memo["x"], self.memo["g"] = x.copy(), grad_value
+        return real_scalar_output(out, "fun")
+
+    def derivatives(self, x):
+        """``(g, state)`` at ``x``, counted in ``njev``; ``H`` is built lazily from
+        ``state`` by :meth:`hessian`."""
+        fun, args, jac = self.fun, self.args, self.jac
+        self.njev += 1
+        state = {}
+        if self.autograd_hessian:
+            # Pearlmutter: H v is the vector-Jacobian product of the gradient map. A gradient
+            # that does not depend on x (a linear fun) has H = 0, which autograd computes
+            # correctly but announces with a warning at every iterate: silence that one
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Output seems independent of input",
+                                        UserWarning)
+                if callable(jac):
+                    vjp, g = autograd.make_vjp(lambda y: jac(y, *args))(x)
+                elif jac is True:  # the gradient fun returns, differentiated once more
+                    vjp, g = autograd.make_vjp(lambda y: fun(y, *args)[1])(x)
+                else:
+                    vjp, g = autograd.make_hvp(self.scalar_fun)(x)
+            state["product"] = vjp
+        elif callable(jac):
+            g = jac(x, *args)
+        elif jac is True:
+            memo = self.memo
+            if "x" not in memo or not np.array_equal(memo["x"], x):
+                self.value(x)  # fun returns (f, g); its call is counted in nfev
+            g = memo["g"]
+        else:
+            g = autograd.grad(self.scalar_fun)(x)
+        return g, state
+
+    def hessian(self, x, state):
+        """``H(x)``: ``hess``'s matrix, or an operator of ``hessp`` or autograd products;
+        formed once per point (kept in ``state``)."""
+        if "H" not in state:
+            x = x.copy()  # the user's functions never see the iterate itself
+            n, args = self.n, self.args
+            if self.hess is not None:
+                state["H"] = _as_model_hessian(self.hess(x, *args), n)
+            elif self.hessp is not None:
+                hessp = self.hessp
+                state["H"] = _operator(n, lambda v: hessp(x, v, *args), "hessp")
+            else:
+                product, hvp_count = state["product"], self.hvp_count
+                state["H"] = _operator(n, lambda v: hvp_count(product, v),
+                                       "the autograd Hessian-vector product")
+        return state["H"]
+
+    def model_at_start(self, x0) -> _QuadraticModel:
+        """The model at ``x0``, or ``ValueError`` if ``f`` or ``g`` is not finite there or
+        autograd cannot differentiate ``fun``."""
+        x = x0.copy()
+        f = self.value(x.copy())
+        if not np.isfinite(f):
+            raise ValueError(f"fun(x0) = {f} is not finite; start from a point where fun is "
+                             "finite")
+        try:
+            g, state = self.derivatives(x.copy())
+        except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
+            if self.jac is None or self.autograd_hessian:
+                raise autograd_error(
+                    "fun (jac=None) or jac (for Hessian-vector products)",
+                    "pass jac= and hessp= explicitly",
+                ) from exc
+            raise
+        g = _gradient_vector(g, self.n)
+        if not np.all(np.isfinite(g)):
+            raise ValueError("the gradient at x0 is not finite; start from a point where it is")
+        return _QuadraticModel(self, x, f, g, state)
 
 
-def _gradient_vector(value, n: int) -> np.ndarray:
-    g = np.asarray(value)
-    if g.dtype.kind == "c":
-        raise ValueError("the gradient must be real; got complex values")
-    g = np.asarray(g, dtype=np.float64)
-    if g.shape != (n,):
-        raise ValueError(f"the gradient must have shape ({n},) like x0; got shape {g.shape}")
-    return g
+# ------------------------------------------------------------------- the model
+class _QuadraticModel:
+    """``m(p) = f + g^T p + 1/2 p^T H p`` at a point ``x`` (N&W eq. 4.3).
+
+    ``H`` is formed when first asked for, and the second-order check at ``x`` (the
+    smallest curvature of ``H``) is run at most once.
+    """
+
+    def __init__(self, objective: _Objective, x, f: float, g, state: dict):
+        self.objective, self.x, self.f, self.g, self.state = objective, x, f, g, state
+        self.gnorm = float(np.linalg.norm(g))
+        self.curvature = None  # (theta, z, scale, converged) of the check, once it ran
+
+    @property
+    def H(self):
+        """The model Hessian: an array, a sparse matrix or a ``LinearOperator``."""
+        return self.objective.hessian(self.x, self.state)
+
+    def smallest_curvature(self):
+        """``(theta, z, scale, converged)``: the smallest curvature ``theta = z^T H z`` of
+        the model and its unit direction ``z`` (see :func:`minimize`'s Notes); ``None`` if a
+        Hessian value or product is not finite."""
+        if self.curvature is None:
+            self.curvature = _smallest_curvature(self.H, self.x.shape[0])
+        return self.curvature
+
+    def negative_curvature(self) -> bool:
+        """Whether the check certifies ``theta < -sqrt(eps) max|theta_i|``."""
+        theta, _z, scale, _converged = self.curvature
+        return theta < -np.sqrt(_EPS) * scale
+
+    def saddle_step(self, Delta: float) -> SubproblemResult:
+        """The exact subproblem's hard-case step ``p = ±Delta z`` along the direction of
+        negative curvature, with ``g^T p <= 0`` (N&W eq. 4.45)."""
+        theta, z, _scale, _converged = self.curvature
+        g = self.g
+        p = Delta * z if g @ z <= 0.0 else -Delta * z
+        return SubproblemResult(
+            p=p,
+            hits_boundary=True,
+            status=SubproblemStatus.NEGATIVE_CURVATURE,
+            nit=0,
+            model_decrease=float(-(g @ p) - 0.5 * theta * Delta * Delta),
+        )
+
+    def trial(self, p, predicted: float, eta: float):
+        """``(rho, model at x + p)`` for the step ``p`` predicted to decrease ``m`` by
+        ``predicted``; the model is ``None`` unless ``rho > eta`` (the step is taken).
+
+        ``rho`` is N&W eq. (4.4) with the rounding allowance of Conn, Gould & Toint §17.4;
+        a trial point where ``f`` or the gradient is not finite, or no predicted decrease,
+        gets ``rho = -inf``.
+        """
+        rho = -np.inf
+        with np.errstate(over="ignore", invalid="ignore"):
+            x_trial = self.x + p
+        if predicted > 0.0 and np.isfinite(predicted) and np.all(np.isfinite(x_trial)):
+            f_trial = self.objective.value(x_trial.copy())
+            if np.isfinite(f_trial):
+                delta = 10.0 * _EPS * max(1.0, abs(self.f))
+                rho = ((self.f - f_trial) + delta) / (predicted + delta)
+        if not rho > eta:
+            return rho, None
+        g_trial, state_trial = self.objective.derivatives(x_trial.copy())
+        g_trial = _gradient_vector(g_trial, self.objective.n)
+        if not np.all(np.isfinite(g_trial)):
+            return -np.inf, None  # the gradient is unusable there: reject as well
+        return rho, _QuadraticModel(self.objective, x_trial, f_trial, g_trial, state_trial)
+
+
+def _smallest_curvature(H, n: int):
+    """``(theta, z, scale, converged)`` for the check of negative curvature at a
+    stationary point."""
+    if isinstance(H, np.ndarray) and n <= _DENSE_EIGH_MAX_N:
+        if not np.all(np.isfinite(H)):
+            return None
+        lam, Q = np.linalg.eigh(0.5 * (H + H.T))
+        return float(lam[0]), Q[:, 0], float(np.max(np.abs(lam))), True
+    budget = min(n, max(_LANCZOS_STEPS, min(_LANCZOS_MAX_STEPS, _LANCZOS_MAX_ENTRIES // n)))
+    return _lanczos_smallest(lambda v: H @ v, n, min(n, _LANCZOS_STEPS), budget)
 
 
 def _lanczos_smallest(matvec: Callable, n: int, steps: int, max_steps: int | None = None):
@@ -131,16 +449,55 @@ def _ritz(alpha, beta):
     return np.linalg.eigh(T)
 
 
-def _smallest_curvature(H, n: int):
-    """``(theta, z, scale, converged)`` for the check of negative curvature at a
-    stationary point."""
-    if isinstance(H, np.ndarray) and n <= _DENSE_EIGH_MAX_N:
-        if not np.all(np.isfinite(H)):
-            return None
-        lam, Q = np.linalg.eigh(0.5 * (H + H.T))
-        return float(lam[0]), Q[:, 0], float(np.max(np.abs(lam))), True
-    budget = min(n, max(_LANCZOS_STEPS, min(_LANCZOS_MAX_STEPS, _LANCZOS_MAX_ENTRIES // n)))
-    return _lanczos_smallest(lambda v: H @ v, n, min(n, _LANCZOS_STEPS), budget)
+# -------------------------------------------------------------- the subproblem
+def _subproblem_solver(subproblem, n: int):
+    """``solve(g, H, Delta) -> (SubproblemResult, used_cauchy_fallback)``."""
+    if callable(subproblem):
+
+        def solve(g, H, Delta):
+            res = subproblem(g, H, Delta)
+            if not isinstance(res, SubproblemResult):
+                raise TypeError(
+                    "the subproblem callable must return a SubproblemResult; "
+                    f"got {type(res).__name__}"
+                )
+            return res, False
+
+        return solve
+    if subproblem == "steihaug":
+
+        def solve_steihaug(g, H, Delta):
+            if isinstance(H, np.ndarray):
+                check_symmetric(H, "hess(x)")  # as steihaug checks a dense H, but named here
+            return steihaug(g, H, Delta), False
+
+        return solve_steihaug
+    if subproblem == "exact":
+
+        def solve_exact(g, H, Delta):
+            D = _dense(H, n)
+            return (exact(g, D, Delta) if np.all(np.isfinite(D)) else _non_finite(n)), False
+
+        return solve_exact
+    if subproblem == "cauchy":
+
+        def solve_cauchy(g, H, Delta):
+            D = _dense(H, n)
+            return (cauchy_point(g, D, Delta) if np.all(np.isfinite(D)) else _non_finite(n)), False
+
+        return solve_cauchy
+
+    def solve_dogleg(g, H, Delta):
+        D = _dense(H, n)
+        if not np.all(np.isfinite(D)):
+            return _non_finite(n), False
+        try:
+            np.linalg.cholesky(D)
+        except np.linalg.LinAlgError:
+            return cauchy_point(g, D, Delta), True  # dogleg undefined for H not positive definite
+        return dogleg(g, D, Delta), False
+
+    return solve_dogleg
 
 
 def _dense(H, n: int) -> np.ndarray:
@@ -158,52 +515,21 @@ def _dense(H, n: int) -> np.ndarray:
     return 0.5 * (D + D.T)
 
 
-def _as_model_hessian(H, n: int):
-    """The value returned by ``hess``: a dense array, sparse matrix or LinearOperator."""
-    if isinstance(H, LinearOperator) or sp.issparse(H):
-        if np.dtype(H.dtype).kind == "c":
-            raise ValueError(f"hess must return a real matrix; got dtype {H.dtype}")
-        if H.shape != (n, n):
-            raise ValueError(f"hess must return an ({n}, {n}) matrix; got shape {H.shape}")
-        return H
-    H = np.asarray(H)
-    if H.dtype.kind == "c":
-        raise ValueError(f"hess must return a real matrix; got dtype {H.dtype}")
-    H = np.asarray(H, dtype=np.float64)
-    if H.shape != (n, n):
-        raise ValueError(f"hess must return an ({n}, {n}) matrix; got shape {H.shape}")
-    return H
+def _data(H):
+    return H.data if sp.issparse(H) else H
 
 
-def _operator(n: int, product: Callable, name: str) -> LinearOperator:
-    """The symmetric ``LinearOperator`` ``v -> product(v)`` on flat float64 vectors.
-
-    A product of the wrong size or with complex values is reported by ``name``.
-    """
-
-    def matvec(v):
-        Hv = np.asarray(product(np.asarray(v, dtype=np.float64).reshape(-1)))
-        if Hv.dtype.kind == "c" or Hv.size != n:
-            what = "complex values" if Hv.dtype.kind == "c" else f"an array of shape {Hv.shape}"
-            raise ValueError(f"{name} returned {what} for a vector p of length {n}; it must "
-                             f"return the real vector H(x) p of shape ({n},)")
-        return np.asarray(Hv, float).reshape(-1)
-
-    return LinearOperator((n, n), matvec=matvec, rmatvec=matvec, dtype=np.float64)
+def _non_finite(n: int) -> SubproblemResult:
+    return SubproblemResult(
+        p=np.zeros(n),
+        hits_boundary=False,
+        status=SubproblemStatus.NON_FINITE,
+        nit=0,
+        model_decrease=0.0,
+    )
 
 
-def _callback_style(callback):
-    if callback is None:
-        return None
-    if not callable(callback):
-        raise ValueError(f"callback must be callable or None; got {type(callback).__name__}")
-    try:
-        params = set(inspect.signature(callback).parameters)
-    except (TypeError, ValueError):
-        return "x"
-    return "intermediate_result" if params == {"intermediate_result"} else "x"
-
-
+# ------------------------------------------------------ the loop, N&W Alg. 4.1
 def minimize(
     fun: Callable,
     x0,
@@ -424,148 +750,14 @@ def minimize(
     >>> res.success
     True
     """
-    # ---- validation, before any work ---------------------------------------------------
-    if not callable(fun):
-        raise ValueError(f"fun must be callable; got {type(fun).__name__}")
-    x0 = as_vector(np.atleast_1d(x0) if np.ndim(x0) == 0 else x0, "x0")  # scipy: atleast_1d
-    n = x0.shape[0]
-    if n == 0:
-        raise ValueError("x0 must have at least one entry; got an empty vector")
-    if not isinstance(args, tuple):
-        args = (args,)
-    if bounds is not None:
-        raise ValueError(
-            "bounds are not supported: trustregion.minimize is unconstrained "
-            "(use method='trust-constr' or 'L-BFGS-B' for bounds)"
-        )
-    if constraints is not None and not (isinstance(constraints, (list, tuple, dict))
-                                        and not constraints):
-        raise ValueError(
-            "constraints are not supported: trustregion.minimize is unconstrained "
-            "(use method='trust-constr' or 'SLSQP' for constraints)"
-        )
-    return_all = bool(options.get("return_all", False))
-    unknown = sorted(set(options) - set(_SCIPY_OPTIONS))
-    if unknown:
-        warnings.warn(
-            f"Unknown solver options: {', '.join(unknown)}", OptimizeWarning, stacklevel=2
-        )
-    if not (jac is None or jac is True or callable(jac)):
-        raise ValueError(f"jac must be None, True or a callable; got {jac!r}")
-    if hess is not None and not callable(hess):
-        raise ValueError(f"hess must be a callable hess(x, *args) or None; got {hess!r}")
-    if hessp is not None and not callable(hessp):
-        raise ValueError(f"hessp must be a callable hessp(x, p, *args) or None; got {hessp!r}")
-    if isinstance(subproblem, str):
-        if subproblem not in _SUBPROBLEMS:
-            raise ValueError(
-                f"subproblem must be one of {_SUBPROBLEMS} or a callable(g, H, radius); "
-                f"got {subproblem!r}"
-            )
-    elif not callable(subproblem):
-        raise ValueError(f"subproblem must be a string or a callable; got {subproblem!r}")
-    Delta = positive_scalar(initial_radius, "initial_radius")
-    max_radius = positive_scalar(max_radius, "max_radius")
-    if max_radius < Delta:
-        raise ValueError(
-            f"max_radius must be >= initial_radius; got max_radius={max_radius} < "
-            f"initial_radius={Delta}"
-        )
-    eta, maxiter = scalar_option(eta), scalar_option(maxiter)
-    if not isinstance(eta, numbers.Real) or isinstance(eta, bool) or not 0.0 <= eta < 0.25:
-        raise ValueError(f"eta must be a real number in [0, 0.25) (N&W Alg. 4.1); got {eta!r}")
-    eta = float(eta)
-    if gtol is not None or tol is None:
-        gtol = nonnegative_scalar(1e-5 if gtol is None else gtol, "gtol")
-    else:
-        gtol = nonnegative_scalar(tol, "tol")
-    if maxiter is None:
-        maxiter = 200 * n
-    if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral) or maxiter < 0:
-        raise ValueError(f"maxiter must be an integer >= 0 or None; got {maxiter!r}")
-    callback_style = _callback_style(callback)
-
-    # ---- counted evaluations ------------------------------------------------------------
-    nfev = njev = 0
-    hess_fn = _Counter(hess) if hess is not None else None
-    hessp_fn = _Counter(hessp) if hessp is not None else None
-    hvp_count = _Counter(lambda product, v: product(v))  # autograd Hessian-vector products
-    memo = {}  # jac=True: the gradient returned with the last value
-
-    def value(x):
-        nonlocal nfev
-        nfev += 1
-        out = fun(x, *args)
-        if jac is True:
-            out, grad_value = out
-            memo["x"], memo["g"] = x.copy(), grad_value
-        return _scalar(out, "fun")
-
-    scalar_fun = (lambda x: fun(x, *args)[0]) if jac is True else (lambda x: fun(x, *args))
-    autograd_hessian = hess is None and hessp is None
-
-    def derivatives(x):
-        """``(g, H)`` at ``x``; ``H`` is built lazily by ``hessian(x, state)``."""
-        nonlocal njev
-        njev += 1
-        state = {}
-        if autograd_hessian:
-            # Pearlmutter: H v is the vector-Jacobian product of the gradient map. A gradient
-            # that does not depend on x (a linear fun) has H = 0, which autograd computes
-            # correctly but announces with a warning at every iterate: silence that one
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "Output seems independent of input",
-                                        UserWarning)
-                if callable(jac):
-                    vjp, g = autograd.make_vjp(lambda y: jac(y, *args))(x)
-                elif jac is True:  # the gradient fun returns, differentiated once more
-                    vjp, g = autograd.make_vjp(lambda y: fun(y, *args)[1])(x)
-                else:
-                    vjp, g = autograd.make_hvp(scalar_fun)(x)
-            state["product"] = vjp
-        elif callable(jac):
-            g = jac(x, *args)
-        elif jac is True:
-            if "x" not in memo or not np.array_equal(memo["x"], x):
-                value(x)  # fun returns (f, g); its call is counted in nfev
-            g = memo["g"]
-        else:
-            g = autograd.grad(scalar_fun)(x)
-        return g, state
-
-    def hessian(x, state):
-        if "H" not in state:
-            x = x.copy()  # the user's functions never see the iterate itself
-            if hess_fn is not None:
-                state["H"] = _as_model_hessian(hess_fn(x, *args), n)
-            elif hessp_fn is not None:
-                state["H"] = _operator(n, lambda v: hessp_fn(x, v, *args), "hessp")
-            else:
-                product = state["product"]
-                state["H"] = _operator(n, lambda v: hvp_count(product, v),
-                                       "the autograd Hessian-vector product")
-        return state["H"]
-
-    # ---- the starting point ----------------------------------------------------------------
-    x = x0.copy()
-    f = value(x.copy())
-    if not np.isfinite(f):
-        raise ValueError(f"fun(x0) = {f} is not finite; start from a point where fun is finite")
-    try:
-        g, state = derivatives(x.copy())
-    except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
-        if jac is None or autograd_hessian:
-            raise autograd_error(
-                "fun (jac=None) or jac (for Hessian-vector products)",
-                "pass jac= and hessp= explicitly",
-            ) from exc
-        raise
-    g = _gradient_vector(g, n)
-    if not np.all(np.isfinite(g)):
-        raise ValueError("the gradient at x0 is not finite; start from a point where it is")
-
-    # ---- N&W Alg. 4.1 ---------------------------------------------------------------------
+    s = _checked_settings(fun, x0, args, jac, hess, hessp, subproblem, initial_radius,
+                          max_radius, eta, gtol, maxiter, callback, bounds, constraints, tol,
+                          options)
+    n = s.x0.shape[0]
+    objective = _Objective(fun, s.args, jac, hess, hessp, n)
+    model = objective.model_at_start(s.x0)
     solve = _subproblem_solver(subproblem, n)
+    Delta = s.initial_radius
     counts = {
         "nhits_boundary": 0,
         "nrejected": 0,
@@ -573,124 +765,113 @@ def minimize(
         "nsaddle_steps": 0,
         "ncauchy_fallbacks": 0,
     }
-    probe = None  # (theta, z, scale, converged) of the second-order check at the current x
-    allvecs = [x.copy()] if return_all else None
-    status = MinimizeStatus.MAX_ITERATIONS
+    allvecs = [model.x.copy()] if s.return_all else None
     nit = 0
+    # ---- N&W Alg. 4.1 ---------------------------------------------------------------------
     while True:
-        gnorm = float(np.linalg.norm(g))
-        sub = None
-        if gnorm <= gtol:
-            # second-order check: stop only if no negative curvature is found
-            if probe is None:
-                probe = _smallest_curvature(hessian(x, state), n)
-                if probe is None:
-                    status = MinimizeStatus.NON_FINITE
-                    break
-            theta, z, scale, _converged = probe
-            if not theta < -np.sqrt(_EPS) * scale:
-                status = MinimizeStatus.CONVERGED
-                break
-        if nit >= maxiter:
-            status = MinimizeStatus.MAX_ITERATIONS
-            break
-        if Delta < _EPS * np.linalg.norm(x) or Delta < _TINY:
-            status = MinimizeStatus.RADIUS_COLLAPSED
+        status = _stopping_status(model, s.gtol, nit, s.maxiter, Delta)
+        if status is not None:
             break
         nit += 1
 
-        if gnorm <= gtol:
-            # step of the exact subproblem's hard case along z (N&W eq. 4.45)
-            p = Delta * z if g @ z <= 0.0 else -Delta * z
-            sub = SubproblemResult(
-                p=p,
-                hits_boundary=True,
-                status=SubproblemStatus.NEGATIVE_CURVATURE,
-                nit=0,
-                model_decrease=float(-(g @ p) - 0.5 * theta * Delta * Delta),
-            )
+        # p_k, an approximate solution of the subproblem (N&W eq. 4.3)
+        if model.gnorm <= s.gtol:  # stationary, with negative curvature: leave the saddle
+            sub = model.saddle_step(Delta)
             counts["nsaddle_steps"] += 1
         else:
-            H = hessian(x, state)
+            H = model.H
             if not isinstance(H, LinearOperator) and not np.all(np.isfinite(_data(H))):
                 status = MinimizeStatus.NON_FINITE
                 break
-            sub, fallback = solve(g, H, Delta)
+            sub, fallback = solve(model.g, H, Delta)
             counts["ncauchy_fallbacks"] += fallback
         counts["nsubiter"] += int(sub.nit)
         p = np.asarray(sub.p, dtype=np.float64).reshape(-1)
-        finite = p.shape == (n,) and np.all(np.isfinite(p))
-        if not finite or sub.status == SubproblemStatus.NON_FINITE:
+        if p.shape != (n,) or not np.all(np.isfinite(p)) or \
+                sub.status == SubproblemStatus.NON_FINITE:
             status = MinimizeStatus.NON_FINITE
             break
-        predicted = float(sub.model_decrease)
-        pnorm = float(np.linalg.norm(p))
 
-        # rho_k, N&W eq. (4.4); a non-finite trial value or no predicted decrease: rho = -inf
-        rho = -np.inf
-        with np.errstate(over="ignore", invalid="ignore"):
-            x_trial = x + p
-        if predicted > 0.0 and np.isfinite(predicted) and np.all(np.isfinite(x_trial)):
-            f_trial = value(x_trial.copy())
-            if np.isfinite(f_trial):
-                # eq. (4.4) with the rounding allowance delta of Conn, Gould & Toint §17.4
-                delta = 10.0 * _EPS * max(1.0, abs(f))
-                rho = ((f - f_trial) + delta) / (predicted + delta)
-        if rho > eta:
-            g_trial, state_trial = derivatives(x_trial.copy())
-            g_trial = _gradient_vector(g_trial, n)
-            if not np.all(np.isfinite(g_trial)):
-                rho = -np.inf  # the gradient is unusable there: reject as well
-
-        # radius rule, N&W Alg. 4.1
-        if rho == -np.inf and pnorm > 0.0:
-            Delta = 0.25 * min(Delta, pnorm)  # unusable trial point: shrink below the step
-        elif rho < 0.25:
-            Delta = 0.25 * Delta
-        elif rho > 0.75 and sub.hits_boundary:
-            Delta = min(2.0 * Delta, max_radius)
+        # rho_k (N&W eq. 4.4), the radius rule, and the step taken if rho_k > eta
+        rho, trial = model.trial(p, float(sub.model_decrease), s.eta)
+        Delta = _next_radius(Delta, rho, float(np.linalg.norm(p)), sub.hits_boundary,
+                             s.max_radius)
         counts["nhits_boundary"] += bool(sub.hits_boundary)
-        if rho > eta:
-            x, f, g, state, probe = x_trial, f_trial, g_trial, state_trial, None
+        if trial is not None:
+            model = trial
         else:
             counts["nrejected"] += 1
-        if return_all:
-            allvecs.append(x.copy())
+        if s.return_all:
+            allvecs.append(model.x.copy())
+        if _callback_stops(callback, s.callback_style, model, nit, Delta):
+            status = MinimizeStatus.CALLBACK_STOP
+            break
+    return _result(objective, model, status, nit, Delta, counts, allvecs)
 
-        if callback_style is not None:
-            try:
-                if callback_style == "intermediate_result":
-                    callback(
-                        intermediate_result=OptimizeResult(
-                            x=x.copy(), fun=f, jac=g.copy(), nit=nit, radius=Delta
-                        )
-                    )
-                else:
-                    callback(x.copy())
-            except StopIteration:
-                status = MinimizeStatus.CALLBACK_STOP
-                break
 
-    nhev = (
-        hess_fn.calls
-        if hess_fn is not None
-        else hessp_fn.calls
-        if hessp_fn is not None
-        else hvp_count.calls
-    )
+def _stopping_status(model: _QuadraticModel, gtol: float, nit: int, maxiter: int,
+                     Delta: float) -> MinimizeStatus | None:
+    """Why the iteration stops before step ``nit + 1``, or ``None`` to go on.
+
+    At ``||g|| <= gtol`` the second-order check decides: no negative curvature is
+    ``CONVERGED``, a non-finite Hessian ``NON_FINITE``, and negative curvature goes on
+    (with the saddle step).
+    """
+    if model.gnorm <= gtol:
+        if model.smallest_curvature() is None:
+            return MinimizeStatus.NON_FINITE
+        if not model.negative_curvature():
+            return MinimizeStatus.CONVERGED
+    if nit >= maxiter:
+        return MinimizeStatus.MAX_ITERATIONS
+    if Delta < _EPS * np.linalg.norm(model.x) or Delta < _TINY:
+        return MinimizeStatus.RADIUS_COLLAPSED
+    return None
+
+
+def _next_radius(Delta: float, rho: float, pnorm: float, hits_boundary, max_radius: float):
+    """The radius rule of N&W Alg. 4.1, with a shrink below an unusable step's length."""
+    if rho == -np.inf and pnorm > 0.0:
+        return 0.25 * min(Delta, pnorm)  # unusable trial point: shrink below the step
+    if rho < 0.25:
+        return 0.25 * Delta
+    if rho > 0.75 and hits_boundary:
+        return min(2.0 * Delta, max_radius)
+    return Delta
+
+
+def _callback_stops(callback, style, model: _QuadraticModel, nit: int, Delta: float) -> bool:
+    """Call the callback after an iteration; ``True`` if it raised ``StopIteration``."""
+    if style is None:
+        return False
+    try:
+        if style == "intermediate_result":
+            callback(intermediate_result=OptimizeResult(
+                x=model.x.copy(), fun=model.f, jac=model.g.copy(), nit=nit, radius=Delta))
+        else:
+            callback(model.x.copy())
+    except StopIteration:
+        return True
+    return False
+
+
+def _result(objective: _Objective, model: _QuadraticModel, status: MinimizeStatus, nit: int,
+            Delta: float, counts: dict, allvecs) -> OptimizeResult:
+    """The ``OptimizeResult`` at the last accepted point."""
+    probe = model.curvature
     message = status.message
     if status is MinimizeStatus.CONVERGED and probe is not None and not probe[3]:
         message += (" The negative-curvature check's Lanczos estimate of the smallest "
                     f"curvature ({probe[0]:.3g}) had not converged when its step budget ran "
                     "out: a saddle point cannot be ruled out.")
     result = OptimizeResult(
-        x=x,
-        fun=f,
-        jac=g,
+        x=model.x,
+        fun=model.f,
+        jac=model.g,
         nit=nit,
-        nfev=nfev,
-        njev=njev,
-        nhev=nhev,
+        nfev=objective.nfev,
+        njev=objective.njev,
+        nhev=objective.nhev,
         status=int(status),
         success=bool(status.success),
         message=message,
@@ -699,70 +880,6 @@ def minimize(
         min_curvature_converged=None if probe is None else bool(probe[3]),
         **counts,
     )
-    if return_all:
+    if allvecs is not None:
         result["allvecs"] = allvecs
     return result
-
-
-def _data(H):
-    return H.data if sp.issparse(H) else H
-
-
-def _non_finite(n: int) -> SubproblemResult:
-    return SubproblemResult(
-        p=np.zeros(n),
-        hits_boundary=False,
-        status=SubproblemStatus.NON_FINITE,
-        nit=0,
-        model_decrease=0.0,
-    )
-
-
-def _subproblem_solver(subproblem, n: int):
-    """``solve(g, H, Delta) -> (SubproblemResult, used_cauchy_fallback)``."""
-    if callable(subproblem):
-
-        def solve(g, H, Delta):
-            res = subproblem(g, H, Delta)
-            if not isinstance(res, SubproblemResult):
-                raise TypeError(
-                    "the subproblem callable must return a SubproblemResult; "
-                    f"got {type(res).__name__}"
-                )
-            return res, False
-
-        return solve
-    if subproblem == "steihaug":
-
-        def solve_steihaug(g, H, Delta):
-            if isinstance(H, np.ndarray):
-                check_symmetric(H, "hess(x)")  # as steihaug checks a dense H, but named here
-            return steihaug(g, H, Delta), False
-
-        return solve_steihaug
-    if subproblem == "exact":
-
-        def solve_exact(g, H, Delta):
-            D = _dense(H, n)
-            return (exact(g, D, Delta) if np.all(np.isfinite(D)) else _non_finite(n)), False
-
-        return solve_exact
-    if subproblem == "cauchy":
-
-        def solve_cauchy(g, H, Delta):
-            D = _dense(H, n)
-            return (cauchy_point(g, D, Delta) if np.all(np.isfinite(D)) else _non_finite(n)), False
-
-        return solve_cauchy
-
-    def solve_dogleg(g, H, Delta):
-        D = _dense(H, n)
-        if not np.all(np.isfinite(D)):
-            return _non_finite(n), False
-        try:
-            np.linalg.cholesky(D)
-        except np.linalg.LinAlgError:
-            return cauchy_point(g, D, Delta), True  # dogleg undefined for H not positive definite
-        return dogleg(g, D, Delta), False
-
-    return solve_dogleg

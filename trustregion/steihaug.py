@@ -5,6 +5,12 @@
 (Nocedal & Wright 2006, Alg. 7.2), optionally preconditioned, in which case the
 region is measured in the norm the preconditioned iterates grow in
 (Conn, Gould & Toint 2000, §7.5). Only products with ``H`` are needed.
+
+The parts: :func:`steihaug` checks its arguments once, sets the tolerance and runs the
+iteration, on the problem as given or, when its squares would leave the float range,
+scaled by powers of two (:func:`_solve_scaled`, :func:`_solve_deep_interior`);
+:func:`_steihaug_iterations` is N&W Alg. 7.2 itself, and :func:`_boundary_taus` the
+crossing of the boundary.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from trustregion._checks import (
+    PRODUCT_EXPONENT,
     as_operator,
     as_vector,
     checked_maxiter,
@@ -30,8 +37,9 @@ from trustregion.result import SubproblemResult, SubproblemStatus
 __all__ = ["steihaug"]
 
 # |g| and Delta in [2^-128, 2^128]: the squares and their products in the recurrences and in
-# the boundary quadratic stay in the normal range, so the problem is solved as given
-_SAFE_EXPONENT = 128
+# the boundary quadratic (fourth powers of the data) stay within 2^±PRODUCT_EXPONENT, so the
+# problem is solved as given
+_SAFE_EXPONENT = PRODUCT_EXPONENT // 4
 
 
 def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> SubproblemResult:
@@ -175,6 +183,38 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
     >>> res.status.name, res.hits_boundary, res.model_decrease > 0
     ('NEGATIVE_CURVATURE', True, True)
     """
+    g, hessp, Delta, psolve, rtol, atol, maxiter = _checked_arguments(g, H, radius, M, rtol,
+                                                                      atol, maxiter)
+    gnorm = norm2(g)
+    if gnorm == 0.0:
+        return SubproblemResult(
+            p=np.zeros(g.shape[0]),
+            hits_boundary=False,
+            status=SubproblemStatus.ZERO_GRADIENT,
+            nit=0,
+            model_decrease=0.0,
+        )
+    if rtol is None:
+        rtol = min(0.5, math.sqrt(gnorm))  # forcing term of scipy's trust-ncg
+    tol = max(rtol * gnorm, atol)
+
+    e_g = math.frexp(float(np.max(np.abs(g))))[1]
+    e_Delta = math.frexp(Delta)[1]
+    nmatvec = 0
+    if abs(e_g) <= _SAFE_EXPONENT and abs(e_Delta) <= _SAFE_EXPONENT:
+        p, log = _truncated_cg(hessp, g, psolve, Delta, tol, maxiter)
+        if not log.overflow:
+            return _result(p, log, float(log.model_decrease), log.nmatvec)
+        nmatvec = log.nmatvec  # a square overflowed: solve the scaled problem instead
+    p, log, model_decrease, scaled_nmatvec = _solve_scaled(hessp, g, psolve, Delta, gnorm, rtol,
+                                                           atol, maxiter, e_g, e_Delta)
+    return _result(p, log, model_decrease, nmatvec + scaled_nmatvec)
+
+
+def _checked_arguments(g, H, radius, M, rtol, atol, maxiter):
+    """:func:`steihaug`'s arguments checked: ``(g, hessp, Delta, psolve, rtol, atol,
+    maxiter)`` with ``hessp = v -> H v`` and ``psolve = v -> M v`` (``None`` without
+    ``M``)."""
     g = as_vector(g, "g", copy=False)
     nonempty(g, "g")
     n = g.shape[0]
@@ -190,67 +230,11 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
         rtol = nonnegative_scalar(rtol, "rtol")
     atol = nonnegative_scalar(atol, "atol")
     maxiter = checked_maxiter(maxiter, n)
+    return g, hessp, Delta, psolve, rtol, atol, maxiter
 
-    gnorm = norm2(g)
-    if gnorm == 0.0:
-        return SubproblemResult(
-            p=np.zeros(n),
-            hits_boundary=False,
-            status=SubproblemStatus.ZERO_GRADIENT,
-            nit=0,
-            model_decrease=0.0,
-        )
-    if rtol is None:
-        rtol = min(0.5, math.sqrt(gnorm))  # forcing term of scipy's trust-ncg
-    tol = max(rtol * gnorm, atol)
 
-    e_g = math.frexp(float(np.max(np.abs(g))))[1]
-    e_Delta = math.frexp(Delta)[1]
-    scaled = abs(e_g) > _SAFE_EXPONENT or abs(e_Delta) > _SAFE_EXPONENT
-    nmatvec = 0
-    if not scaled:
-        p, log = _truncated_cg(hessp, g, psolve, Delta, tol, maxiter)
-        model_decrease = float(log.model_decrease)
-        nmatvec = log.nmatvec
-        scaled = log.overflow  # a square overflowed: solve the scaled problem instead
-    if scaled:
-        # The iteration is exactly equivariant under (g, H, Delta) -> (c s g, c H, s Delta),
-        # p -> s p, for powers of two c and s. With s = 2^-e_Delta and c s = 2^-e_g, g and
-        # Delta are of order one, and H carries the problem's one scale, Delta ||H|| / ||g||.
-        scaled_overflow = []  # set when a finite product overflowed on scaling
-
-        def scaled_hessp(v):
-            hv = hessp(v)
-            out = np.ldexp(hv, e_Delta - e_g)
-            if not scaled_overflow and not np.isfinite(out).all() and np.isfinite(hv).all():
-                scaled_overflow.append(True)
-            return out
-
-        # tol scaled as g is (computed from the scaled ||g||, so it cannot underflow)
-        tol_scaled = max(rtol * float(np.ldexp(gnorm, -e_g)), float(np.ldexp(atol, -e_g)))
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            p, log = _truncated_cg(scaled_hessp, np.ldexp(g, -e_g), psolve,
-                                   math.ldexp(Delta, -e_Delta), tol_scaled, maxiter)
-            p = np.ldexp(p, e_Delta)
-            model_decrease = float(np.ldexp(log.model_decrease, e_g + e_Delta))
-        nmatvec += log.nmatvec
-        if log.status is SubproblemStatus.NON_FINITE and scaled_overflow:
-            # Delta ||H|| / ||g|| beyond the float range: the Newton step lies far inside
-            p, log, model_decrease, extra = _solve_deep_interior(hessp, g, psolve, Delta, e_g,
-                                                                 tol_scaled, maxiter)
-            nmatvec += extra
-        elif log.status is SubproblemStatus.NEGATIVE_CURVATURE and log.zero_curvature and \
-                log.nit == 1:
-            # Delta ||H|| / ||g|| below the float range: the scaled H d_0 underflowed to a
-            # curvature of 0. The step (the boundary point along d_0) is the same for zero
-            # and positive curvature; the curvature's sign decides which status it is.
-            u = np.ldexp(g, -e_g)
-            d0 = u if psolve is None else psolve(u)
-            with np.errstate(over="ignore"):
-                curvature = float(np.dot(d0, hessp(d0)))
-            nmatvec += 1
-            if curvature > 0.0:
-                log.status = SubproblemStatus.BOUNDARY
+def _result(p, log, model_decrease: float, nmatvec: int) -> SubproblemResult:
+    """The :class:`SubproblemResult` of the step ``p`` and its run's ``log``."""
     status = log.status
     return SubproblemResult(
         p=p,
@@ -260,6 +244,53 @@ def steihaug(g, H, radius, *, M=None, rtol=None, atol=0.0, maxiter=None) -> Subp
         model_decrease=model_decrease,
         nmatvec=nmatvec,
     )
+
+
+def _solve_scaled(hessp, g, psolve, Delta, gnorm, rtol, atol, maxiter, e_g, e_Delta):
+    """The step of the problem scaled to order one: ``(p, log, model_decrease, nmatvec)``.
+
+    The iteration is exactly equivariant under ``(g, H, Delta) -> (c s g, c H, s Delta)``,
+    ``p -> s p``, for powers of two ``c`` and ``s``. With ``s = 2^-e_Delta`` and
+    ``c s = 2^-e_g``, ``g`` and ``Delta`` are of order one, and ``H`` carries the problem's
+    one scale, ``Delta ||H|| / ||g||``. When that scale is itself beyond the float range the
+    step is found by :func:`_solve_deep_interior` (too large) or its status corrected by the
+    sign of the true curvature (too small).
+    """
+    scaled_overflow = []  # set when a finite product overflowed on scaling
+
+    def scaled_hessp(v):
+        hv = hessp(v)
+        out = np.ldexp(hv, e_Delta - e_g)
+        if not scaled_overflow and not np.isfinite(out).all() and np.isfinite(hv).all():
+            scaled_overflow.append(True)
+        return out
+
+    # tol scaled as g is (computed from the scaled ||g||, so it cannot underflow)
+    tol_scaled = max(rtol * float(np.ldexp(gnorm, -e_g)), float(np.ldexp(atol, -e_g)))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        p, log = _truncated_cg(scaled_hessp, np.ldexp(g, -e_g), psolve,
+                               math.ldexp(Delta, -e_Delta), tol_scaled, maxiter)
+        p = np.ldexp(p, e_Delta)
+        model_decrease = float(np.ldexp(log.model_decrease, e_g + e_Delta))
+    nmatvec = log.nmatvec
+    if log.status is SubproblemStatus.NON_FINITE and scaled_overflow:
+        # Delta ||H|| / ||g|| beyond the float range: the Newton step lies far inside
+        p, log, model_decrease, extra = _solve_deep_interior(hessp, g, psolve, Delta, e_g,
+                                                             tol_scaled, maxiter)
+        nmatvec += extra
+    elif log.status is SubproblemStatus.NEGATIVE_CURVATURE and log.zero_curvature and \
+            log.nit == 1:
+        # Delta ||H|| / ||g|| below the float range: the scaled H d_0 underflowed to a
+        # curvature of 0. The step (the boundary point along d_0) is the same for zero
+        # and positive curvature; the curvature's sign decides which status it is.
+        u = np.ldexp(g, -e_g)
+        d0 = u if psolve is None else psolve(u)
+        with np.errstate(over="ignore"):
+            curvature = float(np.dot(d0, hessp(d0)))
+        nmatvec += 1
+        if curvature > 0.0:
+            log.status = SubproblemStatus.BOUNDARY
+    return p, log, model_decrease, nmatvec
 
 
 # the largest radius of the deep-interior problem: far beyond any iterate of an order-one
@@ -343,6 +374,25 @@ def _overflowed(*vectors: np.ndarray) -> bool:
     return all(np.isfinite(v).all() for v in vectors)
 
 
+def _preconditioned(r: np.ndarray, rr: float, psolve, log: _SteihaugLog):
+    """``(y, rho)`` with ``y = M r`` and ``rho = r^T y`` (``y = r``, ``rho = rr = r^T r``
+    without a preconditioner), or ``None`` with ``log.status`` set when ``r^T M r`` is not
+    finite (``NON_FINITE``) or not positive (``BREAKDOWN``: ``M`` is not positive
+    definite)."""
+    if psolve is None:
+        return r, rr
+    y = psolve(r)
+    rho = float(np.dot(r, y))
+    if not math.isfinite(rho):
+        log.overflow = _overflowed(r, y)
+        log.status = SubproblemStatus.NON_FINITE
+        return None
+    if rho <= 0.0:
+        log.status = SubproblemStatus.BREAKDOWN
+        return None
+    return y, rho
+
+
 def _boundary_taus(pPp: float, pPd: float, dPd: float, Delta2: float) -> tuple[float, float]:
     """Both roots ``tau_lo <= tau_hi`` of ``||p + tau d||_P = Delta`` when ``||p||_P < Delta``.
 
@@ -395,21 +445,11 @@ def _steihaug_iterations(
 
     p = np.zeros_like(g)  # N&W's z_j
     r = g.copy()  # r_j = g + H p_j, the model gradient at p_j
-    if psolve is None:
-        y = r
-        rho = float(dot(r, r))
-    else:
-        y = psolve(r)  # y_j = M r_j
-        rho = float(dot(r, y))
-        if not isfinite(rho):
-            log.overflow = _overflowed(r, y)
-            log.status = SubproblemStatus.NON_FINITE
-            yield p
-            return
-        if rho <= 0.0:
-            log.status = SubproblemStatus.BREAKDOWN
-            yield p
-            return
+    preconditioned = _preconditioned(r, float(dot(r, r)), psolve, log)  # y_0 = M r_0
+    if preconditioned is None:
+        yield p
+        return
+    y, rho = preconditioned
     d = -y  # d_0 = -y_0
     # P = M^{-1}: Pd = P d_j by recurrence from P y_j = r_j (P = I: Pd is d itself)
     Pd = d if psolve is None else -r
@@ -476,19 +516,10 @@ def _steihaug_iterations(
         if math.sqrt(rr) <= tol:
             log.status = SubproblemStatus.INTERIOR
             return
-        if psolve is None:
-            y = r
-            rho_next = rr
-        else:
-            y = psolve(r)
-            rho_next = float(dot(r, y))
-            if not isfinite(rho_next):
-                log.overflow = _overflowed(r, y)
-                log.status = SubproblemStatus.NON_FINITE
-                return
-            if rho_next <= 0.0:
-                log.status = SubproblemStatus.BREAKDOWN
-                return
+        preconditioned = _preconditioned(r, rr, psolve, log)  # y_{j+1} = M r_{j+1}
+        if preconditioned is None:
+            return
+        y, rho_next = preconditioned
         beta = rho_next / rho
         d *= beta
         d -= y  # d_{j+1} = -y_{j+1} + beta_j d_j

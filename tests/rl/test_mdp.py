@@ -17,6 +17,7 @@ from hypothesis import given
 from scipy import stats
 
 from rl.mdp import TabularMDP, chain_mdp, gridworld, random_mdp, two_action_bandit
+from rl.tabular_env import TabularEnv
 from tests.strategies import random_mdps
 
 
@@ -232,6 +233,33 @@ def test_terminal_states_end_episodes_and_have_zero_value():
     assert (s, r, terminated, truncated) == (goal, 1.0, True, False)
     with pytest.raises(ResetNeeded):
         mdp.step(0)
+
+
+def test_the_env_face_stands_alone_and_is_the_oracles():
+    """TabularEnv built from a TabularMDP's checked model samples the same episodes as the
+    TabularMDP itself (which is that env plus the exact answers), and has none of the exact
+    answers: the two responsibilities are separate classes."""
+    mdp = gridworld(horizon=12)
+    env = TabularEnv(mdp.P, mdp.R, mdp.mu0, horizon=mdp.horizon,
+                     terminal_states=mdp.terminal_states)
+    assert isinstance(mdp, TabularEnv)
+    assert not hasattr(env, "value") and not hasattr(env, "fisher")
+
+    def episode(e, seed):
+        s = e.reset(seed=seed)[0]
+        out = [s]
+        while True:
+            s, r, terminated, truncated, _ = e.step(s % 4)
+            out.append((s, r, terminated, truncated))
+            if terminated or truncated:
+                return out
+
+    for seed in range(5):
+        assert episode(env, seed) == episode(mdp, seed)
+    env.reset(seed=3)
+    env.step(1)
+    mdp.set_state(env.get_state())  # the two share the snapshot format
+    assert [mdp.step(a)[:4] for a in (0, 1, 2)] == [env.step(a)[:4] for a in (0, 1, 2)]
 
 
 def test_get_set_state_replays_the_identical_trajectory():

@@ -221,8 +221,8 @@ def test_forward_numpy_small_batches_take_the_same_arithmetic(dtype, activation)
     tol = 1e-12 if dtype == "float64" else 1e-5
     for lo in range(0, 40, 8):
         small = net.forward_numpy(x[lo:lo + 8])
-        np.testing.assert_array_equal(small, net._forward_plain(None, x[lo:lo + 8],
-                                                                layers=net._weights)[0])
+        np.testing.assert_array_equal(
+            small, net._output_pass(net._weights, net._checked_inputs(x[lo:lo + 8])))
         np.testing.assert_allclose(small, big[lo:lo + 8], rtol=tol, atol=tol)
     np.testing.assert_array_equal(net.forward_numpy(x[:1]), net.forward(net.params, x[:1]))
 

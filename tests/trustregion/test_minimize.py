@@ -7,6 +7,7 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 import scipy.optimize
+import scipy.sparse.linalg as spla
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -373,6 +374,29 @@ def test_hessp_of_the_wrong_size_is_reported_by_name():
     """hessp returning the wrong shape names hessp and the expected shape."""
     with pytest.raises(ValueError, match=r"^hessp returned an array of shape \(3,\)"):
         tr.minimize(lambda x: anp.sum(x**2), np.ones(2), hessp=lambda x, p: np.ones(3))
+
+
+def test_every_product_is_checked_with_one_message():
+    """Products are checked by one function: complex values are refused with the same words
+    from a callable (cg's A), a LinearOperator (steihaug's H) and minimize's hessp, and a
+    wrong size from a callable and from hessp."""
+    g = np.ones(2)
+    complex_op = spla.LinearOperator((2, 2), matvec=lambda v: v + 0j, dtype=np.float64)
+    fix = (r"must map real vectors to real vectors \(return the real part if the imaginary "
+           r"part is rounding noise\)$")
+    calls = [("A", "it", lambda: tr.cg(lambda v: v + 0j, g)),
+             ("H", "its matvec", lambda: tr.steihaug(g, complex_op, 1.0)),
+             ("hessp", "it", lambda: tr.minimize(lambda x: anp.sum(x**2), g,
+                                                 hessp=lambda x, p: p + 0j))]
+    for name, whose, call in calls:
+        with pytest.raises(ValueError, match=rf"^{name} returned complex values; {whose} {fix}"):
+            call()
+    wrong = r"returned an array of shape \(3,\) for a vector of length 2; it must return a " \
+            r"vector of length 2, shape \(2,\)$"
+    with pytest.raises(ValueError, match=rf"^A {wrong}"):
+        tr.cg(lambda v: np.ones(3), g)
+    with pytest.raises(ValueError, match=rf"^hessp {wrong}"):
+        tr.minimize(lambda x: anp.sum(x**2), g, hessp=lambda x, p: np.ones(3))
 
 
 def test_complex_values_are_refused():
