@@ -77,7 +77,7 @@ import trustregion as tr  # noqa: E402
 from rl.advantages import compute_advantages  # noqa: E402
 from rl.algorithms.objective import PolicyObjective  # noqa: E402
 from rl.kfac import kfac_fisher_operator  # noqa: E402
-from rl.train import _Run, resolve_config  # noqa: E402
+from rl.train import Run, resolve_config  # noqa: E402
 
 DEFAULT_ENVS = ("CartPole-v1", "Hopper-v5")
 RTOLS = (1e-1, 1e-2, 1e-3)
@@ -101,7 +101,7 @@ def bench_env(env_id: str, count: int, every: int, seed: int, repeats: int) -> l
     measured before the update on it (the policy and its observation normaliser are then
     still those that built the batch)."""
     cfg, algo_cfg = resolve_config("trpo", env_id, seed=seed)
-    run = _Run(cfg, algo_cfg)
+    run = Run(cfg, algo_cfg)
     rows = []
     try:
         k = 0

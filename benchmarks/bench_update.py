@@ -72,7 +72,7 @@ from scipy.sparse.linalg import LinearOperator  # noqa: E402
 import trustregion as tr  # noqa: E402
 from rl.algorithms.objective import PolicyObjective  # noqa: E402
 from rl.envs import make_vector_env  # noqa: E402
-from rl.train import _Run, resolve_config  # noqa: E402
+from rl.train import Run, resolve_config  # noqa: E402
 
 PARTS = ("advantages", "gradient", "cg_fvp", "line_search", "kl_diagnostics", "value_fit")
 DEFAULT_ENVS = ("CartPole-v1", "Pendulum-v1", "Hopper-v5")
@@ -196,7 +196,7 @@ def bench_env(env_id: str, iterations: int, warmup: int, seed: int,
     runs = {}
     for variant in variants:
         cfg, algo_cfg = resolve_config("trpo", env_id, seed=seed, overrides=VARIANTS[variant])
-        runs[variant] = (cfg, _Run(cfg, algo_cfg))
+        runs[variant] = (cfg, Run(cfg, algo_cfg))
     cfg = runs[variants[0]][0]
     venv_random = make_vector_env(env_id, cfg.num_envs, seed=seed + 1)
     venv_random.reset(seed=seed + 1)

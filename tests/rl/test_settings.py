@@ -12,7 +12,7 @@ import pytest
 from rl.__main__ import main
 from rl.algorithms import ALGORITHMS, AlgorithmConfig
 from rl.settings import resolved_settings, setting_docs, settings_help
-from rl.train import ConfigError, TrainConfig, _coerce, resolve_config
+from rl.train import ConfigError, TrainConfig, coerce_setting, resolve_config
 
 OPTIONS = {"algo", "env", "steps", "seed"}  # command-line options, not --set keys
 CONFIGS = [("train", TrainConfig)] + [(name, cls.config_class) for name, cls in ALGORITHMS.items()]
@@ -29,7 +29,7 @@ def _check(scope, name, text):
         if ALGORITHMS[algo].exact_only:  # no runner settings: the config checks itself
             cls = ALGORITHMS[algo].config_class
             hint = typing.get_type_hints(cls)[name]
-            cls(**{name: _coerce(name, text, hint)})
+            cls(**{name: coerce_setting(name, text, hint)})
         else:
             resolve_config(algo, overrides={
                 f"{'train' if scope == 'train' else 'algo'}.{name}": text})
