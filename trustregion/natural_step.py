@@ -22,7 +22,8 @@ __all__ = ["natural_step"]
 
 
 def natural_step(
-    g, F, max_kl, *, x0=None, M=None, rtol=1e-10, atol=0.0, maxiter=10, callback=None
+    g, F, max_kl, *, x0=None, M=None, rtol=1e-10, atol=0.0, maxiter=10, callback=None,
+    normalization="curvature",
 ) -> NaturalStepResult:
     r"""Step of largest ``g^T s`` on the quadratic KL boundary ``1/2 s^T F s = max_kl``.
 
@@ -52,6 +53,13 @@ def natural_step(
         default ``10 n``.
     callback : callable, optional
         Passed to :func:`trustregion.cg`: ``callback(dk)`` after each iteration.
+    normalization : {"curvature", "gradient"}, optional
+        What ``beta`` divides by: ``"curvature"`` (default) the direction's curvature
+        ``d^T F d``, so the step lies on the quadratic boundary exactly; ``"gradient"``
+        ``g^T d``, the estimate of ``g^T F^{-1} g`` natural policy gradient uses
+        (:math:`\eta = \sqrt{2\delta / g^T F^{-1} g}`). For CG started from zero the two
+        are equal in exact arithmetic (``g^T d_k = d_k^T F d_k``) and differ by rounding;
+        from a warm start ``x0`` they differ.
 
     Returns
     -------
@@ -127,6 +135,9 @@ def natural_step(
     True
     """
     delta = positive_scalar(max_kl, "max_kl")
+    if normalization not in ("curvature", "gradient"):
+        raise ValueError(f"normalization must be 'curvature' or 'gradient'; got "
+                         f"{normalization!r}")
     if maxiter is not None:
         maxiter = checked_maxiter(maxiter, 0)  # an integer >= 0, as cg checks it
         if maxiter < 1:
@@ -159,7 +170,8 @@ def natural_step(
     Fd = g - r_true  # F d from the true residual
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         curvature = float(d @ Fd)  # d^T F d
-    if not _TINY <= abs(curvature) < math.inf and _rescalable(d, Fd):
+    if (normalization == "curvature" and not _TINY <= abs(curvature) < math.inf
+            and _rescalable(d, Fd)):
         # d^T F d under- or overflowed (the step itself is scale-invariant): rescale
         return _scaled_step(g, d, Fd, delta, cg_result)
     if not math.isfinite(curvature):
@@ -168,7 +180,15 @@ def natural_step(
         return no_step(StepStatus.NONPOSITIVE_CURVATURE, curvature)
     if not _ascends(g, d):
         return no_step(StepStatus.NOT_ASCENT, curvature)
-    beta = math.sqrt(2.0 * delta / curvature)  # Schulman et al. (2015), App. C
+    if normalization == "gradient":  # Kakade (2001): g^T d estimates g^T F^{-1} g
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            scale = float(g @ d)
+        if not (math.isfinite(scale) and scale > 0.0):
+            return no_step(StepStatus.NON_FINITE if not math.isfinite(scale)
+                           else StepStatus.NOT_ASCENT, curvature)
+    else:
+        scale = curvature
+    beta = math.sqrt(2.0 * delta / scale)  # Schulman et al. (2015), App. C
     if not math.isfinite(beta):
         return no_step(StepStatus.NON_FINITE, curvature)
     step = beta * d

@@ -42,6 +42,15 @@ def exact_mdp(objective, algorithm):
     return mdp
 
 
+def no_step_diagnostics(prefix, surrogate, status):
+    """The shared diagnostics of an iteration that keeps :math:`\\theta_{old}`, under the
+    keys an iteration with a step reports (``<prefix>/surrogate_before`` ... ``/status``),
+    so every row of ``metrics.csv`` has the same columns."""
+    return {f"{prefix}/surrogate_before": surrogate, f"{prefix}/surrogate_after": surrogate,
+            f"{prefix}/expected_improvement": 0.0, f"{prefix}/actual_improvement": 0.0,
+            f"{prefix}/kl": 0.0, f"{prefix}/status": status}
+
+
 def require_tabular_policy(policy, algorithm):
     """A ``ValueError`` unless ``policy`` is a :class:`~rl.policies.TabularSoftmax`."""
     if not isinstance(policy, TabularSoftmax):

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 import trustregion as tr
-from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.algorithms.base import (
+    AlgorithmConfig,
+    PolicyOptimizer,
+    check_range,
+    no_step_diagnostics,
+)
 from rl.algorithms.registry import register_algorithm
 
 __all__ = ["NPGConfig", "NPG", "npg_step"]
@@ -34,6 +39,9 @@ class NPGConfig(AlgorithmConfig):
         CG iterations for :math:`F^{-1} g` (10, as TRPO).
     cg_rtol : float
         CG relative residual tolerance.
+    fisher_fraction : float
+        Fraction of the batch the Fisher-vector products use (1.0: all of it; TRPO paper
+        §6 subsamples 10 %, as :class:`TRPOConfig` can).
     """
 
     max_kl: float = 0.01
@@ -41,6 +49,7 @@ class NPGConfig(AlgorithmConfig):
     damping: float = 0.1
     cg_iterations: int = 10
     cg_rtol: float = 1e-10
+    fisher_fraction: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -50,9 +59,10 @@ class NPGConfig(AlgorithmConfig):
         check_range("damping", self.damping, 0.0, None)
         check_range("cg_iterations", self.cg_iterations, 1, None, integer=True)
         check_range("cg_rtol", self.cg_rtol, 0.0, 1.0, low_open=True)
+        check_range("fisher_fraction", self.fisher_fraction, 0.0, 1.0, low_open=True)
 
 
-def npg_step(objective, config):
+def npg_step(objective, config, rng=None):
     """One natural-gradient step; returns ``(theta_new, diagnostics)``.
 
     :math:`\\theta_{k+1} = \\theta_k + \\eta\\, F^{-1} g` with
@@ -83,23 +93,23 @@ def npg_step(objective, config):
     """
     theta_old = objective.theta_old
     L_old, g = objective.value_and_gradient()
-    F = objective.fisher_operator()
+    F = objective.fisher_operator(fraction=config.fisher_fraction, rng=rng)
     if config.damping > 0:
         F = tr.damped(F, config.damping)
-    res = tr.cg(F, g, maxiter=config.cg_iterations, rtol=config.cg_rtol)
-    d = res.x
-    gFg = float(g @ d)
-    diag = {"cg/nit": res.nit, "cg/residual": float(res.residual_norm),
-            "cg/status": res.status.name, "npg/grad_norm": float(np.linalg.norm(g)),
+    # the lecture's normalised step: (dtheta)^T F dtheta = delta, i.e. the quadratic KL
+    # 1/2 dtheta^T F dtheta = delta / 2, with g^T d estimating g^T F^-1 g
+    ns = tr.natural_step(g, F, config.max_kl / 2.0, maxiter=config.cg_iterations,
+                         rtol=config.cg_rtol, normalization="gradient")
+    d = ns.direction
+    diag = {"cg/nit": ns.cg.nit, "cg/residual": float(ns.cg.residual_norm),
+            "cg/status": ns.cg.status.name, "npg/grad_norm": float(np.linalg.norm(g)),
             "npg/natural_grad_norm": float(np.linalg.norm(d))}
-    usable = res.status in (tr.CGStatus.CONVERGED, tr.CGStatus.MAX_ITERATIONS) and gFg > 0
-    if not usable:  # keep theta_old, report the keys of a row with a step
-        diag.update({"npg/eta": 0.0, "npg/kl": 0.0, "npg/expected_improvement": 0.0,
-                     "npg/surrogate_before": L_old, "npg/surrogate_after": L_old,
-                     "npg/actual_improvement": 0.0,
-                     "npg/status": "no step: " + (res.message if gFg > 0 else "g^T F^-1 g <= 0")})
+    if not ns.success:  # keep theta_old, report the keys of a row with a step
+        diag.update(no_step_diagnostics("npg", L_old, "no step: " + ns.status.message))
+        diag["npg/eta"] = 0.0
         return theta_old, diag
-    eta = config.step_size if config.step_size is not None else np.sqrt(config.max_kl / gFg)
+    gFg = float(g @ d)
+    eta = config.step_size if config.step_size is not None else ns.beta
     theta = theta_old + eta * d
     L_new = float(objective.surrogate(theta))
     diag.update({
@@ -124,6 +134,6 @@ class NPG(PolicyOptimizer):
     renamed_metrics = {"npg/step_size": "npg/eta"}
 
     def policy_step(self, objective):
-        theta, diag = npg_step(objective, self.config)
+        theta, diag = npg_step(objective, self.config, self.rng)
         self.policy.theta = theta
         return diag

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 import trustregion as tr
-from rl.algorithms.base import AlgorithmConfig, PolicyOptimizer, check_range
+from rl.algorithms.base import (
+    AlgorithmConfig,
+    PolicyOptimizer,
+    check_range,
+    no_step_diagnostics,
+)
 from rl.algorithms.registry import register_algorithm
 from rl.kfac import kfac_fisher_operator
 
@@ -128,11 +133,10 @@ def trpo_step(objective, config, rng=None):
                                  - 0.5 * config.damping * float(ns.step @ ns.step)),
     }
     if not ns.success:  # no step: keep theta_old, report the keys of a row with a step
-        diag.update({"trpo/surrogate_after": L_old, "trpo/actual_improvement": 0.0,
-                     "trpo/expected_improvement_accepted": 0.0,
-                     "trpo/kl": 0.0, "trpo/kl_max_state": 0.0, "trpo/line_search_steps": 0,
-                     "trpo/line_search_success": False, "trpo/step_fraction": 0.0,
-                     "trpo/status": ns.status.message})
+        diag.update(no_step_diagnostics("trpo", L_old, ns.status.message))
+        diag.update({"trpo/expected_improvement_accepted": 0.0, "trpo/kl_max_state": 0.0,
+                     "trpo/line_search_steps": 0, "trpo/line_search_success": False,
+                     "trpo/step_fraction": 0.0})
         return theta_old, diag
 
     kl = objective.max_kl if config.constraint == "max" else objective.mean_kl

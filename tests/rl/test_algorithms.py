@@ -826,3 +826,42 @@ def test_exact_only_algorithms_refuse_samples_and_network_policies(name):
                                           exact.old_params)
     with pytest.raises(ValueError, match="exact mode"):
         cls(policy, None).policy_step(sampled)
+
+
+def test_npg_step_is_the_lectures_normalised_step_through_natural_step():
+    """theta + sqrt(delta / g^T d) d with d = CG on the damped Fisher, spelled out here."""
+    import trustregion as tr
+    from rl.mdp import random_mdp
+
+    mdp = random_mdp(4, 3, gamma=0.9, seed=2)
+    policy = TabularSoftmax(4, 3, seed=1)
+    cfg = NPGConfig(max_kl=0.02, damping=0.1, cg_iterations=3)
+    objective = PolicyObjective.exact(mdp, policy)
+    L, g = objective.value_and_gradient()
+    d = tr.cg(tr.damped(objective.fisher_operator(), 0.1), g, maxiter=3, rtol=1e-10).x
+    expected = policy.theta + np.sqrt(0.02 / float(g @ d)) * d
+    NPG(policy, None, cfg).policy_step(objective)
+    np.testing.assert_allclose(policy.theta, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_npg_fisher_fraction_subsamples_with_the_algorithms_generator():
+    from rl.policies import CategoricalMLP
+
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((200, 3))
+    actions = rng.integers(0, 2, 200)
+    adv = rng.standard_normal(200)
+
+    def step(fraction, seed):
+        policy = CategoricalMLP(3, 2, hidden_sizes=(8,), seed=0)
+        params = policy.distribution_params(obs)
+        logp = policy.log_prob(obs, actions)
+        objective = PolicyObjective.from_arrays(policy, obs, actions, adv, logp, params)
+        NPG(policy, None, NPGConfig(fisher_fraction=fraction), seed=seed).policy_step(objective)
+        return policy.theta
+
+    assert np.array_equal(step(0.1, 3), step(0.1, 3))  # the same draw from the same seed
+    assert not np.array_equal(step(0.1, 3), step(0.1, 4))  # another subset
+    assert not np.array_equal(step(0.1, 3), step(1.0, 3))
+    with pytest.raises(ValueError, match="fisher_fraction"):
+        NPGConfig(fisher_fraction=0.0)

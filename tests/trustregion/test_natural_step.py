@@ -492,3 +492,35 @@ def test_exactly_zero_curvature_is_nonpositive_not_a_division():
     _assert_no_step(res, StepStatus.NONPOSITIVE_CURVATURE, 2)
     assert res.curvature == 0.0
     np.testing.assert_array_equal(res.direction, [1.0, 1.0])
+
+
+def test_gradient_normalization_divides_by_g_dot_d_and_agrees_with_curvature_when_cg_is_exact():
+    rng = np.random.default_rng(7)
+    B = rng.standard_normal((6, 6))
+    F = B @ B.T + 0.1 * np.eye(6)
+    g = rng.standard_normal(6)
+    # truncated CG: the step is sqrt(2 delta / g^T d) d, bit for bit
+    trunc = tr.natural_step(g, F, 0.02, maxiter=2, normalization="gradient")
+    d = tr.cg(F, g, maxiter=2, rtol=1e-10).x
+    assert np.array_equal(trunc.direction, d)
+    assert trunc.beta == np.sqrt(2.0 * 0.02 / float(g @ d))
+    assert np.array_equal(trunc.step, trunc.beta * d)
+    # CG from zero: g^T d_k = d_k^T F d_k in exact arithmetic, so the two normalisations
+    # agree to rounding, truncated or converged
+    for maxiter in (2, 50):
+        by_g = tr.natural_step(g, F, 0.02, maxiter=maxiter, normalization="gradient")
+        by_c = tr.natural_step(g, F, 0.02, maxiter=maxiter)
+        np.testing.assert_allclose(by_g.step, by_c.step, rtol=1e-9)
+    # from a warm start they differ: g^T d is no longer d^T F d
+    x0 = 0.5 * np.linalg.solve(F, g) + 0.3 * rng.standard_normal(6)
+    by_g = tr.natural_step(g, F, 0.02, maxiter=1, x0=x0, normalization="gradient")
+    by_c = tr.natural_step(g, F, 0.02, maxiter=1, x0=x0)
+    assert by_g.success and by_c.success
+    d0 = by_c.direction
+    assert by_g.beta == np.sqrt(2.0 * 0.02 / float(g @ d0))
+    assert abs(float(g @ d0) - by_c.curvature) > 1e-3 * abs(by_c.curvature)
+
+
+def test_an_unknown_normalization_names_the_argument():
+    with pytest.raises(ValueError, match="normalization"):
+        tr.natural_step(np.ones(2), np.eye(2), 0.01, normalization="fisher")
