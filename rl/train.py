@@ -36,7 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from rl import checkpoint as ckpt
-from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
+from rl.advantages import make_baseline
 from rl.algorithms import ALGORITHMS, RENAMED_METRICS
 from rl.algorithms.base import check_range
 from rl.checkpoint import atomic_write_text
@@ -53,6 +53,7 @@ from rl.presets import PRESETS, preset_settings, resolve_preset
 from rl.reward_scaling import RewardScaler
 from rl.progress import EvaluationProgress, TrainingProgress
 from rl.sampling import BlockSampler, EnvAction, SinglePathSampler, VineSampler
+from rl.spaces import all_finite
 from rl.tensorboard import TensorBoardWriter
 
 __all__ = ["TrainConfig", "TrainResult", "train", "evaluate", "load_run", "resolve_config",
@@ -497,18 +498,15 @@ def _fmt(v):
 
 
 # ------------------------------------------------------------------------------ building
-def _make_baseline(cfg: TrainConfig, obs_dim, normalizer, seed):
-    if cfg.baseline == "none":
-        return ZeroBaseline()
-    if cfg.baseline == "constant":
-        return ConstantBaseline()
-    if cfg.baseline == "linear":
-        return LinearFeatureBaseline()
-    return MLPValueFunction(obs_dim, cfg.hidden_sizes, seed=seed, optimizer=cfg.value_optimizer,
-                            iterations=cfg.value_iterations,
-                            minibatch_size=cfg.value_minibatch_size,
-                            learning_rate=cfg.value_learning_rate, obs_normalizer=normalizer,
-                            normalize_targets=cfg.value_target_normalization, dtype=cfg.dtype)
+def _make_baseline(cfg: TrainConfig, obs_space, normalizer, seed):
+    try:  # the value network fits the spaces (rl.advantages.make_baseline)
+        return make_baseline(cfg.baseline, obs_space, cfg.hidden_sizes, seed=seed,
+                             optimizer=cfg.value_optimizer, iterations=cfg.value_iterations,
+                             minibatch_size=cfg.value_minibatch_size,
+                             learning_rate=cfg.value_learning_rate, obs_normalizer=normalizer,
+                             normalize_targets=cfg.value_target_normalization, dtype=cfg.dtype)
+    except ValueError as exc:  # e.g. a linear baseline on images
+        raise ConfigError(f"baseline={cfg.baseline!r}: {exc}") from None
 
 
 def _obs_dim(space):
@@ -553,7 +551,7 @@ class _Run:
         # VecNormalize's reward scaling, applied to each finished batch (rl.reward_scaling)
         self.reward_scaler = (RewardScaler(cfg.num_envs, algo_cfg.gamma, clip=cfg.reward_clip)
                               if cfg.reward_scaling else None)
-        self.baseline = _make_baseline(cfg, _obs_dim(obs_space),
+        self.baseline = _make_baseline(cfg, obs_space,
                                        getattr(self.policy, "obs_normalizer", None), s_value)
         self.algo = ALGORITHMS[cfg.algo](self.policy, self.baseline, algo_cfg, seed=s_algo)
         try:
@@ -1267,7 +1265,7 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
         while len(returns) < episodes:
             action = policy.act(obs, rng, deterministic=deterministic)
             obs, reward, term, trunc, _ = venv.step(env_action(action))
-            if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(reward))):
+            if not (all_finite(obs) and np.all(np.isfinite(reward))):
                 raise NonFiniteEnvironmentError("the environment returned NaN/inf during "
                                                 "evaluation")
             total += float(reward[0])
