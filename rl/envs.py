@@ -125,6 +125,12 @@ def _space_problem(space, role: str) -> str | None:
         if not (np.issubdtype(space.dtype, np.number) or space.dtype == np.bool_) or \
                 np.issubdtype(space.dtype, np.complexfloating):
             return f"Box spaces must have a real or integer dtype (got {space.dtype})"
+        if len(space.shape) != 1 and role == "observation":
+            return (
+                f"Box observations must be 1-D (a vector) or rank 3 (an image; got shape "
+                f"{space.shape}; wrap the env with gymnasium.wrappers.FlattenObservation, or "
+                "give an image a channel axis)"
+            )
         if len(space.shape) != 1:
             return (
                 f"Box spaces must be 1-D (got shape {space.shape}; wrap the env with "
