@@ -6,14 +6,12 @@ factory (``functools.partial(make_atari_env, "ALE/Pong-v5")``), which a resumed 
 again. The packages are optional extras: ``pip install -e ".[atari]"``, ``".[minatar]"``,
 ``".[minigrid]"``; a missing one is an ImportError naming the extra.
 
-========================  ===================================================================
-:func:`make_atari_env`    ``AtariPreprocessing`` (no-op starts, frame skip 4 with max-pooling,
-                          84 x 84 grayscale ``uint8``) and ``FrameStackObservation`` (4
-                          frames, channels first): the DQN / PPO Atari setting
-:func:`make_minatar_env`  a MinAtar game (10 x 10 x n ``bool`` frames, channels last)
-:func:`make_minigrid_env` a MiniGrid task without its mission text (:func:`drop_mission`):
-                          ``Dict(image: 7 x 7 x 3 uint8, direction: Discrete(4))``
-========================  ===================================================================
+* :func:`make_atari_env`: ``AtariPreprocessing`` (no-op starts, frame skip 4 with
+  max-pooling, 84 x 84 grayscale ``uint8``) and ``FrameStackObservation`` (4 frames,
+  channels first), the DQN / PPO Atari setting;
+* :func:`make_minatar_env`: a MinAtar game (10 x 10 x n ``bool`` frames, channels last);
+* :func:`make_minigrid_env`: a MiniGrid task without its mission text
+  (:func:`drop_mission`), ``Dict(direction: Discrete(4), image: 7 x 7 x 3 uint8)``.
 """
 
 from __future__ import annotations
