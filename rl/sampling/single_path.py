@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import operator
 
 import numpy as np
 from gymnasium.vector import VectorEnv
@@ -221,7 +222,11 @@ class SinglePathSampler:
         T, N = self.steps_per_env, self.num_envs
         policy, venv, rng = self.policy, self.venv, self._rng
         storage = self._storage  # plain arrays, or one array per leaf of a Dict/Tuple space
-        store, row, checks_finite = storage.set, storage.get, storage.checks_finite
+        checks_finite = storage.checks_finite
+        if storage.structured:
+            store, row, finite_sum = storage.set, storage.get, storage.finite_sum
+        else:  # the plain array operations, without a call in between
+            store, row, finite_sum = operator.setitem, operator.getitem, np.sum
 
         observations = storage.empty(T, N)
         next_observations = storage.empty(T, N)
@@ -260,8 +265,7 @@ class SinglePathSampler:
             # one finiteness test of the step's sums; the exact search only if it fails
             # (a finite sum of finite numbers can overflow, hence the second test)
             next_t = row(next_observations, t)
-            if not isfinite(rewards[t].sum() + (storage.finite_sum(next_t) if checks_finite
-                                                else 0.0)):
+            if not isfinite(rewards[t].sum() + (finite_sum(next_t) if checks_finite else 0.0)):
                 self._check_finite(t, rewards[t], next_t if checks_finite else None)
             terminated[t] = term
             truncated[t] = trunc
