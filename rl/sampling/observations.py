@@ -74,6 +74,7 @@ class ObservationStorage:
             self.layout = ObservationLayout.from_space(space)
             if self.structured:
                 self.shape = self.dtype = None
+                self._leaves = _with_leaves(self.layout.empty(0), self.layout)
                 self.checks_finite = any(leaf.dtype.kind == "f" for leaf in self.layout.leaves)
             else:  # an image
                 self.shape, self.dtype = tuple(space.shape), np.dtype(space.dtype)
@@ -94,13 +95,8 @@ class ObservationStorage:
         """A copy of a batch as stored (dtype converted; the vector env's arrays are reused
         by its next step)."""
         if self.structured:
-            return map_leaves(lambda x, leaf: np.array(x, dtype=leaf.dtype),
-                              obs, self._leaf_tree())
+            return map_leaves(lambda x, leaf: np.array(x, dtype=leaf.dtype), obs, self._leaves)
         return np.array(obs, dtype=self.dtype)
-
-    def _leaf_tree(self):
-        """The space's structure with each :class:`~rl.spaces.ObservationLeaf` as its leaf."""
-        return _with_leaves(self.layout.empty(0), self.layout)
 
     def set(self, store, index, obs) -> None:
         """``store[index] = obs`` (leaf by leaf for a structured space)."""
