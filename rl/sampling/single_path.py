@@ -226,7 +226,7 @@ class SinglePathSampler:
         if storage.structured:
             store, row, finite_sum = storage.set, storage.get, storage.finite_sum
         else:  # the plain array operations, without a call in between
-            store, row, finite_sum = operator.setitem, operator.getitem, np.sum
+            store, row, finite_sum = operator.setitem, operator.getitem, np.ndarray.sum
 
         observations = storage.empty(T, N)
         next_observations = storage.empty(T, N)
