@@ -257,3 +257,59 @@ def test_a_sampler_state_with_structured_observations_round_trips_and_is_checked
                                          r"value outside"):
         b.load_state_dict(bad)
     a.close(), b.close()
+
+
+_IMAGE = spaces.Box(0, 255, (8, 8, 3), np.uint8)
+
+
+@pytest.mark.parametrize("observation_space", [
+    spaces.Box(-1.0, 1.0, (3,)), spaces.Discrete(4), _IMAGE,
+    spaces.Box(0.0, 1.0, (8, 8, 3), np.float32), spaces.Box(0, 1, (10, 10, 4), np.bool_),
+    spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (2,)), "key": spaces.Discrete(3)}),
+    spaces.Tuple((spaces.MultiBinary(2), spaces.MultiDiscrete([2, 3]))),
+    spaces.Dict({"image": _IMAGE, "inner": spaces.Dict({"d": spaces.Discrete(2)})}),
+    spaces.Box(-1.0, 1.0, (2, 2)), spaces.Box(0, 255, (8, 8, 3), np.int32),
+    spaces.MultiBinary(3), spaces.Dict({"image": _IMAGE, "mission": spaces.Text(5)}),
+    spaces.Tuple((_IMAGE, _IMAGE)),
+])
+@pytest.mark.parametrize("action_space", [
+    spaces.Discrete(3), spaces.Box(-1.0, 1.0, (2,)), spaces.MultiDiscrete([3, 2]),
+    spaces.MultiBinary(2), spaces.MultiDiscrete([2, 2], start=[1, 0]), spaces.Tuple(
+        (spaces.Discrete(2),)),
+])
+def test_check_spaces_accepts_exactly_what_make_policy_builds(observation_space, action_space):
+    """Over vectors, states, images, Dict / Tuple observations and every action space:
+    check_spaces (the samplers' and the runner's check) accepts a pair exactly when
+    make_policy builds a policy for it, and a policy it builds fits the samplers' check."""
+    from rl.envs import check_spaces
+    from rl.sampling.checks import check_policy_fits
+
+    try:
+        check_spaces(observation_space, action_space)
+        accepted = True
+    except ValueError:
+        accepted = False
+    try:
+        pi = make_policy(observation_space, action_space, hidden_sizes=(2,), seed=0,
+                         conv_hidden_sizes=(2,))
+    except ValueError:
+        pi = None
+    assert accepted == (pi is not None)
+    if pi is not None:
+        check_policy_fits(pi, observation_space, action_space)
+
+
+def test_linear_baseline_on_a_dict_batch_is_the_one_on_its_encoding():
+    """make_baseline('linear') on a Dict space fits the ridge regression on the flat
+    encoding (the same coefficients as on the encoded rows); on images it is refused."""
+    batch, layout = _structured_batch(DictTask)
+    obs, t = batch.flat("observations"), batch.flat("timesteps")
+    y = np.arange(t.size, dtype=float)
+    structured = make_baseline("linear", DictTask.observation_space, seed=0)
+    plain = make_baseline("linear", spaces.Box(-np.inf, np.inf, (layout.flat_dim,)), seed=0)
+    structured.fit(obs, y, t)
+    plain.fit(layout.encode(obs), y, t)
+    np.testing.assert_array_equal(structured.coeffs, plain.coeffs)
+    with pytest.raises(ValueError, match=r"observation\['image'\] is an image: the linear "
+                                         r"baseline has no features for images"):
+        make_baseline("linear", DictImageTask.observation_space, seed=0)

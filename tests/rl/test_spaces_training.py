@@ -159,3 +159,14 @@ def test_rl_train_accepts_the_new_spaces_through_make_policy():
     for env in TASKS.values():
         rl.check_spaces(env.observation_space, env.action_space)
         rl.make_policy(env.observation_space, env.action_space, hidden_sizes=(2,), seed=0)
+
+
+def test_the_runner_builds_a_linear_baseline_on_a_dict_and_refuses_one_on_images(tmp_path):
+    """baseline=linear trains on a Dict task (features of the flat encoding) and is a
+    one-line ConfigError on images, which it has no features for."""
+    result = train("trpo", DictTask, steps=256, seed=0, out=tmp_path / "dict",
+                   config=dict(SMALL, baseline="linear"), progress=False, plot=False)
+    assert result.status == "completed" and result.baseline.coeffs.shape == (2 * 5 + 4,)
+    with pytest.raises(ConfigError, match=r"^baseline='linear': observation is an image"):
+        train("trpo", ImageTask, steps=256, seed=0, out=tmp_path / "image",
+              config=dict(SMALL, baseline="linear"), progress=False, plot=False)
