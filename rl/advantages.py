@@ -153,7 +153,8 @@ def _checked_layout(layout):
 
 def _encoded(layout, obs, normalizer) -> np.ndarray:
     """The layout's flat encoding of a batch, its Box columns normalised by ``normalizer``
-    (the policy's, kept over those columns: :meth:`rl.policies.MultiInputPolicy.normalizer_input`)."""
+    (the policy's, kept over those columns:
+    :meth:`rl.policies.MultiInputPolicy.normalizer_input`)."""
     x = layout.encode(obs)
     if x.shape[0] == 0:
         raise ValueError("obs must contain at least one observation")
