@@ -16,6 +16,7 @@ from rl.advantages import (
     discounted_cumsum,
     explained_variance,
     gae,
+    make_baseline,
     normalize_advantages,
     reward_to_go,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "GaussianMLP",
     "gridworld",
     "LinearFeatureBaseline",
+    "make_baseline",
     "make_policy",
     "make_vector_env",
     "MLPValueFunction",

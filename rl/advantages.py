@@ -32,6 +32,7 @@ import scipy.signal
 from rl.conv import NATURE_CONV, ConvNet
 from rl.networks import MLP, SquaredErrorKernel
 from rl.optimizers import Adam
+from rl.spaces import ObservationLayout, count_rows, leaf_arrays, map_leaves
 from rl.validation import as_generator, checked_hidden_sizes, finite_real, positive_int
 from rl.value_fitting import fit_adam, fit_lbfgs, fit_trust_region, half_mse_and_gradient
 
@@ -47,6 +48,7 @@ __all__ = [
     "LinearFeatureBaseline",
     "MLPValueFunction",
     "ConvValueFunction",
+    "make_baseline",
     "compute_advantages",
 ]
 
@@ -129,6 +131,36 @@ def _observations(obs, name: str = "obs") -> np.ndarray:
     if arr.shape[0] == 0:
         raise ValueError(f"{name} must contain at least one observation; got shape {arr.shape}")
     return arr
+
+
+def _num_observations(obs) -> int:
+    """The number of observations in a batch: rows of an array (checked as by
+    :func:`_observations`), or of the leaves of a dict / tuple of arrays."""
+    if isinstance(obs, (dict, tuple)):
+        return count_rows(obs)
+    return _observations(obs).shape[0]
+
+
+def _checked_layout(layout):
+    if layout is not None and not isinstance(layout, ObservationLayout):
+        raise ValueError(f"observation_layout must be an rl.spaces.ObservationLayout or None; "
+                         f"got {type(layout).__name__}")
+    return layout
+
+
+def _encoded(layout, obs, normalizer) -> np.ndarray:
+    """The layout's flat encoding of a batch, its Box columns normalised by ``normalizer``
+    (the policy's, kept over those columns:
+    :meth:`rl.policies.MultiInputPolicy.normalizer_input`)."""
+    x = layout.encode(obs)
+    if x.shape[0] == 0:
+        raise ValueError("obs must contain at least one observation")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("obs contains NaN or inf; pass finite values")
+    if normalizer is not None:
+        cols = layout.box_columns
+        x[:, cols] = normalizer.normalize(x[:, cols])
+    return x
 
 
 def _targets(targets, n: int) -> np.ndarray:
@@ -569,11 +601,11 @@ class ZeroBaseline(Baseline):
         return "ZeroBaseline()"
 
     def predict(self, obs, timesteps=None) -> np.ndarray:
-        return np.zeros(_observations(obs).shape[0])
+        return np.zeros(_num_observations(obs))
 
     def fit(self, obs, targets, timesteps=None) -> dict:
         start = time.perf_counter()
-        n = _observations(obs).shape[0]
+        n = _num_observations(obs)
         y = _targets(targets, n)
         zeros = np.zeros(n)
         return _fit_diagnostics(zeros, zeros, y, start)
@@ -613,11 +645,11 @@ class ConstantBaseline(Baseline):
         return f"ConstantBaseline(constant={self.constant!r})"
 
     def predict(self, obs, timesteps=None) -> np.ndarray:
-        return np.full(_observations(obs).shape[0], self.constant)
+        return np.full(_num_observations(obs), self.constant)
 
     def fit(self, obs, targets, timesteps=None) -> dict:
         start = time.perf_counter()
-        n = _observations(obs).shape[0]
+        n = _num_observations(obs)
         y = _targets(targets, n)
         before = np.full(n, self.constant)
         self.constant = float(np.mean(y))
@@ -645,6 +677,10 @@ class LinearFeatureBaseline(Baseline):
     obs_clip : float, default 10.0
         Observations are clipped to ``[-obs_clip, obs_clip]`` before the features
         (rllab's value).
+    observation_layout : rl.spaces.ObservationLayout, optional
+        For structured observations (a ``Dict`` / ``Tuple`` space without an image): the
+        observation is the layout's flat encoding (:meth:`~rl.spaces.ObservationLayout.encode`:
+        Box values, one-hot vectors, bits).
 
     Attributes
     ----------
@@ -687,9 +723,14 @@ class LinearFeatureBaseline(Baseline):
     1.0
     """
 
-    def __init__(self, reg=1e-5, *, time_scale=100.0, obs_clip=10.0):
+    def __init__(self, reg=1e-5, *, time_scale=100.0, obs_clip=10.0, observation_layout=None):
         self.reg, self.time_scale, self.obs_clip = self._settings(
             reg, time_scale, obs_clip, "{}")
+        self.observation_layout = layout = _checked_layout(observation_layout)
+        if layout is not None and layout.image is not None:
+            raise ValueError(f"{layout.image.path} is an image: the linear baseline has no "
+                             "features for images; use an MLP or convolutional value function "
+                             "(baseline='mlp')")
         self.coeffs: np.ndarray | None = None
         self.reg_used = self.reg
 
@@ -713,7 +754,9 @@ class LinearFeatureBaseline(Baseline):
 
     def features(self, obs, timesteps=None) -> np.ndarray:
         """The feature matrix ``Φ`` of shape ``(N, 2 obs_dim + 4)``."""
-        o = np.clip(_observations(obs), -self.obs_clip, self.obs_clip)
+        layout = self.observation_layout
+        x = _observations(obs) if layout is None else _encoded(layout, obs, None)
+        o = np.clip(x, -self.obs_clip, self.obs_clip)
         n = o.shape[0]
         t = _timesteps(timesteps, n)
         tau = np.zeros((n, 1)) if t is None else (t / self.time_scale)[:, None]
@@ -824,6 +867,12 @@ class MLPValueFunction(Baseline):
         parameters, targets, losses and the trust-region and L-BFGS solvers are float64
         either way. The Adam fit steps the weights and its moments in this precision
         (as deep-learning libraries do) and stores the result as float64.
+    observation_layout : rl.spaces.ObservationLayout, optional
+        For structured observations (a ``Dict`` / ``Tuple`` space without an image, the
+        observations of :class:`rl.policies.MultiInputPolicy`): the network's input is the
+        layout's flat encoding (:meth:`~rl.spaces.ObservationLayout.encode`), of width
+        ``obs_dim = layout.flat_dim``, and ``obs_normalizer`` (the policy's) applies to
+        its Box columns only.
     normalize_targets : bool, default True
         Predict ``V(s) = μ + s_y · net(s)`` and, at the start of every fit, set ``μ, s_y``
         to the mean and standard deviation of the new targets while rescaling the last
@@ -923,8 +972,16 @@ class MLPValueFunction(Baseline):
         obs_normalizer=None,
         normalize_targets=True,
         dtype="float64",
+        observation_layout=None,
     ):
         obs_dim = positive_int(obs_dim, "obs_dim")
+        self.observation_layout = _checked_layout(observation_layout)
+        if observation_layout is not None and (observation_layout.image is not None
+                                               or observation_layout.flat_dim != obs_dim):
+            raise ValueError(
+                f"observation_layout must have no image leaf and flat_dim == obs_dim "
+                f"({obs_dim}); got {observation_layout!r} (images: use "
+                "ConvValueFunction(..., observation_layout=...))")
         if optimizer not in _OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {_OPTIMIZERS}; got {optimizer!r}")
         if iterations is None:
@@ -979,6 +1036,8 @@ class MLPValueFunction(Baseline):
         return self.net.num_params
 
     def _inputs(self, obs) -> np.ndarray:
+        if self.observation_layout is not None:
+            return _encoded(self.observation_layout, obs, self.obs_normalizer)
         x = _observations(obs)
         if x.shape[1] != self.obs_dim:
             raise ValueError(
@@ -1001,10 +1060,10 @@ class MLPValueFunction(Baseline):
         key = (self.net.params, self.target_mean, self.target_scale)
         last = self._last_prediction
         if (last is not None and last[0][0] is key[0] and last[0][1:] == key[1:]
-                and last[1].shape == x.shape and np.array_equal(last[1], x)):
+                and _same_inputs(last[1], x)):
             return last[2].copy()
-        values = self.target_mean + self.target_scale * self.net.forward_numpy(x)[:, 0]
-        self._last_prediction = (key, np.array(x, copy=True), values.copy())
+        values = self.target_mean + self.target_scale * self.net.forward_numpy(*_args(x))[:, 0]
+        self._last_prediction = (key, map_leaves(np.copy, x), values.copy())
         return values
 
     def _restandardize(self, y) -> None:
@@ -1041,7 +1100,7 @@ class MLPValueFunction(Baseline):
         """
         start = time.perf_counter()
         x = self._inputs(obs)
-        y = _targets(targets, x.shape[0])
+        y = _targets(targets, count_rows(x))
         before = self._values(x)
         if self.normalize_targets:
             self._restandardize(y)
@@ -1140,6 +1199,19 @@ class MLPValueFunction(Baseline):
             self._rng.bit_generator.state = state["rng"]
 
 
+def _args(x) -> tuple:
+    """The network's input arguments: ``(x,)``, or ``(images, extra)`` for a pair."""
+    return x if isinstance(x, tuple) else (x,)
+
+
+def _same_inputs(a, b) -> bool:
+    """Whether two network inputs (arrays, or pairs of arrays) are equal, shapes included."""
+    a_leaves, b_leaves = leaf_arrays(a), leaf_arrays(b)
+    return isinstance(a, tuple) == isinstance(b, tuple) and len(a_leaves) == len(b_leaves) and \
+        all(u.shape == v.shape and np.array_equal(u, v)
+            for u, v in zip(a_leaves, b_leaves, strict=True))
+
+
 def _nested_tuples(value):
     """Lists as tuples, all the way down (a state read back from JSON has lists)."""
     if isinstance(value, dict):
@@ -1165,6 +1237,15 @@ class ConvValueFunction(MLPValueFunction):
         As :class:`MLPValueFunction`.
     chunk_size : int, default 64
         Frames per chunk in the network's passes (:class:`rl.conv.ConvNet`).
+    observation_layout : rl.spaces.ObservationLayout, optional
+        For structured observations with an image leaf (the observations of
+        :class:`rl.policies.MultiInputPolicy`): the image leaf goes through the
+        convolutions and the layout's flat encoding of the other leaves joins the
+        convolution features before the dense layers (the policy's torso);
+        ``image_shape`` and ``layout`` must then be the image leaf's.
+    obs_normalizer : ObservationNormalizer, optional
+        With ``observation_layout``: the policy's normaliser, applied to the encoding's Box
+        columns.
 
     Notes
     -----
@@ -1188,11 +1269,22 @@ class ConvValueFunction(MLPValueFunction):
     def __init__(self, image_shape, *, layout="HWC", conv_layers=NATURE_CONV,
                  hidden_sizes=(512,), seed, optimizer="trust-region", max_change=0.05,
                  iterations=None, cg_iters=10, damping=1e-3, learning_rate=1e-3,
-                 minibatch_size=64, normalize_targets=True, dtype="float64", chunk_size=64):
+                 minibatch_size=64, normalize_targets=True, dtype="float64", chunk_size=64,
+                 obs_normalizer=None, observation_layout=None):
+        observation_layout = _checked_layout(observation_layout)
+        extra_dim = 0
+        if observation_layout is not None:
+            image = observation_layout.image
+            if image is None or tuple(image_shape) != image.shape or \
+                    layout != observation_layout.image_layout:
+                raise ValueError(
+                    f"observation_layout must have an image leaf of shape {tuple(image_shape)} "
+                    f"in {layout} order; got {observation_layout!r}")
+            extra_dim = observation_layout.flat_dim
         rng = as_generator(seed)
         net = ConvNet(image_shape, 1, layout=layout, conv_layers=conv_layers,
-                      hidden_sizes=hidden_sizes, output_gain=1.0, seed=rng, dtype=dtype,
-                      chunk_size=chunk_size)
+                      hidden_sizes=hidden_sizes, extra_dim=extra_dim, output_gain=1.0, seed=rng,
+                      dtype=dtype, chunk_size=chunk_size)
         # the settings are checked by the MLP value function's constructor (its own small
         # network is replaced by the convolutional one)
         super().__init__(int(np.prod(net.image_shape)), (1,), seed=rng, optimizer=optimizer,
@@ -1204,6 +1296,8 @@ class ConvValueFunction(MLPValueFunction):
         self.image_shape = net.image_shape
         self.hidden_sizes = tuple(net.hidden_sizes)
         self._adam = Adam(net.num_params, learning_rate=self.learning_rate)
+        self.observation_layout = observation_layout
+        self.obs_normalizer = obs_normalizer
 
     def __repr__(self) -> str:
         return (f"ConvValueFunction(image_shape={self.image_shape}, layout={self.net.layout!r}, "
@@ -1212,13 +1306,24 @@ class ConvValueFunction(MLPValueFunction):
 
     def _shape_entries(self) -> dict:
         net = self.net
-        return {"image_shape": net.image_shape, "layout": net.layout,
-                "conv_layers": net.conv_layers, "hidden_sizes": self.hidden_sizes}
+        entries = {"image_shape": net.image_shape, "layout": net.layout,
+                   "conv_layers": net.conv_layers, "hidden_sizes": self.hidden_sizes}
+        if net.extra_dim:
+            entries["extra_dim"] = net.extra_dim
+        return entries
 
     def _last_hidden_width(self) -> int:
         return self.net.head.sizes[-2]
 
-    def _inputs(self, obs) -> np.ndarray:
+    def _inputs(self, obs):
+        layout = self.observation_layout
+        if layout is not None and layout.structured:
+            images = layout.leaf_batch(obs, layout.image)
+            if images.dtype.kind == "f" and not np.isfinite(images).all():
+                raise ValueError(f"{layout.image.path} contains NaN or inf; pass finite values")
+            if not layout.flat_dim:
+                return images
+            return images, _encoded(layout, obs, self.obs_normalizer)
         x = np.asarray(obs)
         size = int(np.prod(self.image_shape))
         if x.ndim == 2 and x.shape[1] == size:  # frames stored one row each
@@ -1231,21 +1336,111 @@ class ConvValueFunction(MLPValueFunction):
     def _loss_and_gradient(self, x, z):
         """``φ -> (½ mean((net_φ(x) - z)²), J^T r / N)`` by the network's linearisation."""
         def f_and_grad(phi):
-            return half_mse_and_gradient(self.net.linearize(phi, x), z)
+            return half_mse_and_gradient(self.net.linearize(phi, *_args(x)), z)
 
         return f_and_grad
 
     def _fit_adam(self, x, z) -> dict:
         """Shuffled minibatch epochs of Adam (:func:`rl.value_fitting.fit_adam`), gradients
-        by the network's linearisation, on a float64 copy of the weights."""
+        by the network's linearisation, on a float64 copy of the weights; rows of a pair
+        ``(images, extra)`` are taken leaf by leaf."""
         loss_and_gradient = self._loss_and_gradient
         theta = self.net.params.copy()
 
         def minibatch_gradient(idx):
-            return loss_and_gradient(x[idx], z[idx])(theta)[1]
+            return loss_and_gradient(map_leaves(lambda a: a[idx], x), z[idx])(theta)[1]
 
-        return fit_adam(self.net, self._adam, self._rng, theta, minibatch_gradient, x.shape[0],
-                        epochs=self.iterations, minibatch_size=self.minibatch_size)
+        return fit_adam(self.net, self._adam, self._rng, theta, minibatch_gradient,
+                        count_rows(x), epochs=self.iterations,
+                        minibatch_size=self.minibatch_size)
+
+
+# ---------------------------------------------------------------------------- by space
+
+
+_BASELINES = ("mlp", "linear", "constant", "none")
+
+
+def make_baseline(kind, observation_space, hidden_sizes=(64, 64), *, seed, obs_normalizer=None,
+                  conv_layers="auto", conv_hidden_sizes="auto", **value_settings) -> Baseline:
+    """The baseline of a kind that fits an observation space.
+
+    Parameters
+    ----------
+    kind : {"mlp", "linear", "constant", "none"}
+        A value network, :class:`LinearFeatureBaseline`, :class:`ConstantBaseline` or
+        :class:`ZeroBaseline`.
+    observation_space : gymnasium.spaces.Space
+        One environment's observation space (accepted by :func:`rl.envs.check_spaces`).
+    hidden_sizes : sequence of int, default (64, 64)
+        Hidden widths of an MLP value network.
+    seed : int >= 0 or numpy.random.Generator
+    obs_normalizer : ObservationNormalizer, optional
+        The policy's observation normaliser, shared (its Box columns for structured
+        observations).
+    conv_layers, conv_hidden_sizes : default "auto"
+        The torso of a convolutional value network (as :func:`rl.policies.make_policy`:
+        "auto" is :func:`rl.conv.conv_torso_for` the image).
+    **value_settings
+        The value network's other settings (``optimizer``, ``iterations``,
+        ``learning_rate``, ``minibatch_size``, ``normalize_targets``, ``dtype``, ...).
+
+    Returns
+    -------
+    Baseline
+        For ``"mlp"``: :class:`MLPValueFunction` on vectors (``obs_dim`` = the vector's
+        size, 1 for ``Discrete`` states) and on the flat encoding of ``Dict`` / ``Tuple``
+        observations (``observation_layout``); :class:`ConvValueFunction` on images and
+        on structured observations with an image leaf (its other leaves join the
+        convolution features). For ``"linear"``: on vectors, or on the flat encoding of
+        structured observations without an image.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``, or ``"linear"`` on images (no features for them).
+
+    Examples
+    --------
+    >>> from gymnasium import spaces
+    >>> space = spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (2,)), "door": spaces.Discrete(3)})
+    >>> make_baseline("mlp", space, (8,), seed=0)
+    MLPValueFunction(obs_dim=5, hidden_sizes=(8,), optimizer='trust-region', iterations=5)
+    >>> make_baseline("mlp", spaces.Box(0, 255, (8, 8, 3), np.uint8), seed=0).net.conv_layers
+    ((16, 3, 1),)
+    """
+    from gymnasium import spaces
+
+    from rl.conv import conv_torso_for
+
+    if kind not in _BASELINES:
+        raise ValueError(f"kind must be one of {_BASELINES}; got {kind!r}")
+    if kind == "none":
+        return ZeroBaseline()
+    if kind == "constant":
+        return ConstantBaseline()
+    vector = isinstance(observation_space, spaces.Discrete) or (
+        isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1)
+    layout = None if vector else ObservationLayout.from_space(observation_space)
+    if kind == "linear":
+        return LinearFeatureBaseline(observation_layout=layout)  # refuses images
+    if layout is None:
+        shape = observation_space.shape
+        obs_dim = int(np.prod(shape)) if shape else 1
+        return MLPValueFunction(obs_dim, hidden_sizes, seed=seed, obs_normalizer=obs_normalizer,
+                                **value_settings)
+    if layout.image is None:
+        return MLPValueFunction(layout.flat_dim, hidden_sizes, seed=seed,
+                                obs_normalizer=obs_normalizer, observation_layout=layout,
+                                **value_settings)
+    image = layout.image
+    auto_layers, auto_hidden = conv_torso_for(image.shape, layout.image_layout)
+    return ConvValueFunction(
+        image.shape, layout=layout.image_layout,
+        conv_layers=auto_layers if isinstance(conv_layers, str) else conv_layers,
+        hidden_sizes=auto_hidden if isinstance(conv_hidden_sizes, str) else conv_hidden_sizes,
+        seed=seed, obs_normalizer=obs_normalizer if layout.structured else None,
+        observation_layout=layout, **value_settings)
 
 
 # ------------------------------------------------------------------------- batch interface
@@ -1261,11 +1456,12 @@ def _next_values(baseline, obs, next_obs, V, batch, t_next):
     structure (checked, exactly) get a prediction for every row.
     """
     T, N = V.shape
-    flat_next = next_obs.reshape(T * N, -1)
+    flat_next = _step_rows(next_obs, T * N)
     carried = ~(np.asarray(batch.terminated, dtype=bool) | np.asarray(batch.truncated, dtype=bool))
     carried[-1] = False
     timesteps = getattr(batch, "timesteps", None)
-    same = np.array_equal(next_obs[:-1][carried[:-1]], obs[1:][carried[:-1]]) and (
+    same = all(np.array_equal(nxt[:-1][carried[:-1]], now[1:][carried[:-1]])
+               for nxt, now in zip(leaf_arrays(next_obs), leaf_arrays(obs), strict=True)) and (
         timesteps is None
         or np.array_equal(np.asarray(timesteps)[:-1][carried[:-1]] + 1,
                           np.asarray(timesteps)[1:][carried[:-1]]))
@@ -1275,8 +1471,17 @@ def _next_values(baseline, obs, next_obs, V, batch, t_next):
     V_next[:-1] = V[1:]
     rows = np.flatnonzero(~carried.reshape(-1))
     V_next.reshape(-1)[rows] = np.reshape(baseline.predict(
-        flat_next[rows], timesteps=None if t_next is None else t_next[rows]), -1)
+        map_leaves(lambda x: x[rows], flat_next),
+        timesteps=None if t_next is None else t_next[rows]), -1)
     return V_next
+
+
+def _step_rows(obs, n: int):
+    """``(T, N, ...)`` step observations as ``n = T N`` rows: ``(n, d)`` for an array, the
+    leaves as ``(n, *leaf_shape)`` for a dict / tuple of arrays."""
+    if isinstance(obs, (dict, tuple)):
+        return map_leaves(lambda x: np.asarray(x).reshape(n, *np.shape(x)[2:]), obs)
+    return obs.reshape(n, -1)
 
 
 def compute_advantages(batch, baseline, gamma, lam, *, normalize=True):
@@ -1337,11 +1542,14 @@ def compute_advantages(batch, baseline, gamma, lam, *, normalize=True):
     if r.ndim != 2:
         raise ValueError(f"batch.rewards must have shape (T, N); got shape {r.shape}")
     T, N = r.shape
-    obs = np.asarray(batch.observations)
-    next_obs = np.asarray(batch.next_observations)
-    for name, arr in (("batch.observations", obs), ("batch.next_observations", next_obs)):
-        if arr.shape[:2] != (T, N):
-            raise ValueError(f"{name} must have leading shape (T, N) = {(T, N)}; got {arr.shape}")
+    obs, next_obs = batch.observations, batch.next_observations  # arrays, or dicts / tuples
+    if not isinstance(obs, (dict, tuple)):
+        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
+    for name, tree in (("batch.observations", obs), ("batch.next_observations", next_obs)):
+        for arr in leaf_arrays(tree):
+            if np.shape(arr)[:2] != (T, N):
+                raise ValueError(f"{name} must have leading shape (T, N) = {(T, N)}; got "
+                                 f"{np.shape(arr)}")
     timesteps = getattr(batch, "timesteps", None)
     if timesteps is not None:
         timesteps = np.asarray(timesteps)
@@ -1350,7 +1558,7 @@ def compute_advantages(batch, baseline, gamma, lam, *, normalize=True):
         t_now, t_next = timesteps.reshape(-1), timesteps.reshape(-1) + 1
     else:
         t_now = t_next = None
-    V = baseline.predict(obs.reshape(T * N, -1), timesteps=t_now).reshape(T, N)
+    V = baseline.predict(_step_rows(obs, T * N), timesteps=t_now).reshape(T, N)
     V_next = _next_values(baseline, obs, next_obs, V, batch, t_next)
     A = gae(r, V, V_next, batch.terminated, batch.truncated, gamma, lam)
     value_targets = A + V

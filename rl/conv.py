@@ -38,12 +38,47 @@ from rl.networks import MLP, orthogonal
 from rl.validation import as_generator
 from trustregion import Linearization
 
-__all__ = ["ConvNet", "NATURE_CONV"]
+__all__ = ["ConvNet", "NATURE_CONV", "MINATAR_CONV", "conv_torso_for"]
 
 #: The DQN "Nature" torso: (out_channels, kernel, stride) of each convolution, followed by a
 #: 512-unit dense layer (Mnih et al., "Human-level control through deep reinforcement
 #: learning", Nature 518, 2015, Methods).
 NATURE_CONV = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+
+#: The MinAtar torso for small frames: one convolution of 16 3 x 3 filters, stride 1,
+#: followed by a 128-unit dense layer (Young and Tian, "MinAtar: An Atari-inspired testbed
+#: for thorough and reproducible reinforcement learning experiments", arXiv:1903.03176,
+#: 2019, Sec. 4).
+MINATAR_CONV = ((16, 3, 1),)
+
+
+def conv_torso_for(image_shape, layout: str = "HWC"):
+    """``(conv_layers, hidden_sizes)`` of the default torso for images of ``image_shape``.
+
+    The Nature torso (:data:`NATURE_CONV`, one dense layer of 512) where it fits, that is on
+    frames of at least 36 x 36 pixels (84 x 84 Atari frames); on smaller frames, where its
+    8 x 8 stride-4 kernels cannot run, the MinAtar torso (:data:`MINATAR_CONV`, 128).
+
+    Parameters
+    ----------
+    image_shape : tuple of 3 ints
+        One frame, in ``layout`` order.
+    layout : {"HWC", "CHW"}, default "HWC"
+
+    Examples
+    --------
+    >>> conv_torso_for((84, 84, 4))
+    (((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,))
+    >>> conv_torso_for((10, 10, 4))
+    (((16, 3, 1),), (128,))
+    """
+    shape = tuple(int(v) for v in image_shape)
+    H, W = shape[:2] if layout == "HWC" else shape[1:]
+    for _, k, s in NATURE_CONV:
+        if k > H or k > W:
+            return MINATAR_CONV, (128,)
+        H, W = (H - k) // s + 1, (W - k) // s + 1
+    return NATURE_CONV, (512,)
 
 _LAYOUTS = ("HWC", "CHW")
 _DTYPES = ("float64", "float32")

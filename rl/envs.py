@@ -9,8 +9,9 @@ Everything the samplers need from Gymnasium goes through this module:
   episode bootstraps from ``V(final observation)``; the default ``NEXT_STEP`` mode would
   instead return a fake transition with reward 0 on the following step.
 - :func:`check_spaces` says which spaces the policies support (``Discrete`` and 1-D
-  ``Box``: float actions, float, integer or bool observations) and fails early with a
-  clear message for the rest.
+  ``Box``: float actions, float, integer or bool observations; ``MultiDiscrete`` and
+  ``MultiBinary`` actions; images and ``Dict`` / ``Tuple`` observations) and fails early
+  with a clear message for the rest.
 - :func:`save_state` / :func:`restore_state` snapshot an environment so that the vine
   procedure (TRPO paper, Sec. 5.2) can branch several rollouts from one state: supported for
   :class:`rl.mdp.TabularMDP` (and any env with the same ``get_state``/``set_state``
@@ -58,7 +59,9 @@ __all__ = [
 
 _SUPPORTED_SPACES = (
     "Discrete(n) (starting at 0) and 1-D Box(low, high, shape=(d,)) (finite or infinite "
-    "bounds; a float dtype for actions, a float, integer or bool dtype for observations)"
+    "bounds; a float dtype for actions, a float, integer or bool dtype for observations); "
+    "besides, with Box, Dict or Tuple observations, MultiDiscrete and MultiBinary actions, "
+    "and rank-3 Box (image) and Dict/Tuple observations (rl.spaces.ObservationLayout)"
 )
 
 # Wrapper attributes that are configuration or links, not state: never snapshotted.
@@ -122,13 +125,32 @@ def _space_problem(space, role: str) -> str | None:
         if not (np.issubdtype(space.dtype, np.number) or space.dtype == np.bool_) or \
                 np.issubdtype(space.dtype, np.complexfloating):
             return f"Box spaces must have a real or integer dtype (got {space.dtype})"
+        if len(space.shape) != 1 and role == "observation":
+            return (
+                f"Box observations must be 1-D (a vector) or rank 3 (an image; got shape "
+                f"{space.shape}; wrap the env with gymnasium.wrappers.FlattenObservation, or "
+                "give an image a channel axis)"
+            )
         if len(space.shape) != 1:
             return (
                 f"Box spaces must be 1-D (got shape {space.shape}; wrap the env with "
                 "gymnasium.wrappers.FlattenObservation / a flattening action wrapper)"
             )
         return None
+    if role == "action" and isinstance(space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+        return (f"{type(space).__name__} actions need Box, Dict or Tuple observations (the "
+                "tabular policy of Discrete observations samples Discrete actions only)")
     return f"{type(space).__name__} spaces are not supported"
+
+
+def _beyond_vectors(observation_space, action_space) -> bool:
+    """Whether the pair needs :mod:`rl.spaces` (MultiDiscrete / MultiBinary actions, image
+    or Dict / Tuple observations), rather than the 1-D Box / Discrete policies."""
+    if isinstance(observation_space, spaces.Discrete) or not isinstance(
+            observation_space, (spaces.Box, spaces.Dict, spaces.Tuple)):
+        return False
+    return isinstance(action_space, (spaces.MultiDiscrete, spaces.MultiBinary)) or isinstance(
+        observation_space, (spaces.Dict, spaces.Tuple)) or len(observation_space.shape) == 3
 
 
 def check_spaces(observation_space, action_space) -> None:
@@ -148,7 +170,12 @@ def check_spaces(observation_space, action_space) -> None:
         (tabular states / categorical actions) and 1-D ``Box`` (finite or infinite
         bounds; observation vectors of a float, integer or bool dtype / float Gaussian
         actions), subclasses included; or naming the pair for ``Discrete`` observations
-        with ``Box`` actions, which no policy takes.
+        with ``Box`` actions, which no policy takes. With ``Box``, ``Dict`` or ``Tuple``
+        observations, ``MultiDiscrete`` / ``MultiBinary`` actions, rank-3 ``Box``
+        observations (images) and ``Dict`` / ``Tuple`` observations are read by
+        :func:`rl.spaces.action_spec` and :meth:`rl.spaces.ObservationLayout.from_space`,
+        whose one-line messages name the space or the leaf (``observation['mission']:
+        Text spaces have no fixed-size encoding; drop it with ...``).
 
     Notes
     -----
@@ -158,8 +185,13 @@ def check_spaces(observation_space, action_space) -> None:
     the same numbers in float64; normalise them with ``obs_normalization``). Discrete actions are
     sampled from a categorical distribution, Box actions from a diagonal Gaussian and
     clipped to the bounds only when passed to the environment
-    (:class:`rl.sampling.SinglePathSampler`). :func:`rl.policies.make_policy` builds the
-    policy for every pair accepted here and rejects every other pair with this check.
+    (:class:`rl.sampling.SinglePathSampler`). ``MultiDiscrete`` actions are sampled from
+    independent categoricals, ``MultiBinary`` ones from independent Bernoullis, both stored
+    as int64 arrays of shape (K,); images (``uint8`` frames stay ``uint8``) and the leaves
+    of ``Dict`` / ``Tuple`` observations are stored in their own dtypes
+    (:class:`rl.sampling.observations.ObservationStorage`). :func:`rl.policies.make_policy`
+    builds the policy for every pair accepted here and rejects every other pair with this
+    check.
 
     References
     ----------
@@ -169,12 +201,20 @@ def check_spaces(observation_space, action_space) -> None:
     --------
     >>> from gymnasium import spaces
     >>> check_spaces(spaces.Box(-1.0, 1.0, (3,)), spaces.Discrete(2))
+    >>> check_spaces(spaces.Dict({"pos": spaces.Box(-1.0, 1.0, (2,)), "key": spaces.Discrete(3)}),
+    ...              spaces.MultiDiscrete([3, 2]))
     >>> try:
     ...     check_spaces(spaces.MultiBinary(4), spaces.Discrete(2))
     ... except ValueError as e:
     ...     print(str(e)[:60])
     unsupported observation_space MultiBinary(4): MultiBinary sp
     """
+    if _beyond_vectors(observation_space, action_space):
+        from rl.spaces import ObservationLayout, action_spec
+
+        action_spec(action_space)
+        ObservationLayout.from_space(observation_space)
+        return
     for name, space in (("observation_space", observation_space), ("action_space", action_space)):
         problem = _space_problem(space, name.split("_")[0])
         if problem is not None:
@@ -358,8 +398,11 @@ class SameStepSyncVectorEnv(SyncVectorEnv):
             self._observations = concatenate(self.single_observation_space, env_obs,
                                              self._observations)
         self._autoreset_envs = np.logical_or(terms, truncs)
-        return (self._observations.copy() if self.copy else self._observations,
-                rewards.copy(), terms.copy(), truncs.copy(), infos)
+        observations = self._observations
+        if self.copy:  # a Dict / Tuple batch is copied leaf by leaf, as SyncVectorEnv does
+            observations = observations.copy() if isinstance(observations, np.ndarray) else \
+                copy.deepcopy(observations)
+        return observations, rewards.copy(), terms.copy(), truncs.copy(), infos
 
 
 def _reset_cartpole_envs(venv, mask: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import numpy as np
 from autograd import make_jvp, make_vjp
 from scipy.sparse.linalg import LinearOperator
 
-from rl.conv import NATURE_CONV, ConvNet
+from rl.conv import NATURE_CONV, ConvNet, conv_torso_for
 from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from rl.networks import MLP
 from rl.validation import as_generator, checked_hidden_sizes, positive_int
@@ -508,8 +508,13 @@ class Policy:
             self.obs_normalizer.load_state_dict(saved_norm)
 
     @staticmethod
-    def from_state_dict(state: dict) -> Policy:
+    def from_state_dict(state: dict, *, observation_space=None, action_space=None) -> Policy:
         """Build the policy a :meth:`state_dict` describes and load it.
+
+        A :class:`MultiInputPolicy` is built from its spaces, which its state names leaf by
+        leaf but does not hold: pass ``observation_space`` and ``action_space`` (a
+        mismatch with the saved leaves is a ValueError naming the leaf); the other policies
+        ignore them.
 
         Examples
         --------
@@ -522,11 +527,15 @@ class Policy:
         classes = {c.__name__: c for c in (TabularSoftmax, CategoricalMLP, GaussianMLP,
                                            MultiCategoricalMLP, BernoulliMLP, CategoricalCNN)}
         if state.get("class") == "MultiInputPolicy":
-            raise ValueError(
-                "a MultiInputPolicy is built from its spaces: make_policy(observation_space, "
-                "action_space, ...) and then load_state_dict(state), which checks the spaces' "
-                "layout against the checkpoint's"
-            )
+            if observation_space is None or action_space is None:
+                raise ValueError(
+                    "a MultiInputPolicy is built from its spaces: pass observation_space and "
+                    "action_space, or make_policy(observation_space, action_space, ...) and "
+                    "then load_state_dict(state), which checks the spaces' layout against the "
+                    "checkpoint's"
+                )
+            return MultiInputPolicy.from_spaces_and_state(observation_space, action_space,
+                                                          state)
         name = state.get("class")
         if name not in classes:
             raise ValueError(
@@ -1083,7 +1092,7 @@ class MultiInputPolicy(Policy):
     def __init__(self, observation_space, action_space, hidden_sizes=(64, 64), *,
                  conv_layers=NATURE_CONV, conv_hidden_sizes=(512,), image_layout: str = "auto",
                  init_log_std: float = 0.0, obs_normalization: bool = False, seed=None,
-                 dtype="float64"):
+                 dtype="float64", obs_clip: float = 10.0, output_gain: float = 0.01):
         from rl.spaces import ObservationLayout, action_spec
 
         self.layout = ObservationLayout.from_space(observation_space, image_layout=image_layout)
@@ -1100,28 +1109,69 @@ class MultiInputPolicy(Policy):
         if image is not None:
             self.net = ConvNet(image.shape, out, layout=self.layout.image_layout,
                                conv_layers=conv_layers, hidden_sizes=self.conv_hidden_sizes,
-                               extra_dim=self.layout.flat_dim, output_gain=0.01, seed=seed,
-                               dtype=dtype)
+                               extra_dim=self.layout.flat_dim, output_gain=output_gain,
+                               seed=seed, dtype=dtype)
         else:
-            self.net = MLP((self.layout.flat_dim, *self.hidden_sizes, out), output_gain=0.01,
-                           seed=seed, dtype=dtype)
+            self.net = MLP((self.layout.flat_dim, *self.hidden_sizes, out),
+                           output_gain=output_gain, seed=seed, dtype=dtype)
         n_box = len(self.layout.box_columns)
-        norm = ObservationNormalizer(n_box) if obs_normalization and n_box else None
+        norm = (ObservationNormalizer(n_box, clip=obs_clip) if obs_normalization and n_box
+                else None)
         theta = self.net.params
         if self.gaussian:
             theta = np.concatenate([theta, np.full(self.action.size, init_log_std)])
         super().__init__(theta, norm)
 
     def _architecture(self) -> dict:
-        leaves = tuple((leaf.path, leaf.kind, leaf.shape, str(leaf.dtype))
-                       for leaf in self.layout.leaves)
         net = self.net
-        arch = {"observation_leaves": leaves, "action": (self.action.kind, self.action.shape,
-                                                         self.action.nvec),
-                "torso": repr(net)}
+        arch = _space_entries(self.layout, self.action)
+        if isinstance(net, MLP):
+            arch["hidden_sizes"] = self.hidden_sizes
+        else:
+            arch.update(conv_layers=net.conv_layers, conv_hidden_sizes=self.conv_hidden_sizes,
+                        image_layout=self.layout.image_layout)
+        arch["torso"] = repr(net)
         if not isinstance(net, MLP) or net.dtype != np.float64:
             arch["dtype"] = str(net.dtype)
         return arch
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; a checkpoint of a policy built for other spaces is a
+        one-line ValueError naming the first leaf (``observation['pos']``) or the action
+        space that differs."""
+        arch = state.get("architecture") if isinstance(state, dict) else None
+        if state.get("class") == type(self).__name__ and isinstance(arch, dict):
+            problem = _space_difference(arch, self._architecture())
+            if problem is not None:
+                raise ValueError(f"{problem}; the checkpoint's policy was built for other "
+                                 "spaces: resume with the environment the run was trained on")
+        super().load_state_dict(state)
+
+    @classmethod
+    def from_spaces_and_state(cls, observation_space, action_space, state) -> MultiInputPolicy:
+        """The policy a :meth:`state_dict` describes, built for the given spaces and loaded
+        (the leaves and the action are checked against the saved ones)."""
+        arch = state.get("architecture")
+        if not isinstance(arch, dict):
+            raise ValueError("state['architecture'] must be the dict saved by state_dict()")
+        from rl.spaces import ObservationLayout, action_spec
+
+        layout = ObservationLayout.from_space(observation_space,
+                                              image_layout=arch.get("image_layout") or "auto")
+        problem = _space_difference(arch, _space_entries(layout, action_spec(action_space)))
+        if problem is not None:
+            raise ValueError(f"{problem}; the state's policy was built for other spaces")
+        saved_norm = state.get("obs_normalizer")
+        policy = cls(observation_space, action_space,
+                     hidden_sizes=arch.get("hidden_sizes", (64, 64)),
+                     conv_layers=arch.get("conv_layers", NATURE_CONV),
+                     conv_hidden_sizes=arch.get("conv_hidden_sizes", (512,)),
+                     image_layout=arch.get("image_layout") or "auto",
+                     obs_normalization=saved_norm is not None,
+                     obs_clip=saved_norm["clip"] if saved_norm is not None else 10.0,
+                     dtype=arch.get("dtype", "float64"))
+        policy.load_state_dict(state)
+        return policy
 
     def normalizer_input(self, obs) -> np.ndarray:
         """The columns the observation normaliser's statistics are kept over: the encoded
@@ -1195,6 +1245,37 @@ class MultiInputPolicy(Policy):
         return params
 
 
+def _space_entries(layout, action) -> dict:
+    """The spaces' part of a MultiInputPolicy's architecture: its leaves and its action."""
+    leaves = tuple((leaf.path, leaf.kind, leaf.shape, str(leaf.dtype)) for leaf in layout.leaves)
+    return {"observation_leaves": leaves, "action": (action.kind, action.shape, action.nvec)}
+
+
+def _space_difference(saved: dict, mine: dict) -> str | None:
+    """The first difference between two MultiInputPolicy architectures' spaces, naming the
+    leaf's path or the action space, or None."""
+    theirs = {leaf[0]: tuple(leaf[1:]) for leaf in saved.get("observation_leaves", ())}
+    ours = {leaf[0]: tuple(leaf[1:]) for leaf in mine["observation_leaves"]}
+
+    def describe(leaf):
+        kind, shape, dtype = leaf
+        return f"{kind} of shape {tuple(shape)} and dtype {dtype}"
+
+    for path, leaf in ours.items():
+        if path not in theirs:
+            return f"{path} is in this environment's observations but not in the checkpoint's"
+        if _canonical(theirs[path]) != _canonical(leaf):
+            return (f"{path} is a {describe(theirs[path])} in the checkpoint but a "
+                    f"{describe(leaf)} in this environment")
+    for path in theirs:
+        if path not in ours:
+            return f"{path} is in the checkpoint's observations but not in this environment's"
+    if _canonical(saved.get("action")) != _canonical(mine["action"]):
+        return (f"action_space: the checkpoint's policy samples {saved.get('action')} actions "
+                f"(kind, shape, nvec), this environment's are {mine['action']}")
+    return None
+
+
 def _with_log_std(net: Linearization, log_std) -> Linearization:
     """The linearisation of ``[μ(θ_w), s]`` per row from that of the mean network: ``θ =
     [θ_w, s]`` with the state-independent log-std ``s`` last; ``J v = [J_w v_w, v_s]`` (the
@@ -1241,8 +1322,8 @@ def _check_normalizer(obs_normalizer, obs_dim: int) -> None:
 
 def make_policy(
     observation_space, action_space, *, hidden_sizes=(64, 64), seed=None,
-    obs_normalization: bool = False, dtype="float64", conv_layers=NATURE_CONV,
-    conv_hidden_sizes=(512,), image_layout: str = "auto", obs_clip: float = 10.0,
+    obs_normalization: bool = False, dtype="float64", conv_layers="auto",
+    conv_hidden_sizes="auto", image_layout: str = "auto", obs_clip: float = 10.0,
     init_log_std: float = 0.0, output_gain: float = 0.01,
 ) -> Policy:
     """Build the policy that fits a pair of Gymnasium spaces.
@@ -1260,19 +1341,24 @@ def make_policy(
         states of a tabular policy and images are not normalised.
     dtype : {"float64", "float32"}, default "float64"
         Compute precision of the network policies (ignored by the tabular policy).
-    conv_layers : sequence of (out_channels, kernel, stride), default rl.conv.NATURE_CONV
-        Convolutions for image observations (a rank-3 ``Box``, alone or as a leaf).
-    conv_hidden_sizes : sequence of int, default (512,)
-        Dense layers after the convolutions.
+    conv_layers : sequence of (out_channels, kernel, stride) or "auto", default "auto"
+        Convolutions for image observations (a rank-3 ``Box``, alone or as a leaf);
+        ``"auto"``: :func:`rl.conv.conv_torso_for` the image (the Nature torso
+        :data:`rl.conv.NATURE_CONV` on frames of at least 36 x 36 pixels, the MinAtar torso
+        :data:`rl.conv.MINATAR_CONV` on smaller ones).
+    conv_hidden_sizes : sequence of int or "auto", default "auto"
+        Dense layers after the convolutions; ``"auto"``: those of the same torso (512 for
+        Nature, 128 for MinAtar).
     image_layout : {"auto", "HWC", "CHW"}, default "auto"
         Axis order of image observations (:meth:`rl.spaces.ObservationLayout.from_space`).
     obs_clip : float > 0, default 10.0
         With ``obs_normalization``: normalised observations are clipped to
-        ``[-obs_clip, obs_clip]`` (the vector-observation MLP policies).
+        ``[-obs_clip, obs_clip]``.
     init_log_std : float, default 0.0
-        Initial log-std of :class:`GaussianMLP`.
+        Initial log-std of a Gaussian policy (Box actions).
     output_gain : float >= 0, default 0.01
-        Gain of the orthogonal initialisation of the MLP policies' output layer.
+        Gain of the orthogonal initialisation of the output layer of the MLP and
+        multi-input policies.
 
     Returns
     -------
@@ -1289,8 +1375,8 @@ def make_policy(
     ------
     ValueError
         For any other pair of spaces; the message names the space (the leaf's path for a
-        structured one) and the fix. The pairs of 1-D ``Box`` / ``Discrete`` spaces are
-        checked by :func:`rl.envs.check_spaces`, the same check the samplers make.
+        structured one) and the fix. The pairs are checked by :func:`rl.envs.check_spaces`,
+        the same check the samplers make.
 
     Examples
     --------
@@ -1308,12 +1394,10 @@ def make_policy(
     from rl.envs import check_spaces
     from rl.spaces import ObservationLayout, action_spec
 
+    check_spaces(observation_space, action_space)  # the pairs the samplers take
     vector_obs = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1
     classic_actions = isinstance(action_space, (spaces.Discrete, spaces.Box))
-    if isinstance(observation_space, spaces.Discrete) or (vector_obs and classic_actions) or (
-        not isinstance(observation_space, (spaces.Box, spaces.Dict, spaces.Tuple))
-    ):
-        check_spaces(observation_space, action_space)  # the pairs the samplers take today
+    if isinstance(observation_space, spaces.Discrete) or (vector_obs and classic_actions):
         if isinstance(observation_space, spaces.Discrete):
             return TabularSoftmax(int(observation_space.n), int(action_space.n), seed=seed)
         obs_dim = int(observation_space.shape[0])
@@ -1335,6 +1419,13 @@ def make_policy(
                                        output_gain=output_gain)
         return BernoulliMLP(obs_dim, spec.size, hidden_sizes, seed=seed, obs_normalizer=norm,
                             dtype=dtype, output_gain=output_gain)
+    if layout.image is not None:
+        auto_layers, auto_hidden = conv_torso_for(layout.image.shape, layout.image_layout)
+        conv_layers = auto_layers if _is_auto(conv_layers) else conv_layers
+        conv_hidden_sizes = auto_hidden if _is_auto(conv_hidden_sizes) else conv_hidden_sizes
+    else:
+        conv_layers = NATURE_CONV if _is_auto(conv_layers) else conv_layers
+        conv_hidden_sizes = (512,) if _is_auto(conv_hidden_sizes) else conv_hidden_sizes
     if not layout.structured and spec.kind == "discrete":
         return CategoricalCNN(layout.image.shape, spec.size, layout=layout.image_layout,
                               conv_layers=conv_layers, hidden_sizes=conv_hidden_sizes,
@@ -1342,4 +1433,9 @@ def make_policy(
     return MultiInputPolicy(observation_space, action_space, hidden_sizes,
                             conv_layers=conv_layers, conv_hidden_sizes=conv_hidden_sizes,
                             image_layout=image_layout, obs_normalization=obs_normalization,
-                            seed=seed, dtype=dtype)
+                            seed=seed, dtype=dtype, obs_clip=obs_clip,
+                            init_log_std=init_log_std, output_gain=output_gain)
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"

@@ -18,6 +18,11 @@ them — into that input vector by whole-array writes: no Python object per step
 :meth:`ObservationLayout.empty`, :meth:`~ObservationLayout.assign` and
 :meth:`~ObservationLayout.take` store such batches leaf by leaf in preallocated arrays of
 the leaves' own dtypes (``uint8`` images stay ``uint8``).
+
+Batches of structured observations are dicts (or tuples) of arrays whose first axes index
+the rows; :func:`map_leaves`, :func:`leaf_arrays`, :func:`count_rows` and
+:func:`all_finite` work on them and on plain arrays alike, so the code that moves batches
+around (samplers, advantage estimation) needs no case of its own for them.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["ActionSpec", "ObservationLeaf", "ObservationLayout", "action_spec"]
+__all__ = ["ActionSpec", "ObservationLeaf", "ObservationLayout", "action_spec", "all_finite",
+           "count_rows", "leaf_arrays", "map_leaves"]
 
 #: Deepest nesting of Dict/Tuple spaces the layout flattens (a Dict of Dicts of leaves).
 MAX_DEPTH = 2
@@ -35,6 +41,72 @@ _DROP_HINT = (
     "drop it with gymnasium.wrappers.FilterObservation (Dict keys) or a "
     "gymnasium.wrappers.TransformObservation that removes or encodes it as a Box"
 )
+
+
+# --------------------------------------------------------------------------------------
+# Batches: plain arrays, or dicts / tuples of arrays
+# --------------------------------------------------------------------------------------
+
+
+def map_leaves(fn, obs, *others):
+    """``fn`` applied to every array of a batch, keeping its structure.
+
+    Parameters
+    ----------
+    fn : callable
+        Called as ``fn(leaf, *other_leaves)`` on each array.
+    obs : ndarray, dict or tuple
+        A plain array (its own leaf), or a dict / tuple of such, nested.
+    *others
+        Batches of the same structure, whose leaves are passed beside ``obs``'s.
+
+    Returns
+    -------
+    The structure of ``obs`` with ``fn``'s results as leaves (a plain dict for a dict).
+
+    Examples
+    --------
+    >>> batch = {"pos": np.zeros((4, 2)), "door": (np.arange(4), np.ones(4))}
+    >>> shapes = map_leaves(lambda x: x[1:3].shape, batch)
+    >>> shapes
+    {'pos': (2, 2), 'door': ((2,), (2,))}
+    >>> map_leaves(lambda x: x.reshape(2, 2, 2)[0, 1].tolist(), np.arange(8))
+    [2, 3]
+    """
+    if isinstance(obs, dict):
+        return {k: map_leaves(fn, v, *(o[k] for o in others)) for k, v in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(map_leaves(fn, v, *(o[i] for o in others)) for i, v in enumerate(obs))
+    return fn(obs, *others)
+
+
+def leaf_arrays(obs) -> list:
+    """The arrays of a batch, depth first (``[obs]`` for a plain array)."""
+    if isinstance(obs, dict):
+        return [x for v in obs.values() for x in leaf_arrays(v)]
+    if isinstance(obs, tuple):
+        return [x for v in obs for x in leaf_arrays(v)]
+    return [obs]
+
+
+def count_rows(obs) -> int:
+    """The length of the first axis of a batch (of its first leaf for a dict / tuple)."""
+    return int(np.shape(leaf_arrays(obs)[0])[0])
+
+
+def all_finite(obs) -> bool:
+    """Whether every float entry of a batch (plain array, dict or tuple) is finite.
+
+    Examples
+    --------
+    >>> all_finite({"image": np.zeros((1, 2, 2, 1), np.uint8), "pos": np.array([[np.nan]])})
+    False
+    """
+    for x in leaf_arrays(obs):
+        x = np.asarray(x)
+        if x.dtype.kind in "fc" and not np.isfinite(x).all():
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------------------
@@ -479,14 +551,16 @@ class ObservationLayout:
             sub = sub[k]
         return sub
 
-    def empty(self, num_rows: int):
+    def empty(self, num_rows):
         """Storage for ``num_rows`` observations: the space's structure with one array per
         leaf, of shape ``(num_rows, *leaf.shape)`` and the leaf's dtype (``uint8`` images
-        stay ``uint8``)."""
+        stay ``uint8``); ``num_rows`` may be a tuple of leading axes (``(T, N)``)."""
+        lead = tuple(num_rows) if isinstance(num_rows, tuple) else (num_rows,)
+
         def build(sub, keys):
             leaf = self._by_keys.get(keys)
             if leaf is not None:
-                return np.empty((num_rows, *leaf.shape), dtype=leaf.dtype)
+                return np.empty((*lead, *leaf.shape), dtype=leaf.dtype)
             if isinstance(sub.spaces, dict):
                 return {k: build(child, (*keys, k)) for k, child in sub.spaces.items()}
             return tuple(build(child, (*keys, i)) for i, child in enumerate(sub.spaces))

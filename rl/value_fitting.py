@@ -44,8 +44,9 @@ def fit_trust_region(net, x, z, *, max_change, iterations, cg_iters, damping) ->
     ----------
     net : MLP or ConvNet
         Fitted in place from its current weights.
-    x : ndarray
-        The network's inputs.
+    x : ndarray or tuple of ndarrays
+        The network's inputs: an array, or a pair ``(images, extra)`` for a
+        :class:`rl.conv.ConvNet` with other observation leaves beside the image.
     z : ndarray of shape (N,)
         The regression targets.
     max_change : float
@@ -70,12 +71,13 @@ def fit_trust_region(net, x, z, *, max_change, iterations, cg_iters, damping) ->
     ``β = √(2ε / dᵀFd)`` capped at the Gauss-Newton model's minimiser ``gᵀd / dᵀHd``;
     then backtracking until the actual mean KL is at most ε and the loss decreased.
     """
-    N = x.shape[0]
+    args = x if isinstance(x, tuple) else (x,)  # the network's input arguments
+    N = z.shape[0]
     eps = max_change
     last = {}  # the latest trial's predictions, shared by the loss and the constraint
 
     def f(phi_new):
-        V = net.forward(phi_new, x)[:, 0]
+        V = net.forward(phi_new, *args)[:, 0]
         last["phi"], last["V"] = phi_new, V
         r = V - z
         return 0.5 * float(r @ r) / N
@@ -83,12 +85,12 @@ def fit_trust_region(net, x, z, *, max_change, iterations, cg_iters, damping) ->
     def predictions(phi_new):
         if "phi" in last and np.array_equal(last["phi"], phi_new):
             return last["V"]
-        return net.forward(phi_new, x)[:, 0]
+        return net.forward(phi_new, *args)[:, 0]
 
     phi = net.params.copy()
     nit, cg_nit, max_kl, success = 0, 0, 0.0, True
     for _ in range(iterations):
-        lin = net.linearize(phi, x)  # V_old, J v and J^T u at phi
+        lin = net.linearize(phi, *args)  # V_old, J v and J^T u at phi
         V_old = lin.output[:, 0]
         f0, grad = half_mse_and_gradient(lin, z)
         sigma2 = 2.0 * f0  # mean((V_old - z)^2), the predictive variance

@@ -13,7 +13,7 @@ import warnings
 import gymnasium
 import numpy as np
 
-from rl.advantages import ConstantBaseline, LinearFeatureBaseline, MLPValueFunction, ZeroBaseline
+from rl.advantages import make_baseline
 from rl.algorithms import ALGORITHMS, RENAMED_METRICS
 from rl.envs import (
     check_spaces,
@@ -29,18 +29,15 @@ from rl.sampling import BlockSampler, SinglePathSampler, VineSampler
 __all__ = ["Run"]
 
 
-def _make_baseline(cfg: TrainConfig, obs_dim, normalizer, seed):
-    if cfg.baseline == "none":
-        return ZeroBaseline()
-    if cfg.baseline == "constant":
-        return ConstantBaseline()
-    if cfg.baseline == "linear":
-        return LinearFeatureBaseline()
-    return MLPValueFunction(obs_dim, cfg.hidden_sizes, seed=seed, optimizer=cfg.value_optimizer,
-                            iterations=cfg.value_iterations,
-                            minibatch_size=cfg.value_minibatch_size,
-                            learning_rate=cfg.value_learning_rate, obs_normalizer=normalizer,
-                            normalize_targets=cfg.value_target_normalization, dtype=cfg.dtype)
+def _make_baseline(cfg: TrainConfig, obs_space, normalizer, seed):
+    try:  # the value network fits the spaces (rl.advantages.make_baseline)
+        return make_baseline(cfg.baseline, obs_space, cfg.hidden_sizes, seed=seed,
+                             optimizer=cfg.value_optimizer, iterations=cfg.value_iterations,
+                             minibatch_size=cfg.value_minibatch_size,
+                             learning_rate=cfg.value_learning_rate, obs_normalizer=normalizer,
+                             normalize_targets=cfg.value_target_normalization, dtype=cfg.dtype)
+    except ValueError as exc:  # e.g. a linear baseline on images
+        raise ConfigError(f"baseline={cfg.baseline!r}: {exc}") from None
 
 
 def _obs_dim(space):
@@ -85,7 +82,7 @@ class Run:
         # VecNormalize's reward scaling, applied to each finished batch (rl.reward_scaling)
         self.reward_scaler = (RewardScaler(cfg.num_envs, algo_cfg.gamma, clip=cfg.reward_clip)
                               if cfg.reward_scaling else None)
-        self.baseline = _make_baseline(cfg, _obs_dim(obs_space),
+        self.baseline = _make_baseline(cfg, obs_space,
                                        getattr(self.policy, "obs_normalizer", None), s_value)
         self.algo = ALGORITHMS[cfg.algo](self.policy, self.baseline, algo_cfg, seed=s_algo)
         try:

@@ -14,6 +14,7 @@ from rl.envs import (
 from rl.progress import EvaluationProgress
 from rl.runner.checkpoints import load_run
 from rl.sampling import EnvAction
+from rl.spaces import all_finite
 
 __all__ = ["evaluate_policy", "evaluate"]
 
@@ -61,7 +62,7 @@ def evaluate_policy(policy, env, *, episodes=10, seed=0, deterministic=True, max
         while len(returns) < episodes:
             action = policy.act(obs, rng, deterministic=deterministic)
             obs, reward, term, trunc, _ = venv.step(env_action(action))
-            if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(reward))):
+            if not (all_finite(obs) and np.all(np.isfinite(reward))):
                 raise NonFiniteEnvironmentError("the environment returned NaN/inf during "
                                                 "evaluation")
             total += float(reward[0])

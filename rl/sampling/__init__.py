@@ -25,6 +25,8 @@ hold. The package's files name its parts:
 ``blocks.py``             :class:`BlockSampler`: blocks of environments with their own
                           random streams, in this process or on Ray actors
 ``checks.py``             seeds, RNG states, spaces and policy checks
+``observations.py``       :class:`~rl.sampling.observations.ObservationStorage`: how a batch
+                          holds the observations of each kind of space
 ========================  ==================================================================
 """
 

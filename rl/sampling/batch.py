@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from gymnasium import spaces
 
+from rl.spaces import leaf_arrays, map_leaves
+
 __all__ = ["Batch", "EnvAction", "VineBatch"]
 
 
@@ -22,7 +24,8 @@ class EnvAction:
 
     A Gaussian policy samples unbounded actions; a ``Box`` action space gets them clipped
     to its bounds and cast to its dtype, while the batch keeps the raw sample (whose
-    log-probability the update needs). ``Discrete`` actions pass through unchanged.
+    log-probability the update needs). ``MultiDiscrete`` and ``MultiBinary`` actions are
+    cast to the space's dtype; ``Discrete`` actions pass through unchanged.
 
     Examples
     --------
@@ -33,6 +36,8 @@ class EnvAction:
 
     def __init__(self, action_space):
         self.box = isinstance(action_space, spaces.Box)
+        self.cast = (np.dtype(action_space.dtype) if isinstance(
+            action_space, (spaces.MultiDiscrete, spaces.MultiBinary)) else None)
         if self.box:
             self.low = np.asarray(action_space.low, dtype=np.float64)
             self.high = np.asarray(action_space.high, dtype=np.float64)
@@ -40,7 +45,7 @@ class EnvAction:
 
     def __call__(self, a):
         if not self.box:
-            return a
+            return a if self.cast is None else np.asarray(a).astype(self.cast, copy=False)
         return np.clip(a, self.low, self.high).astype(self.dtype, copy=False)
 
 @dataclass
@@ -52,10 +57,14 @@ class Batch:
 
     Attributes
     ----------
-    observations : ndarray (T, N, *obs_shape)
-        ``s_t``: float64 vectors, or int64 states for ``Discrete`` observations.
+    observations : ndarray (T, N, *obs_shape), or a dict / tuple of them
+        ``s_t``: float64 vectors, int64 states for ``Discrete`` observations, images in
+        the space's dtype (``uint8`` frames stay ``uint8``), or for a ``Dict`` / ``Tuple``
+        space the space's structure with one ``(T, N, *leaf_shape)`` array per leaf in the
+        leaf's dtype (:class:`rl.sampling.observations.ObservationStorage`).
     actions : ndarray (T, N, *act_shape)
-        ``a_t`` as sampled (int64, or float64 *before* clipping to the action bounds).
+        ``a_t`` as sampled (int64, of shape (T, N, K) for ``MultiDiscrete`` and
+        ``MultiBinary``, or float64 *before* clipping to the action bounds).
     rewards : float64 ndarray (T, N)
         ``r_t``.
     terminated : bool ndarray (T, N)
@@ -121,7 +130,8 @@ class Batch:
         mean = f", mean_return={returns.mean():.4g}" if returns.size else ""
         return (
             f"Batch(T={self.steps_per_env}, N={self.num_envs}, "
-            f"obs_shape={self.observations.shape[2:]}, act_shape={self.actions.shape[2:]}, "
+            f"obs_shape={_obs_shape(self.observations, 2)}, "
+            f"act_shape={self.actions.shape[2:]}, "
             f"P={self.dist_params.shape[-1]}, episodes={returns.size}{mean})"
         )
 
@@ -169,8 +179,8 @@ class Batch:
                 f"name must be one of the (T, N, ...) step arrays {list(self.STEP_FIELDS)}; "
                 f"got {name!r}"
             )
-        x = getattr(self, name)
-        return x.reshape(self.num_steps, *x.shape[2:])
+        n = self.num_steps
+        return map_leaves(lambda x: x.reshape(n, *x.shape[2:]), getattr(self, name))
 
 
 @dataclass
@@ -182,7 +192,7 @@ class VineBatch:
 
     Attributes
     ----------
-    observations : ndarray (M, *obs_shape)
+    observations : ndarray (M, *obs_shape), or a dict / tuple of them
         The rollout state ``s_n``, repeated for each of its K actions.
     actions : ndarray (M, *act_shape)
         ``a_{n,k}`` (unclipped).
@@ -249,7 +259,7 @@ class VineBatch:
 
     def __repr__(self) -> str:
         return (
-            f"VineBatch(M={self.num_steps}, obs_shape={tuple(np.shape(self.observations)[1:])}, "
+            f"VineBatch(M={self.num_steps}, obs_shape={_obs_shape(self.observations, 1)}, "
             f"num_rollout_states={len(np.unique(self.state_index))}, "
             f"num_env_steps={self.num_env_steps}, trunk={self.trunk!r})"
         )
@@ -266,3 +276,9 @@ class VineBatch:
         if name not in fields:
             raise ValueError(f"name must be one of {list(fields)}; got {name!r}")
         return getattr(self, name)
+
+
+def _obs_shape(observations, lead: int):
+    """The shape of one observation (a tuple of the leaves' for a structured batch)."""
+    shapes = [tuple(np.shape(x)[lead:]) for x in leaf_arrays(observations)]
+    return shapes[0] if not isinstance(observations, (dict, tuple)) else tuple(shapes)

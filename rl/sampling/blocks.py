@@ -74,8 +74,10 @@ class BlockWorker:
                  vectorization="sync"):
         from rl.policies import Policy
 
-        self.policy = Policy.from_state_dict(policy_state)
         venv = make_vector_env(env, num_envs, seed=env_seed, vectorization=vectorization)
+        self.policy = Policy.from_state_dict(
+            policy_state, observation_space=venv.single_observation_space,
+            action_space=venv.single_action_space)
         self.sampler = SinglePathSampler(venv, self.policy, steps_per_env, seed=seed,
                                          update_normalizer=False)
 

@@ -73,9 +73,12 @@ def checked_rng_state(rng: np.random.Generator, state, where: str) -> dict:
 
 
 def space_layout(space) -> tuple[tuple[int, ...], type]:
-    """Shape of one element and the dtype the sampler stores it as."""
+    """Shape of one action (or state) and the dtype the sampler stores it as: int64 for
+    ``Discrete``, ``MultiDiscrete`` and ``MultiBinary``, float64 for ``Box``."""
     if isinstance(space, spaces.Discrete):
         return (), np.int64
+    if isinstance(space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+        return tuple(space.shape), np.int64
     return tuple(space.shape), np.float64
 
 
@@ -91,26 +94,102 @@ def check_policy(policy) -> None:
 def check_policy_fits(policy, observation_space, action_space) -> None:
     """A ValueError naming every way ``policy`` does not fit the spaces (checked on the
     attributes of the policies of :mod:`rl.policies`; others are not checked)."""
-    from rl.distributions import Categorical, DiagGaussian
+    problems = _action_problems(policy, action_space) + _observation_problems(
+        policy, observation_space)
+    if problems:
+        raise ValueError(
+            f"policy {policy!r} does not fit the environment: " + "; ".join(problems)
+            + "; build a matching policy with rl.policies.make_policy(env.observation_space, "
+            "env.action_space)"
+        )
 
-    problems = []
+
+def _action_problems(policy, action_space) -> list:
+    from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
+
     name = type(policy).__name__
     dist = getattr(policy, "distribution_class", None)
     discrete_actions = isinstance(action_space, spaces.Discrete)
+    multi = isinstance(dist, type) and issubclass(dist, MultiCategorical)
+    if isinstance(action_space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+        from rl.spaces import action_spec
+
+        spec = action_spec(action_space)
+        if dist is None:
+            return []
+        if spec.kind == "multidiscrete":
+            if not multi:
+                return [f"{name} samples {_kind(dist)} actions but the action space is "
+                        f"{action_space!r} (sub-actions: a MultiCategorical head)"]
+            if tuple(dist.nvec) != tuple(spec.nvec):
+                return [f"{name} has nvec={tuple(dist.nvec)} but the action space is "
+                        f"{action_space!r}"]
+            return []
+        if dist is not Bernoulli:
+            return [f"{name} samples {_kind(dist)} actions but the action space is "
+                    f"{action_space!r} (bits: a Bernoulli head)"]
+        if getattr(policy, "num_bits", spec.size) != spec.size or getattr(
+                getattr(policy, "action", None), "size", spec.size) != spec.size:
+            return [f"{name} samples a different number of bits than the action space "
+                    f"{action_space!r} has"]
+        return []
+    if multi or dist is Bernoulli:
+        return [f"{name} samples {_kind(dist)} actions but the action space is "
+                f"{action_space!r}"]
     if dist is DiagGaussian and discrete_actions:
-        problems.append(f"{name} samples continuous (Gaussian) actions but the action space "
-                        f"is {action_space!r}")
-    elif dist is Categorical and not discrete_actions:
-        problems.append(f"{name} samples discrete actions but the action space is "
-                        f"{action_space!r}")
-    elif discrete_actions and getattr(policy, "num_actions", None) not in (None, action_space.n):
-        problems.append(f"{name} has num_actions={policy.num_actions} but the action space is "
-                        f"{action_space!r}")
-    elif not discrete_actions and getattr(policy, "act_dim", None) not in (
+        return [f"{name} samples continuous (Gaussian) actions but the action space "
+                f"is {action_space!r}"]
+    if dist is Categorical and not discrete_actions:
+        return [f"{name} samples discrete actions but the action space is "
+                f"{action_space!r}"]
+    size = getattr(getattr(policy, "action", None), "size", None)  # MultiInputPolicy
+    if discrete_actions and getattr(policy, "num_actions", size) not in (None, action_space.n):
+        actual = getattr(policy, "num_actions", size)
+        return [f"{name} has num_actions={actual} but the action space is {action_space!r}"]
+    if not discrete_actions and getattr(policy, "act_dim", size) not in (
         None, action_space.shape[0]
     ):
-        problems.append(f"{name} has act_dim={policy.act_dim} but the action space "
-                        f"{action_space!r} has dimension {action_space.shape[0]}")
+        actual = getattr(policy, "act_dim", size)
+        return [f"{name} has act_dim={actual} but the action space "
+                f"{action_space!r} has dimension {action_space.shape[0]}"]
+    return []
+
+
+def _kind(dist) -> str:
+    """How a distribution class samples, for messages."""
+    from rl.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
+
+    if isinstance(dist, type) and issubclass(dist, MultiCategorical):
+        return f"MultiDiscrete (nvec={tuple(dist.nvec)})"
+    return {Bernoulli: "MultiBinary (Bernoulli)", Categorical: "discrete",
+            DiagGaussian: "continuous (Gaussian)"}.get(dist, getattr(dist, "__name__", "other"))
+
+
+def _observation_problems(policy, observation_space) -> list:
+    name = type(policy).__name__
+    layout = getattr(policy, "layout", None)
+    if layout is not None:  # a MultiInputPolicy: its leaves against the space's
+        from rl.spaces import ObservationLayout
+
+        try:
+            theirs = ObservationLayout.from_space(observation_space,
+                                                  image_layout=layout.image_layout or "auto")
+        except ValueError as exc:
+            return [str(exc)]
+        mine = [(leaf.path, leaf.kind, leaf.shape) for leaf in layout.leaves]
+        other = [(leaf.path, leaf.kind, leaf.shape) for leaf in theirs.leaves]
+        if mine != other:
+            return [f"{name} takes the observation leaves {_leaves(mine)} but the observation "
+                    f"space {observation_space!r} has {_leaves(other)}"]
+        return []
+    image_shape = getattr(policy, "image_shape", None)
+    if image_shape is not None:  # a CategoricalCNN
+        shape = getattr(observation_space, "shape", None)
+        if not isinstance(observation_space, spaces.Box) or tuple(shape) != tuple(image_shape):
+            return [f"{name} takes images of shape {tuple(image_shape)} but the observation "
+                    f"space is {observation_space!r}"]
+        return []
+    problems = []
     num_states, obs_dim = getattr(policy, "num_states", None), getattr(policy, "obs_dim", None)
     if isinstance(observation_space, spaces.Discrete):
         if obs_dim is not None:
@@ -119,6 +198,10 @@ def check_policy_fits(policy, observation_space, action_space) -> None:
         elif num_states is not None and num_states != observation_space.n:
             problems.append(f"{name} has num_states={num_states} but the observation space is "
                             f"{observation_space!r}")
+    elif not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+        if num_states is not None or obs_dim is not None:
+            problems.append(f"{name} takes {'integer states' if num_states else 'vectors'} "
+                            f"but the observation space is {observation_space!r}")
     else:
         if num_states is not None:
             problems.append(f"{name} takes integer states (num_states={num_states}) but the "
@@ -126,12 +209,11 @@ def check_policy_fits(policy, observation_space, action_space) -> None:
         elif obs_dim is not None and obs_dim != observation_space.shape[0]:
             problems.append(f"{name} has obs_dim={obs_dim} but the observation space "
                             f"{observation_space!r} has dimension {observation_space.shape[0]}")
-    if problems:
-        raise ValueError(
-            f"policy {policy!r} does not fit the environment: " + "; ".join(problems)
-            + "; build a matching policy with rl.policies.make_policy(env.observation_space, "
-            "env.action_space)"
-        )
+    return problems
+
+
+def _leaves(leaves) -> str:
+    return "[" + ", ".join(f"{path}: {kind}{shape}" for path, kind, shape in leaves) + "]"
 
 
 def env_name(env) -> str:

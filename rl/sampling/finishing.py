@@ -4,7 +4,9 @@ After the acting loop a batch is *finished* in one place, whichever backend samp
 
 1. the observation normaliser (if the policy has one) is updated with the batch's
    observations, once per batch, so that every step of the batch was acted on with the same
-   statistics;
+   statistics (a policy on structured observations says which columns it normalises through
+   its ``normalizer_input``: the Box leaves that are not images,
+   :meth:`rl.policies.MultiInputPolicy.normalizer_input`);
 2. ``log π_old(a|s)`` and the distribution parameters are recomputed under the updated
    statistics in one batched forward pass, so that they are those of the policy the update
    starts from (the ratio ``π_θ / π_old`` is exactly 1 at ``θ = θ_old``).
@@ -20,6 +22,7 @@ import numpy as np
 
 from rl.envs import EnvironmentFailure, NonFiniteEnvironmentError
 from rl.sampling.batch import Batch
+from rl.spaces import map_leaves
 
 __all__ = ["current_params", "finish_batch", "join_blocks", "failure", "nonfinite"]
 
@@ -56,7 +59,8 @@ def finish_batch(policy, batch: Batch, update_normalizer: bool) -> Batch:
     if update_normalizer and norm is not None:
         T, N = batch.rewards.shape
         flat_obs = batch.flat("observations")
-        norm.update(flat_obs)
+        normalizer_input = getattr(policy, "normalizer_input", None)
+        norm.update(flat_obs if normalizer_input is None else normalizer_input(flat_obs))
         params, logp = current_params(policy, flat_obs, batch.flat("actions"))
         batch.dist_params = params.reshape(T, N, -1)
         batch.log_probs = logp.reshape(T, N)
@@ -73,7 +77,8 @@ def join_blocks(pieces: list[Batch]) -> Batch:
     """
     if len(pieces) == 1:
         return pieces[0]
-    joined = {name: np.concatenate([getattr(p, name) for p in pieces], axis=1)
+    joined = {name: map_leaves(lambda *arrays: np.concatenate(arrays, axis=1),
+                               *[getattr(p, name) for p in pieces])
               for name in Batch.STEP_FIELDS}
     end_step = np.concatenate([np.argwhere(p.dones)[:, 0] for p in pieces])
     order = np.argsort(end_step, kind="stable")  # block order breaks ties: env index order

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import copy
 import numbers
+import operator
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
 from rl import checkpoint as ckpt
@@ -39,6 +39,8 @@ from rl.sampling.checks import (
     space_layout,
 )
 from rl.sampling.finishing import failure, finish_batch, nonfinite
+from rl.sampling.observations import ObservationStorage
+from rl.spaces import map_leaves
 
 __all__ = ["SinglePathSampler"]
 
@@ -139,9 +141,8 @@ class SinglePathSampler:
         self._rng = generator(policy_ss)  # action noise
         self._env_seed_rng = generator(env_ss)  # seeds of env resets
 
-        self._obs_shape, self._obs_dtype = space_layout(venv.single_observation_space)
+        self._storage = ObservationStorage(venv.single_observation_space)
         self._act_shape, self._act_dtype = space_layout(venv.single_action_space)
-        self._box_obs = isinstance(venv.single_observation_space, spaces.Box)
         self._env_action = EnvAction(venv.single_action_space)
 
         self._obs = None  # current observations; None: reset before the next step
@@ -191,8 +192,8 @@ class SinglePathSampler:
             raise error from exc
         except Exception as exc:  # noqa: BLE001 - whatever the environment raised
             raise failure("on reset", exc) from exc
-        obs = np.asarray(obs, dtype=self._obs_dtype)
-        if self._box_obs and not np.isfinite(obs).all():
+        obs = self._storage.convert(obs)
+        if not self._storage.finite(obs):
             raise nonfinite("observation", "on reset")
         self._obs = obs
         self._episode_return[:] = 0.0
@@ -220,10 +221,15 @@ class SinglePathSampler:
             self._reset()
         T, N = self.steps_per_env, self.num_envs
         policy, venv, rng = self.policy, self.venv, self._rng
-        obs_dtype, box_obs = self._obs_dtype, self._box_obs
+        storage = self._storage  # plain arrays, or one array per leaf of a Dict/Tuple space
+        checks_finite = storage.checks_finite
+        if storage.structured:
+            store, row, finite_sum = storage.set, storage.get, storage.finite_sum
+        else:  # the plain array operations, without a call in between
+            store, row, finite_sum = operator.setitem, operator.getitem, np.ndarray.sum
 
-        observations = np.empty((T, N, *self._obs_shape), dtype=obs_dtype)
-        next_observations = np.empty_like(observations)
+        observations = storage.empty(T, N)
+        next_observations = storage.empty(T, N)
         actions = np.empty((T, N, *self._act_shape), dtype=self._act_dtype)
         rewards = np.empty((T, N))
         terminated = np.empty((T, N), dtype=bool)
@@ -237,11 +243,11 @@ class SinglePathSampler:
 
         env_action = self._env_action  # Box actions: clip what the env sees, store the sample
         isfinite = np.isfinite
-        observations[0] = self._obs
+        store(observations, 0, self._obs)
         for t in range(T):
             if before_step is not None:
                 before_step(t)
-            obs = observations[t]  # written by the previous step (the reset observations)
+            obs = row(observations, t)  # written by the previous step (the reset observations)
             a, logp, params = policy.step(obs, rng)
             if dist_params is None:
                 dist_params = np.empty((T, N, params.shape[-1]))
@@ -253,33 +259,34 @@ class SinglePathSampler:
             try:
                 next_obs, r, term, trunc, info = venv.step(env_action(a))
                 rewards[t] = r
-                next_observations[t] = next_obs  # converted to obs_dtype on assignment
+                store(next_observations, t, next_obs)  # converted to the storage dtype
             except Exception as exc:  # noqa: BLE001 - whatever the environment raised
                 raise failure(self._where(t, None), exc) from exc
             # one finiteness test of the step's sums; the exact search only if it fails
             # (a finite sum of finite numbers can overflow, hence the second test)
-            if not isfinite(rewards[t].sum() + (next_observations[t].sum() if box_obs else 0.0)):
-                self._check_finite(t, rewards[t], next_observations[t] if box_obs else None)
+            next_t = row(next_observations, t)
+            if not isfinite(rewards[t].sum() + (finite_sum(next_t) if checks_finite else 0.0)):
+                self._check_finite(t, rewards[t], next_t if checks_finite else None)
             terminated[t] = term
             truncated[t] = trunc
             if t + 1 < T:
-                observations[t + 1] = next_observations[t]
+                store(observations, t + 1, next_t)
             episode_return += rewards[t]
             episode_length += 1
 
             if (term | trunc).any():
                 final_obs = info["final_obs"]
                 for i in np.flatnonzero(term | trunc):
-                    final = np.asarray(final_obs[i], dtype=obs_dtype)
-                    if box_obs and not isfinite(final).all():
+                    final = self._final_observation(final_obs[i])
+                    if checks_finite and not storage.finite(final):
                         raise nonfinite("final observation", self._where(t, int(i)))
-                    next_observations[t, i] = final
+                    store(next_observations, (t, i), final)
                     ended_returns.append(float(episode_return[i]))
                     ended_lengths.append(int(episode_length[i]))
                     episode_return[i] = 0.0
                     episode_length[i] = 0
 
-        self._obs = np.array(next_obs, dtype=obs_dtype)
+        self._obs = storage.convert(next_obs)
         self.total_steps += T * N
         self.num_episodes += len(ended_returns)
 
@@ -297,13 +304,21 @@ class SinglePathSampler:
             episode_lengths=np.asarray(ended_lengths, dtype=np.int64),
         ), self.update_normalizer)
 
-    def _check_finite(self, t: int, r: np.ndarray, obs: np.ndarray | None) -> None:
+    def _final_observation(self, final):
+        """One sub-environment's ``info["final_obs"]`` entry as stored (for a Dict/Tuple
+        space, its leaves as arrays of their storage dtypes)."""
+        storage = self._storage
+        if storage.structured:
+            return map_leaves(np.asarray, final)
+        return np.asarray(final, dtype=storage.dtype)
+
+    def _check_finite(self, t: int, r: np.ndarray, obs) -> None:
         """Raise for the first non-finite reward or observation of step ``t``, if any."""
         bad = ~np.isfinite(r)
         if bad.any():
             raise nonfinite("reward", self._where(t, int(np.flatnonzero(bad)[0])))
         if obs is not None:
-            bad = ~np.isfinite(obs).all(axis=-1)
+            bad = self._storage.bad_rows(obs)
             if bad.any():
                 raise nonfinite("observation", self._where(t, int(np.flatnonzero(bad)[0])))
 
@@ -329,7 +344,7 @@ class SinglePathSampler:
         return {
             "rng": copy.deepcopy(self._rng.bit_generator.state),
             "env_seed_rng": copy.deepcopy(self._env_seed_rng.bit_generator.state),
-            "observations": None if self._obs is None else self._obs.copy(),
+            "observations": None if self._obs is None else map_leaves(np.copy, self._obs),
             "episode_return": self._episode_return.copy(),
             "episode_length": self._episode_length.copy(),
             "total_steps": int(self.total_steps),
@@ -427,27 +442,6 @@ class SinglePathSampler:
             self._episode_return[:] = episode_return
             self._episode_length[:] = episode_length
 
-    def _checked_observations(self, obs) -> np.ndarray:
+    def _checked_observations(self, obs):
         """``state['observations']`` as the sampler stores them, after checking them."""
-        shape = (self.num_envs, *self._obs_shape)
-        space = self.venv.single_observation_space
-        try:
-            out = np.array(obs, dtype=self._obs_dtype)
-        except (TypeError, ValueError):
-            out = None
-        if out is None or out.shape != shape:
-            raise ValueError(
-                f"state['observations'] must have shape {shape} (one observation of "
-                f"{space!r} per environment), or be None; got shape {np.shape(obs)}"
-            )
-        if self._box_obs:
-            bad = not np.all(np.isfinite(out))
-        else:
-            bad = np.asarray(obs).dtype.kind not in "iu" or np.any(out < 0) or np.any(
-                out >= space.n
-            )
-        if bad:
-            raise ValueError(
-                f"state['observations'] must hold finite observations of {space!r}; got {obs!r}"
-            )
-        return out
+        return self._storage.checked(obs, self.num_envs, "state['observations']")

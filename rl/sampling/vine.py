@@ -36,10 +36,11 @@ from rl.sampling.checks import (
     generator,
     positive_int,
     seed_sequence,
-    space_layout,
 )
 from rl.sampling.finishing import current_params, failure, finish_batch, nonfinite
+from rl.sampling.observations import ObservationStorage
 from rl.sampling.single_path import SinglePathSampler
+from rl.spaces import map_leaves
 
 __all__ = ["VineRolloutWorker", "VineRollouts", "VineSampler"]
 
@@ -66,7 +67,7 @@ class VineRollouts:
         self.env, self.policy = env, policy
         self.rollout_length, self.gamma = rollout_length, gamma
         self._env_action = EnvAction(env.action_space)
-        self._obs_dtype = space_layout(env.observation_space)[1]
+        self._storage = ObservationStorage(env.observation_space)
 
     def one(self, state, first_action, env_seed: int, policy_seed: int):
         """``(Q̂, steps)``: discounted return of up to H steps from a restored state."""
@@ -74,16 +75,18 @@ class VineRollouts:
         restore_state(env, state)
         reseed_env(env, env_seed)
         rng = np.random.Generator(np.random.PCG64(policy_seed))
+        storage = self._storage
         q, discount, a, obs = 0.0, 1.0, first_action, None
         for h in range(self.rollout_length):
             if h > 0:
-                a = policy.act(obs[None], rng)[0]
+                a = policy.act(obs, rng)[0]
             try:
                 obs, r, term, trunc, _ = env.step(self._env_action(a))
-                obs = np.asarray(obs, dtype=self._obs_dtype)
+                # a batch of one observation, as stored
+                obs = storage.convert(map_leaves(lambda x: np.asarray(x)[None], obs))
             except Exception as exc:  # noqa: BLE001 - whatever the environment raised
                 raise failure(f"at step {h} of a vine rollout", exc) from exc
-            if not np.isfinite(r) or (self._obs_dtype is np.float64 and not np.isfinite(obs).all()):
+            if not np.isfinite(r) or not storage.finite(obs):
                 raise nonfinite("reward or observation", f"at step {h} of a vine rollout")
             q += discount * float(r)
             discount *= gamma
@@ -114,8 +117,10 @@ class VineRolloutWorker(VineRollouts):
     def __init__(self, env_spec, env_kwargs, policy_state, rollout_length, gamma):
         from rl.policies import Policy
 
-        super().__init__(env_factory(env_spec, env_kwargs)(),
-                         Policy.from_state_dict(policy_state), rollout_length, gamma)
+        env = env_factory(env_spec, env_kwargs)()
+        policy = Policy.from_state_dict(policy_state, observation_space=env.observation_space,
+                                        action_space=env.action_space)
+        super().__init__(env, policy, rollout_length, gamma)
 
 
 def reseed_env(env, seed: int) -> None:
@@ -323,7 +328,6 @@ class VineSampler:
                 "cancels, and enumerated actions already use the exact per-state sum")
 
         self._env_action = EnvAction(act_space)
-        self._obs_dtype = space_layout(self._rollout_env.observation_space)[1]
 
         trunk_ss, choice_ss, rollout_ss, action_ss = seed_sequence(seed).spawn(4)
         self._venv = make_vector_env(env_fn_or_env, 1, env_kwargs=env_kwargs)
@@ -450,10 +454,10 @@ class VineSampler:
                 states[n] = save_state(trunk_env)
 
         trunk = self.trunk_sampler._sample(before_step)
-        obs_n = trunk.observations[chosen, 0]  # (N, *obs_shape)
+        obs_n = map_leaves(lambda x: x[chosen, 0], trunk.observations)  # (N, *obs_shape)
 
         # 2. K actions per rollout state
-        obs_rep = np.repeat(obs_n, K, axis=0)  # (N*K, *obs_shape)
+        obs_rep = map_leaves(lambda x: np.repeat(x, K, axis=0), obs_n)  # (N*K, *obs_shape)
         if self.enumerate_actions:
             actions = np.tile(np.arange(K, dtype=np.int64), N)
         else:

@@ -181,8 +181,6 @@ def test_check_spaces_accepts_discrete_and_float_box(observation_space, action_s
     ("observation_space", "action_space", "which"),
     [
         (spaces.MultiBinary(3), spaces.Discrete(2), "observation_space"),
-        (spaces.Tuple((spaces.Discrete(2),)), spaces.Discrete(2), "observation_space"),
-        (spaces.Dict({"a": spaces.Discrete(2)}), spaces.Discrete(2), "observation_space"),
         (spaces.Box(-1.0, 1.0, (2,)), spaces.Box(-3, 3, (2,), dtype=np.int64), "action_space"),
         (spaces.Box(-1.0, 1.0, (2, 2)), spaces.Discrete(2), "observation_space"),
         (spaces.Discrete(3, start=1), spaces.Discrete(2), "observation_space"),
@@ -200,6 +198,31 @@ def test_check_spaces_rejects_unsupported_with_a_clear_message(
     bad = observation_space if which == "observation_space" else action_space
     assert which in msg and repr(bad) in msg
     assert "Discrete(n)" in msg and "Box" in msg
+
+
+@pytest.mark.parametrize(
+    ("observation_space", "action_space", "match"),
+    [
+        (spaces.Dict({"image": spaces.Box(0, 255, (7, 7, 3), np.uint8), "mission": spaces.Text(9)}),
+         spaces.Discrete(3), r"^observation\['mission'\]: Text spaces .*FilterObservation"),
+        (spaces.Tuple((spaces.Discrete(2), spaces.Sequence(spaces.Discrete(2)))),
+         spaces.Discrete(2), r"^observation\[1\]: Sequence spaces have no fixed-size encoding"),
+        (spaces.Dict({"a": spaces.Dict({"b": spaces.Dict({"c": spaces.Discrete(2)})})}),
+         spaces.Discrete(2), r"^observation\['a'\]\['b'\]: Dict/Tuple spaces nested deeper"),
+        (spaces.Box(0, 255, (8, 8, 3), np.int32), spaces.Discrete(2),
+         r"^observation: images must be uint8, bool or float"),
+        (spaces.Box(-1.0, 1.0, (3,)), spaces.MultiDiscrete([2, 3], start=[1, 0]),
+         r"^action_space MultiDiscrete.*must start at 0"),
+    ],
+)
+def test_check_spaces_names_the_leaf_of_a_structured_space_it_rejects(
+    observation_space, action_space, match
+):
+    """Dict / Tuple observations, images and MultiDiscrete / MultiBinary actions are read by
+    rl.spaces; what no encoder handles is one line naming the leaf's path and the fix."""
+    with pytest.raises(ValueError, match=match) as exc:
+        check_spaces(observation_space, action_space)
+    assert "\n" not in str(exc.value)
 
 
 class _MultiBinaryEnv(gymnasium.Env):
