@@ -444,11 +444,12 @@ def main(argv=None) -> dict:
                              "preset), as 'python -m rl train --set'; repeatable; needs "
                              "--label")
     parser.add_argument("--label", default=None,
-                        help="name of the settings given with --set (e.g. an ablation arm); "
+                        help="name of the settings given with --set (e.g. an ablation arm; "
+                             "alone: the runner's defaults under that name, a control arm); "
                              "runs are grouped and stored by it")
     args = parser.parse_args(argv)
-    if bool(args.settings) != bool(args.label):
-        parser.error("--set and --label go together: name the settings you give (e.g. "
+    if args.settings and not args.label:
+        parser.error("--set needs --label: name the settings you give (e.g. "
                      "--label reward-scaling --set reward_scaling=true)")
     extra = {}
     for item in args.settings:
