@@ -522,6 +522,103 @@ class ConvNet:
 
         return Linearization(y, jvp, vjp)
 
+    def kronecker_factors(self, flat_params, images, roots, weights, extra=None):
+        r"""Per-layer K-FAC factors for an output curvature given by its square roots.
+
+        The convolutions get Grosse & Martens' (2016) KFC factors, the dense layers
+        Martens & Grosse's (2015) K-FAC factors (as :meth:`rl.networks.MLP.kronecker_factors`).
+
+        Parameters
+        ----------
+        flat_params : ndarray of shape (num_params,)
+        images : ndarray of shape (N, *image_shape)
+        roots : ndarray of shape (N, out_dim, K)
+            Per row a matrix :math:`R_n` with :math:`R_n R_n^T` the curvature of the loss in
+            the network's output (for a Fisher matrix: the output distribution's Fisher).
+        weights : ndarray of shape (N,)
+            Non-negative row weights.
+        extra : ndarray of shape (N, extra_dim), optional
+
+        Returns
+        -------
+        list of (A, G)
+            One pair per layer in the order of θ: every convolution, then every dense
+            layer. A convolution's kernel and bias read row-major are the matrix ``V`` of
+            shape ``(C k k + 1, C')`` of :func:`trustregion.kronecker_factored_operator`;
+            with :math:`\bar a_{n,t} = [\text{patch}_t(h_{l,n}), 1]` the patch at output
+            position :math:`t` of :math:`T_l` and :math:`\delta_{n,t,k}` the column
+            :math:`R_n e_k` backpropagated to the layer's pre-activation at :math:`t`,
+
+            .. math::
+
+               A_l = \sum_n w_n \sum_t \bar a_{n,t} \bar a_{n,t}^T, \qquad
+               G_l = \frac{1}{T_l} \sum_n w_n \sum_k \sum_t
+                     \delta_{n,t,k} \delta_{n,t,k}^T,
+
+            the KFC approximation (independent activations and derivatives, spatially
+            homogeneous and spatially uncorrelated derivatives) of the layer's block
+            :math:`\sum_n w_n \sum_k \mathrm{vec}(\sum_t \bar a_{n,t}
+            \delta_{n,t,k}^T) \mathrm{vec}(\cdot)^T`; it is exact for one image and one
+            output position. Dense layers as in :meth:`rl.networks.MLP.kronecker_factors`.
+        """
+        flat = self._check_params(flat_params)
+        x, e = self._check_inputs(images, extra)
+        n = x.shape[0]
+        roots = np.asarray(roots, dtype=np.float64)
+        w = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if roots.ndim != 3 or roots.shape[:2] != (n, self.out_dim):
+            raise ValueError(f"roots must have shape ({n}, {self.out_dim}, K); got "
+                             f"{roots.shape}")
+        if w.shape[0] != n:
+            raise ValueError(f"weights must have {n} entries; got {w.shape[0]}")
+        kernels = [(K.astype(np.float64), b.astype(np.float64)) for K, b in self._kernels(flat)]
+        dense = [(W.astype(np.float64), b.astype(np.float64)) for W, b in self._dense(flat)]
+        layout, shapes, F = self._conv_layout, self.feature_shapes, self.num_features
+        conv = [[np.zeros((C * k * k + 1,) * 2), np.zeros((c_out, c_out))]
+                for _kern, (C, k, _k, c_out), _b, _k2, _s in layout]
+        sizes = self.head.sizes
+        heads = [[np.zeros((a + 1, a + 1)), np.zeros((b, b))]
+                 for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        for c in self._chunks(n):
+            h0 = np.asarray(self._prepare(x[c]), dtype=np.float64)
+            m = h0.shape[0]
+            acts = [h0]  # every convolution's input, then its output
+            for (K, b), (_kern, (_C, k, _k, c_out), _bias, _k2, s), (H, W, _c) in zip(
+                    kernels, layout, shapes[1:], strict=True):
+                z = _im2col(acts[-1], k, s, H, W) @ K + b
+                acts.append(np.maximum(z, 0.0).reshape(m, H, W, c_out))
+            a = [self._features(acts[-1].reshape(m, F),
+                                None if e is None else e[c]).astype(np.float64)]
+            for W, b in dense[:-1]:
+                a.append(np.maximum(a[-1] @ W + b, 0.0))
+            wc = w[c]
+            for k_, h in enumerate(a):  # dense A_k: sum_n w_n [h, 1][h, 1]^T
+                ab = np.concatenate([h, np.ones((m, 1))], axis=1)
+                heads[k_][0] += ab.T @ (wc[:, None] * ab)
+            for l, (_kern, _shape, _bias, k, s) in enumerate(layout):
+                H, W, _c = shapes[l + 1]
+                P = _im2col(acts[l], k, s, H, W)  # (m T, C k k), rows by image then position
+                ab = np.concatenate([P, np.ones((P.shape[0], 1))], axis=1)
+                wt = np.repeat(wc, H * W)  # each position carries its image's weight
+                conv[l][0] += ab.T @ (wt[:, None] * ab)
+            for j in range(roots.shape[2]):  # backpropagate each root column
+                delta = roots[c, :, j]
+                for k_ in range(len(dense) - 1, -1, -1):
+                    heads[k_][1] += delta.T @ (wc[:, None] * delta)
+                    W = dense[k_][0]
+                    delta = delta @ (W[:F].T if k_ == 0 else W.T)
+                    if k_ > 0:
+                        delta = delta * (a[k_] > 0.0)
+                for l in range(len(layout) - 1, -1, -1):
+                    _kern, (_C, k, _k, c_out), _bias, _k2, s = layout[l]
+                    H, W, _c = shapes[l + 1]
+                    d = delta.reshape(-1, c_out) * (acts[l + 1].reshape(-1, c_out) > 0.0)
+                    wt = np.repeat(wc, H * W)
+                    conv[l][1] += (d.T @ (wt[:, None] * d)) / (H * W)
+                    if l > 0:
+                        delta = _col2im(d @ kernels[l][0].T, acts[l].shape, k, s, H, W)
+        return [(A, G) for A, G in conv] + [(A, G) for A, G in heads]
+
     @property
     def _dense_layout(self):
         """``(weight slice, shape, bias slice)`` of each dense layer within the head's θ

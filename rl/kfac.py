@@ -15,7 +15,7 @@ import numpy as np
 
 import trustregion as tr
 from rl.distributions import Categorical, DiagGaussian
-from rl.policies import CategoricalMLP, GaussianMLP
+from rl.policies import CategoricalCNN, CategoricalMLP, GaussianMLP
 
 __all__ = ["fisher_roots", "kfac_blocks", "kfac_fisher_operator"]
 
@@ -82,10 +82,16 @@ def kfac_blocks(policy, obs, weights=None, theta=None):
         log-std blocks of a Gaussian's Fisher are uncoupled), ready for
         :func:`trustregion.kronecker_factored_operator`.
     """
-    if not isinstance(policy, (CategoricalMLP, GaussianMLP)):
-        raise ValueError(f"K-FAC needs an MLP policy (CategoricalMLP or GaussianMLP); got "
-                         f"{type(policy).__name__}")
+    if not isinstance(policy, (CategoricalMLP, GaussianMLP, CategoricalCNN)):
+        raise ValueError(f"K-FAC needs an MLP policy (CategoricalMLP or GaussianMLP) or a "
+                         f"CategoricalCNN; got {type(policy).__name__}")
     theta = policy.theta if theta is None else np.asarray(theta, dtype=np.float64)
+    if isinstance(policy, CategoricalCNN):  # KFC for the convolutions (Grosse & Martens 2016)
+        images = np.asarray(obs)
+        n = images.shape[0]
+        w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
+        roots = fisher_roots(Categorical, policy.distribution_params(images, theta))
+        return policy.net.kronecker_factors(theta, images, roots, w)
     x = _network_input(policy, obs)
     n = x.shape[0]
     w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=np.float64)
