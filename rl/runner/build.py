@@ -193,10 +193,25 @@ def _make_sampler(cfg, algo_cfg, env_spec, venv, policy, seed, env_seed):
 _MANY_ENVS = 1024  # building more environments than this takes long enough to say so
 
 
+def _space_bytes(space) -> int:
+    """Bytes one value of ``space`` takes in a batch: a Box in its own dtype (images stay
+    uint8), integers as int64, a Dict or Tuple the sum of its leaves."""
+    subspaces = getattr(space, "spaces", None)
+    if isinstance(subspaces, dict):
+        return sum(_space_bytes(s) for s in subspaces.values())
+    if isinstance(subspaces, tuple):
+        return sum(_space_bytes(s) for s in subspaces)
+    shape = getattr(space, "shape", None) or ()
+    itemsize = np.dtype(space.dtype).itemsize if isinstance(space, gymnasium.spaces.Box) else 8
+    return int(np.prod(shape, dtype=np.int64)) * itemsize if shape else itemsize
+
+
 def _check_memory(cfg, obs_space, act_space):
-    """Refuse a batch that cannot fit in memory before building anything for it."""
-    per_step = 2 * _obs_dim(obs_space) + 2 * _obs_dim(act_space) + 12  # float64 arrays
-    need = cfg.batch_size * per_step * 8
+    """Refuse a batch that cannot fit in memory before building anything for it: the
+    observations and next observations, actions and the distribution parameters, and
+    twelve float64 numbers per step (rewards, flags, log-probabilities, advantages ...)."""
+    per_step = 2 * _space_bytes(obs_space) + 2 * 8 * _obs_dim(act_space) + 12 * 8
+    need = cfg.batch_size * per_step
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # not a POSIX system

@@ -193,3 +193,18 @@ def test_a_resumed_run_with_reward_scaling_is_bit_identical(tmp_path):
     assert np.array_equal(whole.policy.theta, resumed.policy.theta)
     assert [r["reward/scale"] for r in whole.history] == [
         r["reward/scale"] for r in resumed.history]
+
+
+def test_the_memory_check_counts_images_in_their_own_dtype():
+    """A batch of uint8 frames is counted one byte a pixel, a Dict by its leaves; the
+    check refuses by that count."""
+    import gymnasium
+
+    from rl.runner.build import _space_bytes
+
+    frames = gymnasium.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+    assert _space_bytes(frames) == 84 * 84 * 4
+    assert _space_bytes(gymnasium.spaces.Box(-1.0, 1.0, (3,))) == 3 * 4  # float32
+    both = gymnasium.spaces.Dict({"image": frames, "pos": gymnasium.spaces.Discrete(5)})
+    assert _space_bytes(both) == 84 * 84 * 4 + 8
+    assert _space_bytes(gymnasium.spaces.Tuple((frames, frames))) == 2 * 84 * 84 * 4
