@@ -26,7 +26,8 @@ Run::
 
     python benchmarks/ablations.py            # after the runs: see docs/reproducing_trpo.rst
 
-Results: ``benchmarks/results/ablations.md`` / ``ablations.json``.
+Results: ``benchmarks/results/ablations.md`` / ``ablations.json``, and ``ablations.rst``,
+the table the docs page "Reproducing the TRPO paper" includes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from pathlib import Path
 
 from _common import RESULTS_DIR, command_line, markdown_table, timestamp, write_atomic, write_json
 
@@ -124,6 +124,18 @@ def main(argv=None):
         f"Command: `{command}`; {timestamp()}.",
         "",
     ])
+    rst = [".. list-table::", "   :header-rows: 1", "",
+           "   * - task", "     - change (arm vs control)", "     - seeds",
+           "     - final evaluation", "     - training return, last fifth"]
+    for e in out:
+        def rcell(x):
+            return (f"{x['arm'][0]:.0f} ± {x['arm'][1]:.0f} vs {x['control'][0]:.0f} ± "
+                    f"{x['control'][1]:.0f}: {x['diff']:+.0f} (SE {x['se']:.0f})")
+        rst += [f"   * - {e['env']}, {e['steps']:,} steps",
+                f"     - {e['what']} (``{e['arm']}`` vs ``{e['control']}``)",
+                f"     - {len(e['seeds'])}", f"     - {rcell(e['eval'])}",
+                f"     - {rcell(e['late'])}"]
+    write_atomic(RESULTS_DIR / "ablations.rst", "\n".join(rst) + "\n")
     write_json(RESULTS_DIR / "ablations.json", {"arms": out, "command": command,
                                                 "date": timestamp()})
     write_atomic(RESULTS_DIR / "ablations.md", md)
