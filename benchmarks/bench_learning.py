@@ -348,6 +348,22 @@ def suite_table(records: dict, out: Path) -> tuple[list, str]:
     return entries, md
 
 
+def _band(ax, runs, label, alpha, linestyle="-"):
+    """The runs' training-return curves on ``ax``: the mean over runs and a min-max band."""
+    n = min(len(r["curve"]["steps"]) for r in runs)
+    x = np.asarray(runs[0]["curve"]["steps"][:n], dtype=float)
+    y = np.array([[np.nan if v is None else v for v in r["curve"]["return_mean"][:n]]
+                  for r in runs], dtype=float)
+    # an iteration without a finished episode carries the previous value forward
+    for row in y:
+        for i in range(1, n):
+            if np.isnan(row[i]):
+                row[i] = row[i - 1]
+    line = ax.plot(x, np.nanmean(y, axis=0), linestyle=linestyle, label=label)[0]
+    ax.fill_between(x, np.nanmin(y, axis=0), np.nanmax(y, axis=0), alpha=alpha,
+                    color=line.get_color(), linewidth=0)
+
+
 def plot_env(env: str, records: dict, out: Path) -> Path | None:
     """Learning curves of every algorithm on ``env``: mean over seeds, min/max band."""
     import matplotlib
@@ -364,33 +380,11 @@ def plot_env(env: str, records: dict, out: Path) -> Path | None:
         rs = [r for r in recs if r["algo"] == algo and r["steps"] == steps_budget]
         if not rs:
             continue
-        n = min(len(r["curve"]["steps"]) for r in rs)
-        x = np.asarray(rs[0]["curve"]["steps"][:n], dtype=float)
-        y = np.array([[np.nan if v is None else v for v in r["curve"]["return_mean"][:n]]
-                      for r in rs], dtype=float)
-        # an iteration without a finished episode carries the previous value forward
-        for row in y:
-            for i in range(1, n):
-                if np.isnan(row[i]):
-                    row[i] = row[i - 1]
-        line = ax.plot(x, np.nanmean(y, axis=0),
-                       label=f"trpokit {algo.upper()} ({len(rs)} seeds)")[0]
-        ax.fill_between(x, np.nanmin(y, axis=0), np.nanmax(y, axis=0), alpha=0.2,
-                        color=line.get_color(), linewidth=0)
+        _band(ax, rs, f"trpokit {algo.upper()} ({len(rs)} seeds)", alpha=0.2)
     zoo = [r for r in load_sb3_zoo(out).get(env, []) if r.get("curve")]
     if zoo:
-        n = min(len(r["curve"]["steps"]) for r in zoo)
-        x = np.asarray(zoo[0]["curve"]["steps"][:n], dtype=float)
-        y = np.array([[np.nan if v is None else v for v in r["curve"]["return_mean"][:n]]
-                      for r in zoo], dtype=float)
-        for row in y:
-            for i in range(1, n):
-                if np.isnan(row[i]):
-                    row[i] = row[i - 1]
-        line = ax.plot(x, np.nanmean(y, axis=0), linestyle="--",
-                       label=f"sb3-contrib TRPO, zoo settings ({len(zoo)} seeds)")[0]
-        ax.fill_between(x, np.nanmin(y, axis=0), np.nanmax(y, axis=0), alpha=0.15,
-                        color=line.get_color(), linewidth=0)
+        _band(ax, zoo, f"sb3-contrib TRPO, zoo settings ({len(zoo)} seeds)", alpha=0.15,
+              linestyle="--")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("training episode return")
     ax.set_title(f"{env}: mean over seeds, band = min/max")
