@@ -17,6 +17,7 @@ def test_repr_shows_status_success_and_message_and_summarises_arrays():
     res = tr.cg(np.eye(1000), np.ones(1000))
     text = repr(res)
     assert text.startswith("CGResult(status=CGStatus.CONVERGED, success=True, message=")
+    assert ", status=" not in text  # shown once, first, not again among the fields
     assert repr(res.message) in text
     assert "x=<array shape=(1000,) dtype=float64>" in text
     assert "nit=1" in text and "nmatvec=" in text and "residual_norm=" in text
@@ -35,6 +36,7 @@ def test_repr_of_every_result_type():
         text = repr(res)
         assert text.startswith(f"{type(res).__name__}(status={type(res.status).__name__}.")
         assert f"success={res.success}" in text and repr(res.message) in text
+        assert ", status=" not in text  # the status leads and is not repeated
         assert "array([" not in text
     step = repr(results[-1])
     assert "beta=" in step and "cg=CGResult(status=CONVERGED, success=True)" in step
