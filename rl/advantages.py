@@ -34,7 +34,13 @@ from rl.networks import MLP, SquaredErrorKernel
 from rl.optimizers import Adam
 from rl.spaces import ObservationLayout, count_rows, leaf_arrays, map_leaves
 from rl.validation import as_generator, checked_hidden_sizes, finite_real, positive_int
-from rl.value_fitting import fit_adam, fit_lbfgs, fit_trust_region, half_mse_and_gradient
+from rl.value_fitting import (
+    fit_adam,
+    fit_lbfgs,
+    fit_trust_region,
+    half_mse_and_gradient,
+    network_args,
+)
 
 __all__ = [
     "discounted_cumsum",
@@ -1062,7 +1068,8 @@ class MLPValueFunction(Baseline):
         if (last is not None and last[0][0] is key[0] and last[0][1:] == key[1:]
                 and _same_inputs(last[1], x)):
             return last[2].copy()
-        values = self.target_mean + self.target_scale * self.net.forward_numpy(*_args(x))[:, 0]
+        output = self.net.forward_numpy(*network_args(x))[:, 0]
+        values = self.target_mean + self.target_scale * output
         self._last_prediction = (key, map_leaves(np.copy, x), values.copy())
         return values
 
@@ -1199,11 +1206,6 @@ class MLPValueFunction(Baseline):
             self._rng.bit_generator.state = state["rng"]
 
 
-def _args(x) -> tuple:
-    """The network's input arguments: ``(x,)``, or ``(images, extra)`` for a pair."""
-    return x if isinstance(x, tuple) else (x,)
-
-
 def _same_inputs(a, b) -> bool:
     """Whether two network inputs (arrays, or pairs of arrays) are equal, shapes included."""
     a_leaves, b_leaves = leaf_arrays(a), leaf_arrays(b)
@@ -1336,7 +1338,7 @@ class ConvValueFunction(MLPValueFunction):
     def _loss_and_gradient(self, x, z):
         """``φ -> (½ mean((net_φ(x) - z)²), J^T r / N)`` by the network's linearisation."""
         def f_and_grad(phi):
-            return half_mse_and_gradient(self.net.linearize(phi, *_args(x)), z)
+            return half_mse_and_gradient(self.net.linearize(phi, *network_args(x)), z)
 
         return f_and_grad
 

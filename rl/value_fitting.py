@@ -27,7 +27,12 @@ from trustregion.line_search import backtracking
 from trustregion.natural_step import natural_step
 from trustregion.operators import damped, gauss_newton_operator
 
-__all__ = ["fit_trust_region", "fit_lbfgs", "fit_adam", "half_mse_and_gradient"]
+__all__ = ["fit_trust_region", "fit_lbfgs", "fit_adam", "half_mse_and_gradient", "network_args"]
+
+
+def network_args(x) -> tuple:
+    """The network's input arguments: ``(x,)``, or ``(images, extra)`` for a pair."""
+    return x if isinstance(x, tuple) else (x,)
 
 
 def half_mse_and_gradient(lin, z):
@@ -71,7 +76,7 @@ def fit_trust_region(net, x, z, *, max_change, iterations, cg_iters, damping) ->
     ``β = √(2ε / dᵀFd)`` capped at the Gauss-Newton model's minimiser ``gᵀd / dᵀHd``;
     then backtracking until the actual mean KL is at most ε and the loss decreased.
     """
-    args = x if isinstance(x, tuple) else (x,)  # the network's input arguments
+    args = network_args(x)
     N = z.shape[0]
     eps = max_change
     last = {}  # the latest trial's predictions, shared by the loss and the constraint
